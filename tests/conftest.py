@@ -1,0 +1,84 @@
+"""Shared fixtures: a keyword one-hot fake encoder (exact, fast) and the real bundled model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textsearch.encoder import Encoder
+
+VOCAB = [
+    "<other>", "apple", "banana", "baby", "cat", "cute", "dog", "fish", "happy", "house",
+    "night", "rain", "red", "sleep", "sun", "toy", "train", "tree", "water", "weather",
+]
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class KeywordEncoder(Encoder):
+    """Bag of known words, one dimension each (unknown words share ``<other>``), unit length.
+
+    cos("cat", "cat dog") = 1 / sqrt(2) = 0.7071; cos("cat", "dog") = 0.
+    """
+
+    def __init__(self, name: str = "keyword-test", vocab: Sequence[str] = VOCAB) -> None:
+        self.name = name
+        self.vocab = {w: i for i, w in enumerate(vocab)}
+        self.dimension = len(vocab)
+        self.prompts = {}
+        self.calls = 0  # passages embedded, to check that unchanged documents are not re-embedded
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, self.vocab.get(word, 0)] += 1.0
+            norm = np.linalg.norm(out[row])
+            if norm == 0:
+                out[row, 0] = 1.0
+            else:
+                out[row] /= norm
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        self.calls += len(texts)
+        return self._vectors(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(t)) for t in texts]
+
+
+@pytest.fixture
+def encoder() -> KeywordEncoder:
+    return KeywordEncoder()
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    """The bundled multilingual model (built once into the user cache, then reused)."""
+    from textsearch.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(device="cpu")
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """Five files: two .txt (one GBK), one .md, one .jsonl with two rows, one unsupported."""
+    root = tmp_path / "corpus"
+    (root / "pets").mkdir(parents=True)
+    (root / "pets" / "cat.txt").write_text("The cat sleeps in the sun.", encoding="utf-8")
+    (root / "pets" / "dog.md").write_text("# Dog\n\nThe dog likes water.", encoding="utf-8")
+    (root / "gbk.txt").write_bytes("天气很好，我们去公园。the weather is happy".encode("gbk"))
+    (root / "food.jsonl").write_text(
+        '{"id": "f1", "text": "a red apple", "lang": "en", "year": 2021}\n'
+        '{"id": "f2", "text": "a banana tree", "year": 2019}\n',
+        encoding="utf-8",
+    )
+    (root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    return root

@@ -1,0 +1,3 @@
+from textsearch.cli import main
+
+main()

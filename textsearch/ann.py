@@ -1,0 +1,123 @@
+"""Approximate nearest neighbours by cosine. The only module that imports hnswlib.
+
+Labels are the integer passage labels of the store. Deleted labels are marked deleted and their
+slots reused by later inserts, so add/delete churn does not grow the graph.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+from .errors import IndexCorruptError
+
+ANN_FILE = "hnsw.bin"
+
+
+class AnnIndex:
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        M: int = 16,
+        ef_construction: int = 200,
+        ef: int = 100,
+        capacity: int = 1024,
+        _index: hnswlib.Index | None = None,
+    ) -> None:
+        self.dimension = dimension
+        self.ef = ef
+        if _index is None:
+            _index = hnswlib.Index(space="cosine", dim=dimension)
+            _index.init_index(
+                max_elements=max(capacity, 16),
+                ef_construction=ef_construction,
+                M=M,
+                random_seed=100,
+                allow_replace_deleted=True,
+            )
+        self._index = _index
+        self._index.set_ef(ef)
+        self.live = 0  # labels present and not deleted; set by the owner after load
+
+    @classmethod
+    def load(cls, path: Path, dimension: int, ef: int) -> AnnIndex:
+        index = hnswlib.Index(space="cosine", dim=dimension)
+        try:
+            index.load_index(str(path), allow_replace_deleted=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise IndexCorruptError(
+                f"HNSW file {path} is unreadable ({exc}) — rebuild it from the stored vectors "
+                f"with `textsearch repair {path.parent}`"
+            ) from exc
+        if index.dim != dimension:
+            raise IndexCorruptError(f"HNSW file {path} has dimension {index.dim}, expected {dimension}")
+        return cls(dimension, ef=ef, _index=index)
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert (or overwrite) vectors under labels, growing capacity when needed."""
+        if len(labels) == 0:
+            return
+        needed = self._index.get_current_count() + len(labels)  # deleted slots count as used
+        capacity = self._index.get_max_elements()
+        if needed > capacity:
+            self._index.resize_index(max(needed, capacity * 2))
+        self._index.add_items(vectors, np.asarray(labels, dtype=np.int64), num_threads=-1, replace_deleted=True)
+        self.live += len(labels)
+
+    def delete(self, labels: np.ndarray) -> None:
+        """Mark labels deleted; labels unknown or already deleted are ignored (replays are safe)."""
+        for label in labels:
+            try:
+                self._index.mark_deleted(int(label))
+                self.live -= 1
+            except RuntimeError:
+                pass
+
+    def search(self, vectors: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels and cosine similarities for each row of ``vectors``."""
+        vectors = np.atleast_2d(vectors)
+        k = min(k, self.live)
+        if k <= 0:
+            empty = np.zeros((len(vectors), 0))
+            return empty.astype(np.int64), empty.astype(np.float32)
+        self._index.set_ef(max(ef or self.ef, k))
+        labels, distances = self._index.knn_query(vectors, k=k)
+        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+
+    def labels(self) -> np.ndarray:
+        """Every label in the graph, deleted ones included."""
+        return np.asarray(self._index.get_ids_list(), dtype=np.int64)
+
+    def count(self) -> int:
+        return self.live
+
+    def save(self, path: Path) -> tuple[int, int]:
+        """Write to a temporary name, fsync, rename. Returns (size, crc32) to record elsewhere."""
+        tmp = path.with_name(path.name + ".tmp")
+        self._index.save_index(str(tmp))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return file_signature(path)
+
+    @property
+    def settings(self) -> dict[str, int]:
+        return {
+            "M": int(self._index.M),
+            "ef_construction": int(self._index.ef_construction),
+            "capacity": int(self._index.get_max_elements()),
+            "slots_used": int(self._index.get_current_count()),
+        }
+
+
+def file_signature(path: Path) -> tuple[int, int]:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return path.stat().st_size, crc

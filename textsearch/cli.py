@@ -1,0 +1,278 @@
+"""The textsearch command line: each command parses options, calls one API method, prints the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import unicodedata
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+
+from .config import is_index_dir
+from .corpus import Corpus
+from .errors import IndexNotFoundError, InvalidArgumentError, TextsearchError
+from .index import Hit, Index, Summary
+
+app = typer.Typer(
+    help="Semantic search for Chinese and English text: index a folder, query it by meaning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_ROOT = "indexes"
+IndexesOpt = typer.Option(
+    DEFAULT_ROOT, "--indexes", envvar="TEXTSEARCH_INDEXES", help="Folder that holds the indexes."
+)
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no warnings.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _fail(exc: Exception) -> NoReturn:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2 if isinstance(exc, InvalidArgumentError) else 1)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("textsearch")
+    logger.handlers.clear()
+    if not quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def resolve_index(index: Optional[str], root: str) -> Path:
+    """An explicit name under ``root`` or a path; without one, the only index under ``root``."""
+    if index:
+        as_path = Path(index)
+        if is_index_dir(as_path) or os.sep in index or index.startswith("."):
+            return as_path
+        return Path(root) / index
+    found = sorted(p.name for p in Path(root).glob("*") if is_index_dir(p)) if Path(root).is_dir() else []
+    if not found:
+        raise IndexNotFoundError(
+            f"no index under {root}/ — build one with `textsearch index corpora/demo`"
+        )
+    if len(found) > 1:
+        raise IndexNotFoundError(
+            f"several indexes under {root}/ ({', '.join(found)}) — choose one with --index NAME"
+        )
+    return Path(root) / found[0]
+
+
+@app.command("index")
+def index_cmd(
+    folder: Path = typer.Argument(..., help="Folder of .txt/.md/.jsonl/.csv/.tsv files."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Index name (default: folder name)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
+    ),
+    id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
+    text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
+    max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
+    indexes: str = IndexesOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build or update an index from a folder: only new or changed documents are embedded.
+
+    Example: textsearch index corpora/demo
+    """
+    _setup_logging(quiet)
+    target = resolve_index(name, indexes) if name else Path(indexes) / folder.resolve().name
+    created = not is_index_dir(target)
+    try:
+        Corpus(folder)  # a missing folder fails before any index is created
+        with Index.open_or_create(target, model, show_progress=_show_progress(quiet)) as idx:
+            summary = idx.index_folder(
+                folder,
+                id_field=id_field,
+                text_field=text_field,
+                max_file_bytes=int(max_file_mb * 1e6),
+                show_progress=_show_progress(quiet),
+            )
+            total = idx.count()
+    except TextsearchError as exc:
+        if created and is_index_dir(target):
+            Index.destroy(target)  # leave no empty index behind a failed first build
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"index": str(target), "documents": total, **summary.to_dict()}, ensure_ascii=False))
+    else:
+        typer.echo(_summary_line(folder, target, summary, total))
+
+
+def _summary_line(folder: Path, target: Path, s: Summary, total: int) -> str:
+    return (
+        f"indexed {folder} → {target}: {s.added} added, {s.updated} updated, {s.unchanged} unchanged, "
+        f"{s.deleted} deleted, {s.skipped} skipped; {s.passages} passages embedded in {s.seconds:.1f} s; "
+        f"{total} documents in the index"
+    )
+
+
+@app.command("query")
+def query_cmd(
+    text: str = typer.Argument(..., help="What to search for, in any words."),
+    index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name under --indexes, or a path."),
+    k: int = typer.Option(10, "-k", "--top-k", help="Number of results."),
+    passages: bool = typer.Option(False, "--passages", help="One hit per passage instead of per document."),
+    ef: Optional[int] = typer.Option(None, "--ef", help="HNSW search breadth (default: the index's)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must be the index's model."),
+    indexes: str = IndexesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search an index by meaning.
+
+    Example: textsearch query "可爱的宝宝" -k 5
+    """
+    _setup_logging(True)
+    try:
+        with Index.open(resolve_index(index, indexes), model) as idx:
+            hits = idx.search(text, k=k, group=not passages, ef=ef)
+    except TextsearchError as exc:
+        _fail(exc)
+    if as_json:
+        for hit in hits:
+            typer.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+    elif not hits:
+        typer.echo("no results (the index is empty)")
+    else:
+        typer.echo(_hits_table(hits))
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    out, used = [], 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if used + w > width - 1:
+            return "".join(out) + "…"
+        out.append(ch)
+        used += w
+    return "".join(out)
+
+
+def _hits_table(hits: list[Hit]) -> str:
+    ids = [h.doc_id + (f" [{h.passage + 1}/{h.passages}]" if h.passages > 1 else "") for h in hits]
+    id_width = min(max(_width(i) for i in ids), 40)
+    lines = [f"{'#':>2}  {'score':>6}  {'document':<{id_width}}  text"]
+    for rank, (hit, doc) in enumerate(zip(hits, ids), 1):
+        doc = _clip(doc, id_width + 1) if _width(doc) > id_width else doc
+        pad = " " * (id_width - _width(doc))
+        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {doc}{pad}  {_clip(hit.text, 70)}")
+    return "\n".join(lines)
+
+
+@app.command("info")
+def info_cmd(
+    index: Optional[str] = typer.Argument(None, help="Index name or path (default: the only one)."),
+    indexes: str = IndexesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show an index: documents, passages, model, dimension, sizes, build settings.
+
+    Example: textsearch info demo
+    """
+    _setup_logging(True)
+    try:
+        with Index.open(resolve_index(index, indexes)) as idx:
+            info = idx.info()
+    except TextsearchError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    typer.echo(_info_text(info))
+
+
+def _info_text(info: dict[str, Any]) -> str:
+    hnsw = info["hnsw"]
+    lines = [
+        f"index       {info['path']}",
+        f"documents   {info['documents']}",
+        f"passages    {info['passages']}",
+        f"model       {info['model']} (dimension {info['dimension']}, prompts {info['prompts'] or 'none'})",
+        f"hnsw        space={info['space']} M={hnsw['M']} ef_construction={hnsw['ef_construction']} "
+        f"ef={hnsw['ef']} capacity={hnsw['capacity']} slots_used={hnsw['slots_used']}",
+        f"chunking    max {info['chunking']['max_passage_tokens']} tokens, "
+        f"overlap {info['chunking']['overlap_tokens']}",
+        f"size        {info['size_bytes'] / 1e6:.2f} MB ("
+        + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in info["files"].items())
+        + ")",
+        "versions    " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+    ]
+    return "\n".join(lines)
+
+
+@app.command("list")
+def list_cmd(indexes: str = IndexesOpt) -> None:
+    """List the indexes under the indexes folder.
+
+    Example: textsearch list
+    """
+    root = Path(indexes)
+    names = sorted(p.name for p in root.glob("*") if is_index_dir(p)) if root.is_dir() else []
+    if not names:
+        typer.echo(f"no index under {root}/ — build one with `textsearch index corpora/demo`")
+    for name in names:
+        typer.echo(name)
+
+
+@app.command("delete")
+def delete_cmd(
+    index: str = typer.Argument(..., help="Index name or path."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    indexes: str = IndexesOpt,
+) -> None:
+    """Remove an index directory.
+
+    Example: textsearch delete demo --yes
+    """
+    try:
+        path = resolve_index(index, indexes)
+        if not is_index_dir(path):
+            raise IndexNotFoundError(f"no index at {path} — `textsearch list` shows the indexes")
+        if not yes and not typer.confirm(f"delete index {path}?", default=False):
+            typer.echo("not deleted", err=True)
+            raise typer.Exit(1)
+        Index.destroy(path)
+    except TextsearchError as exc:
+        _fail(exc)
+    typer.echo(f"deleted {path}")
+
+
+@app.command("repair")
+def repair_cmd(
+    index: Optional[str] = typer.Argument(None, help="Index name or path (default: the only one)."),
+    indexes: str = IndexesOpt,
+) -> None:
+    """Rebuild an index's HNSW graph from the vectors stored in its database.
+
+    Example: textsearch repair demo
+    """
+    _setup_logging(False)
+    try:
+        path = resolve_index(index, indexes)
+        report = Index.repair_at(path)
+    except TextsearchError as exc:
+        _fail(exc)
+    typer.echo(f"repaired {path}: HNSW graph rebuilt with {report['passages']} passages of {report['documents']} documents")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,71 @@
+"""IndexConfig: the JSON file that sits next to an index's HNSW and SQLite files."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorruptError
+
+CONFIG_FILE = "textsearch.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class IndexConfig:
+    """Everything needed to reopen an index exactly as it was built.
+
+    hnswlib does not save ``ef`` with the graph, so it lives here.
+    """
+
+    model: str
+    dimension: int
+    prompts: dict[str, str] = field(default_factory=dict)
+    probe: list[float] = field(default_factory=list)  # the model's embedding of PROBE_TEXT
+    space: str = "cosine"
+    M: int = 16
+    ef_construction: int = 200
+    ef: int = 100
+    max_passage_tokens: int = 256
+    overlap_tokens: int = 32
+    max_file_bytes: int = 10_000_000
+    format_version: int = FORMAT_VERSION
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never half of one."""
+        path = Path(directory) / CONFIG_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, directory: Path) -> IndexConfig:
+        path = Path(directory) / CONFIG_FILE
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(
+                f"cannot read {path} ({exc}); the index config is damaged — rebuild the index "
+                "with `textsearch index <corpus> --name <name>` into a new name"
+            ) from exc
+        known = {f.name for f in fields(cls)}
+        try:
+            config = cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise IndexCorruptError(f"{path} lacks required fields ({exc})") from exc
+        if config.format_version > FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"{path} was written by a newer textsearch (format {config.format_version}); "
+                "upgrade textsearch to open it"
+            )
+        return config
+
+
+def is_index_dir(path: Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()

@@ -1,0 +1,313 @@
+"""Turn a folder into documents, and documents into passages.
+
+- walk a folder (sorted, hidden entries ignored, symlinks followed only inside the root);
+- decode each file (UTF-8 with or without BOM, UTF-16 with BOM, GB18030/GBK), refusing binary;
+- ``.txt``/``.md`` give one document per file; ``.jsonl``/``.csv``/``.tsv`` one per row;
+- split long text into passages at sentence ends (Chinese and English), bounded in model tokens,
+  with a small overlap.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CorpusError
+
+logger = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt", ".md"}
+TABLE_SUFFIXES = {".jsonl", ".csv", ".tsv"}
+CountTokens = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass
+class Document:
+    """One searchable unit: a text file, or one row of a table file, or one dict given to add()."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # file path relative to the corpus root, None when added by API
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps([self.text, self.metadata], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Document:
+        """``{"id", "text", **metadata}``; a nested ``metadata`` dict is merged in."""
+        if not isinstance(row, dict):
+            raise TypeError(f"a document must be a dict with 'id' and 'text', got {type(row).__name__}")
+        extra = {k: v for k, v in row.items() if k not in ("id", "text", "metadata")}
+        metadata = {**(row.get("metadata") or {}), **extra}
+        metadata.setdefault("lang", detect_lang(str(row.get("text", ""))))
+        return cls(id=str(row.get("id", "")), text=str(row.get("text", "")), metadata=metadata)
+
+
+@dataclass
+class Passage:
+    text: str
+    start: int  # character offsets into the document text
+    end: int
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+class UndecodableError(ValueError):
+    pass
+
+
+def detect_lang(text: str) -> str:
+    """'zh' when Han characters make up at least a fifth of the letters, else 'en'."""
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    letters = sum(1 for ch in text if ch.isalpha())
+    return "zh" if letters and han * 5 >= letters else "en"
+
+
+def _odd_share(text: str, categories: tuple[str, ...]) -> float:
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    odd = sum(
+        1 for ch in sample if unicodedata.category(ch) in categories and ch not in "\t\n\r\f\v"
+    )
+    return odd / len(sample)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode bytes of a text file, or raise UndecodableError for binary and unknown encodings."""
+    if data.startswith(codecs.BOM_UTF8):
+        encodings = ["utf-8-sig"]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ["utf-16"]
+    elif b"\x00" in data[:8192]:
+        raise UndecodableError("binary file (NUL bytes)")
+    else:
+        encodings = ["utf-8", "gb18030"]
+    for encoding in encodings:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _odd_share(text, ("Cc",)) > 0.01:
+            raise UndecodableError("binary file (control characters)")
+        if encoding == "gb18030" and _odd_share(text, ("Co", "Cn")) > 0.01:
+            break  # GB18030 accepts many byte strings; private-use output means it was not GB text
+        return text
+    raise UndecodableError("not valid UTF-8, UTF-16 (with BOM) or GB18030/GBK text")
+
+
+class Corpus:
+    """A folder of documents. Iterate ``documents()``; afterwards ``skipped`` lists what was not read."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        id_field: str = "id",
+        text_field: str = "text",
+        max_file_bytes: int = 10_000_000,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.exists():
+            raise CorpusError(f"corpus folder {self.root} does not exist — check the path")
+        if not self.root.is_dir():
+            raise CorpusError(f"{self.root} is not a folder — give the folder that holds the documents")
+        self.root = self.root.resolve()
+        self.id_field = id_field
+        self.text_field = text_field
+        self.max_file_bytes = max_file_bytes
+        self.skipped: list[Skipped] = []
+
+    def files(self) -> Iterator[Path]:
+        """Every non-hidden file under the root, sorted, symlinks kept inside the root."""
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                if path.is_symlink() and not path.resolve().is_relative_to(self.root):
+                    self._skip(path, "symlink pointing outside the corpus folder", warn=True)
+                    continue
+                yield path
+
+    def documents(self) -> Iterator[Document]:
+        for path in self.files():
+            suffix = path.suffix.lower()
+            if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES:
+                self._skip(path, f"unsupported file type '{suffix or path.name}'")
+                continue
+            text = self._read(path)
+            if text is None:
+                continue
+            rel = path.relative_to(self.root).as_posix()
+            if suffix in TEXT_SUFFIXES:
+                if not text.strip():
+                    self._skip(path, "empty file", warn=True)
+                    continue
+                meta = {"path": rel, "type": suffix[1:], "lang": detect_lang(text)}
+                yield Document(id=rel, text=text, metadata=meta, source=rel)
+            else:
+                yield from self._rows(path, rel, text)
+
+    def _read(self, path: Path) -> str | None:
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                self._skip(path, "empty file", warn=True)
+                return None
+            if size > self.max_file_bytes:
+                self._skip(
+                    path,
+                    f"{size / 1e6:.1f} MB is over the {self.max_file_bytes / 1e6:.1f} MB limit "
+                    "(raise it with --max-file-mb)",
+                    warn=True,
+                )
+                return None
+            return decode_text(path.read_bytes())
+        except UndecodableError as exc:
+            self._skip(path, str(exc), warn=True)
+        except OSError as exc:
+            self._skip(path, f"unreadable ({exc.strerror or exc})", warn=True)
+        return None
+
+    def _rows(self, path: Path, rel: str, text: str) -> Iterator[Document]:
+        seen: set[str] = set()
+        for line_no, row in self._parse_table(path, text):
+            if row is None:
+                self._skip(path, f"line {line_no}: not a JSON object", warn=True)
+                continue
+            body = row.get(self.text_field)
+            if not isinstance(body, str) or not body.strip():
+                self._skip(path, f"line {line_no}: no '{self.text_field}' text", warn=True)
+                continue
+            row_id = str(row.get(self.id_field) or line_no)
+            if row_id in seen:
+                self._skip(path, f"line {line_no}: duplicate id '{row_id}'", warn=True)
+                continue
+            seen.add(row_id)
+            meta = {k: v for k, v in row.items() if k not in (self.id_field, self.text_field)}
+            meta.update(path=rel, type=path.suffix.lower()[1:])
+            meta.setdefault("lang", detect_lang(body))
+            yield Document(id=f"{rel}#{row_id}", text=body, metadata=meta, source=rel)
+
+    @staticmethod
+    def _parse_table(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        if path.suffix.lower() == ".jsonl":
+            for line_no, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    row = None
+                yield line_no, row if isinstance(row, dict) else None
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+            for line_no, row in enumerate(reader, 2):
+                yield line_no, {k: v for k, v in row.items() if k is not None}
+
+    def _skip(self, path: Path, reason: str, warn: bool = False) -> None:
+        rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+        self.skipped.append(Skipped(rel, reason))
+        if warn:
+            logger.warning("skipped %s: %s", rel, reason)
+
+
+# --- passages -------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[。！？!?；]+[”’\"」』）)]*|\.+[”’\")\]]*(?=\s|$)|\n+")
+_SOFT_BREAK = "，,、；;：: "
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, whitespace trimmed; ends are 。！？!?; a '.' before a space; newlines."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    trimmed = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            trimmed.append((s, e))
+    return trimmed
+
+
+def _hard_split(text: str, start: int, end: int, n_tokens: int, max_tokens: int) -> list[tuple[int, int]]:
+    """Cut an over-long sentence into roughly equal pieces, at a comma or space when one is near."""
+    pieces = math.ceil(n_tokens / max_tokens) + 1
+    width = max(1, math.ceil((end - start) / pieces))
+    spans = []
+    pos = start
+    while pos < end:
+        cut = min(end, pos + width)
+        if cut < end:
+            soft = max(text.rfind(ch, pos + width // 2, cut) for ch in _SOFT_BREAK)
+            if soft > pos:
+                cut = soft + 1
+        spans.append((pos, cut))
+        pos = cut
+    return spans
+
+
+def split_passages(
+    text: str, count_tokens: CountTokens, max_tokens: int = 256, overlap_tokens: int = 32
+) -> list[Passage]:
+    """Pack whole sentences into passages of at most ``max_tokens``; consecutive passages share
+    up to ``overlap_tokens`` of trailing sentences. Sentences longer than the bound are cut."""
+    spans = sentence_spans(text)
+    if not spans:
+        return []
+    first, last = spans[0][0], spans[-1][1]
+    if last - first <= 8 * max_tokens and count_tokens([text[first:last]])[0] <= max_tokens:
+        return [Passage(text[first:last], first, last)]  # the common case: a short document
+    units: list[tuple[int, int, int]] = []
+    pending = list(zip(spans, count_tokens([text[s:e] for s, e in spans])))
+    while pending:
+        (s, e), n = pending.pop(0)
+        if n <= max_tokens or e - s <= 1:
+            units.append((s, e, n))
+            continue
+        parts = _hard_split(text, s, e, n, max_tokens)
+        pending[:0] = list(zip(parts, count_tokens([text[a:b] for a, b in parts])))
+    passages: list[Passage] = []
+    current: list[tuple[int, int, int]] = []
+    for unit in units:
+        if current and sum(u[2] for u in current) + unit[2] > max_tokens:
+            passages.append(Passage(text[current[0][0] : current[-1][1]], current[0][0], current[-1][1]))
+            tail: list[tuple[int, int, int]] = []
+            for prev in reversed(current[1:]):
+                kept = sum(u[2] for u in tail) + prev[2]
+                if kept > overlap_tokens or kept + unit[2] > max_tokens:
+                    break
+                tail.insert(0, prev)
+            current = tail
+        current.append(unit)
+    passages.append(Passage(text[current[0][0] : current[-1][1]], current[0][0], current[-1][1]))
+    return passages

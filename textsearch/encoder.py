@@ -1,0 +1,153 @@
+"""Text → unit vectors. The only module that imports sentence-transformers.
+
+``Encoder`` is the small interface the rest of textsearch relies on; ``SentenceTransformerEncoder``
+implements it for any sentence-transformers model (the bundled one by default). Tests and other
+apps may pass their own ``Encoder`` subclass to ``Index``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError, ModelNotFoundError
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, resolve_model
+
+logger = logging.getLogger(__name__)
+
+PROBE_TEXT = "textsearch probe — 可爱的宝宝 and a cute baby."
+
+
+class Encoder:
+    """What an index needs from a model. Vectors are float32, shape (n, dimension), unit length."""
+
+    name: str = "encoder"
+    dimension: int = 0
+    prompts: dict[str, str] = {}
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_passages(
+        self, texts: Sequence[str], show_progress: bool = False
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        raise NotImplementedError
+
+    def probe(self) -> list[float]:
+        """The embedding of a fixed text: two models that agree on it are taken to be the same."""
+        return [float(x) for x in self.encode_passages([PROBE_TEXT])[0]]
+
+
+def same_model(encoder: Encoder, dimension: int, probe: Sequence[float]) -> bool:
+    if encoder.dimension != dimension:
+        return False
+    if not probe:  # an index that recorded no probe can only be checked by dimension
+        return True
+    a, b = np.asarray(encoder.probe(), dtype=np.float64), np.asarray(probe, dtype=np.float64)
+    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+    return cosine >= 0.999
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _load(path: str, device: str) -> Any:
+    """One SentenceTransformer per (path, device) per process: kept warm between calls."""
+    with _CACHE_LOCK:
+        if (path, device) not in _CACHE:
+            from sentence_transformers import SentenceTransformer
+
+            logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+            logging.getLogger("transformers").setLevel(logging.ERROR)
+            try:
+                model = SentenceTransformer(path, device=device, trust_remote_code=False)
+            except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
+                names = ", ".join(BUILTIN_MODELS)
+                raise ModelNotFoundError(
+                    f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
+                    f"— give a sentence-transformers folder, a builtin name ({names}), "
+                    "or a hub name on a machine with internet"
+                ) from exc
+            if device == "cuda":
+                model.half()
+            _CACHE[(path, device)] = model
+        return _CACHE[(path, device)]
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Any sentence-transformers model; ``None`` means the bundled default."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.name = model or DEFAULT_MODEL
+        self.path = self._resolve(self.name, show_progress)
+        self.device = device or _best_device()
+        self.batch_size = batch_size or (256 if self.device == "cuda" else 64)
+        self._model = _load(self.path, self.device)
+        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        if not self.dimension:
+            raise ModelError(f"model '{self.name}' does not report an embedding dimension")
+        self.prompts = dict(getattr(self._model, "prompts", {}) or {})
+
+    @staticmethod
+    def _resolve(spec: str, show_progress: bool) -> str:
+        """A missing local path fails here at once; hub names ("org/name") are left to the loader."""
+        looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") >= 2
+        if spec not in BUILTIN_MODELS and looks_like_path and not Path(spec).expanduser().exists():
+            raise ModelNotFoundError(
+                f"model folder '{spec}' does not exist — check the path, or give a builtin model "
+                f"({', '.join(BUILTIN_MODELS)})"
+            )
+        return resolve_model(spec, show_progress=show_progress)
+
+    def _prompt_name(self, *candidates: str) -> str | None:
+        return next((c for c in candidates if c in self.prompts), None)
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None, show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._prompt_name("query"), False)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self._prompt_name("passage", "document"), show_progress)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._model.tokenizer(
+            list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]

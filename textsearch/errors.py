@@ -1,0 +1,50 @@
+"""Typed exceptions. The library raises these; only the CLI turns them into a message and an exit code.
+
+Every message says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class TextsearchError(Exception):
+    """Base class of every error textsearch raises on purpose."""
+
+
+class InvalidArgumentError(TextsearchError, ValueError):
+    """A caller passed a value that cannot work (empty query, k < 1, ...)."""
+
+
+class CorpusError(TextsearchError):
+    """The corpus folder is missing, empty or unreadable."""
+
+
+class IndexNotFoundError(TextsearchError):
+    """No index at the given name or path."""
+
+
+class IndexExistsError(TextsearchError):
+    """Index.create was asked for a directory that already holds an index."""
+
+
+class IndexCorruptError(TextsearchError):
+    """A file of the index is unreadable, truncated or inconsistent."""
+
+
+class IndexLockedError(TextsearchError):
+    """Another process is writing to the index."""
+
+
+class ModelError(TextsearchError):
+    """The encoder model cannot be found, loaded or built."""
+
+
+class ModelNotFoundError(ModelError):
+    """A model name or path that resolves to nothing loadable."""
+
+
+class ModelBuildError(ModelError):
+    """Building the bundled base model failed (or its verification did)."""
+
+
+class ModelMismatchError(ModelError):
+    """The model given is not the one the index was built with."""

@@ -1,0 +1,488 @@
+"""Index: the facade that ties corpus → encoder → store + ann, and search → hits.
+
+An index is a directory::
+
+    textsearch.json   IndexConfig (model, dimension, prompts, HNSW settings, versions)
+    store.db          SQLite: documents, passages, vectors, label counter, seq
+    hnsw.bin          hnswlib graph; the state it reflects is recorded in store.db's meta
+
+SQLite is the source of truth. The HNSW file is rewritten (temporary name + rename) after each
+write call; if a process dies in between, the next open replays the difference from SQLite.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .ann import ANN_FILE, AnnIndex, file_signature
+from .config import IndexConfig, is_index_dir
+from .corpus import Corpus, Document, Passage, split_passages
+from .encoder import Encoder, SentenceTransformerEncoder, same_model
+from .errors import (
+    CorpusError,
+    IndexCorruptError,
+    IndexExistsError,
+    IndexLockedError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    ModelMismatchError,
+)
+from .store import DB_FILE, Store
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".write.lock"
+BATCH_PASSAGES = 512  # passages embedded and committed per transaction
+
+
+@dataclass
+class Hit:
+    """One search result: the best passage of a document (or one passage, ungrouped)."""
+
+    doc_id: str
+    score: float  # cosine similarity in [-1, 1]
+    text: str  # the passage text
+    metadata: dict[str, Any]
+    passage: int  # position of the passage in its document, from 0
+    passages: int  # number of passages of the document
+    start: int  # character offsets of the passage in the document
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Summary:
+    """What one indexing call did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    passages: int = 0  # passages embedded
+    seconds: float = 0.0
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("textsearch", "hnswlib", "sentence-transformers", "torch", "sqlite-utils"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+class Index:
+    """A searchable collection of documents stored in one directory.
+
+    Create with ``Index.create(path, model=...)``, reopen with ``Index.open(path)``.
+    """
+
+    def __init__(
+        self, path: Path, config: IndexConfig, encoder: Encoder | None, *, load_ann: bool = True
+    ) -> None:
+        self.path = Path(path)
+        self.config = config
+        self._encoder = encoder
+        self._encoder_checked = encoder is not None
+        self.store = Store(self.path / DB_FILE)
+        self._seen_seq = -1
+        self.ann = self._load_ann() if load_ann else self._new_ann()
+        if load_ann:
+            self._refresh()
+
+    # --- opening ----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        model: str | None = None,
+        *,
+        encoder: Encoder | None = None,
+        M: int = 16,
+        ef_construction: int = 200,
+        ef: int = 100,
+        max_passage_tokens: int = 256,
+        overlap_tokens: int = 32,
+        show_progress: bool = False,
+    ) -> Index:
+        """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)."""
+        path = Path(path)
+        if is_index_dir(path):
+            raise IndexExistsError(f"an index already exists at {path} — open it with Index.open")
+        if max_passage_tokens < 8 or not 0 <= overlap_tokens < max_passage_tokens:
+            raise InvalidArgumentError("need max_passage_tokens >= 8 and 0 <= overlap < max")
+        encoder = encoder or SentenceTransformerEncoder(model, show_progress=show_progress)
+        config = IndexConfig(
+            model=encoder.name,
+            dimension=encoder.dimension,
+            prompts=dict(encoder.prompts),
+            probe=encoder.probe(),
+            M=M,
+            ef_construction=ef_construction,
+            ef=ef,
+            max_passage_tokens=max_passage_tokens,
+            overlap_tokens=overlap_tokens,
+            versions=_versions(),
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        config.save(path)
+        return cls(path, config, encoder)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        model: str | None = None,
+        *,
+        encoder: Encoder | None = None,
+    ) -> Index:
+        """Open an existing index. Its own model is used unless ``model``/``encoder`` is given,
+        which must then be the same model (else ModelMismatchError)."""
+        path = Path(path)
+        if not is_index_dir(path):
+            raise IndexNotFoundError(
+                f"no index at {path} — build one with `textsearch index <corpus> --name {path.name}`"
+            )
+        index = cls(path, IndexConfig.load(path), encoder)
+        if model is not None and encoder is None:
+            index._encoder = SentenceTransformerEncoder(model)
+            index._encoder_checked = False
+        if index._encoder is not None:
+            index._check_encoder()
+        return index
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | os.PathLike[str], model: str | None = None, **options: Any
+    ) -> Index:
+        if is_index_dir(Path(path)):
+            return cls.open(path, model, encoder=options.get("encoder"))
+        return cls.create(path, model, **options)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The index's encoder, loaded on first use (``info`` and ``delete`` never need it)."""
+        if self._encoder is None:
+            self._encoder = SentenceTransformerEncoder(self.config.model)
+        if not self._encoder_checked:
+            self._check_encoder()
+        return self._encoder
+
+    def _check_encoder(self) -> None:
+        assert self._encoder is not None
+        if not same_model(self._encoder, self.config.dimension, self.config.probe):
+            raise ModelMismatchError(
+                f"index {self.path} was built with model '{self.config.model}' "
+                f"(dimension {self.config.dimension}); '{self._encoder.name}' "
+                f"(dimension {self._encoder.dimension}) embeds differently — open it without "
+                "--model, or build a new index with that model"
+            )
+        self._encoder_checked = True
+
+    # --- writing ----------------------------------------------------------------------------
+    def add(self, documents: Iterable[dict[str, Any] | Document], show_progress: bool = False) -> Summary:
+        """Upsert documents by id (``{"id", "text", **metadata}``); unchanged ones are skipped."""
+        docs = [d if isinstance(d, Document) else Document.from_dict(d) for d in documents]
+        for doc in docs:
+            if not doc.id or not doc.text.strip():
+                raise InvalidArgumentError(f"every document needs an 'id' and a non-empty 'text' (got id={doc.id!r})")
+        latest = {d.id: d for d in docs}  # the last version of a repeated id wins
+        with self._writing():
+            known = self.store.hashes(list(latest))
+            return self._ingest(iter(latest.values()), known, root=None, show_progress=show_progress)
+
+    def index_folder(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        id_field: str = "id",
+        text_field: str = "text",
+        max_file_bytes: int | None = None,
+        show_progress: bool = False,
+    ) -> Summary:
+        """Bring the index in line with a folder: embed new and changed documents, delete the ones
+        whose files are gone, skip the unchanged."""
+        corpus = Corpus(
+            folder,
+            id_field=id_field,
+            text_field=text_field,
+            max_file_bytes=max_file_bytes or self.config.max_file_bytes,
+        )
+        root = str(corpus.root)
+        with self._writing():
+            known = self.store.hashes_for_root(root)
+            seen: set[str] = set()
+
+            def tracked() -> Iterator[Document]:
+                for doc in corpus.documents():
+                    seen.add(doc.id)
+                    yield doc
+
+            summary = self._ingest(tracked(), known, root=root, show_progress=show_progress)
+            if not seen:
+                raise CorpusError(
+                    f"no documents found in {corpus.root} ({len(corpus.skipped)} files skipped) — "
+                    "add .txt, .md, .jsonl, .csv or .tsv files; nothing was changed"
+                )
+            gone = sorted(set(known) - seen)
+            if gone:
+                summary.deleted, removed = self.store.delete(gone)
+                self.ann.delete(removed)
+                self._save_ann()
+        summary.skipped = len(corpus.skipped)
+        summary.skipped_files = [(s.path, s.reason) for s in corpus.skipped]
+        return summary
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id; returns how many existed."""
+        ids = list(dict.fromkeys(str(i) for i in ids))
+        with self._writing():
+            deleted, removed = self.store.delete(ids)
+            self.ann.delete(removed)
+            self._save_ann()
+        return deleted
+
+    def _ingest(
+        self, docs: Iterator[Document], known: dict[str, str], *, root: str | None, show_progress: bool
+    ) -> Summary:
+        started = time.perf_counter()
+        summary = Summary()
+        todo: list[tuple[Document, list[Passage]]] = []
+        for doc in docs:
+            if known.get(doc.id) == doc.content_hash:
+                summary.unchanged += 1
+                continue
+            if doc.id in known:
+                summary.updated += 1
+            else:
+                summary.added += 1
+            todo.append((doc, self._passages(doc)))
+        total = sum(len(p) for _, p in todo)
+        with _progress(total, show_progress) as bar:
+            batch: list[tuple[Document, list[Passage]]] = []
+            for item in todo:
+                batch.append(item)
+                if sum(len(p) for _, p in batch) >= BATCH_PASSAGES:
+                    self._write_batch(batch, root, bar)
+                    batch = []
+            if batch:
+                self._write_batch(batch, root, bar)
+        summary.passages = total
+        if todo:
+            self._save_ann()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _passages(self, doc: Document) -> list[Passage]:
+        return split_passages(
+            doc.text,
+            self.encoder.count_tokens,
+            self.config.max_passage_tokens,
+            self.config.overlap_tokens,
+        )
+
+    def _write_batch(self, batch: list[tuple[Document, list[Passage]]], root: str | None, bar: Any) -> None:
+        texts = [p.text for _, passages in batch for p in passages]
+        vectors = self.encoder.encode_passages(texts)
+        labels, removed = self.store.write(batch, vectors, root=root)
+        self.ann.delete(removed)
+        self.ann.add(labels, vectors)
+        self._seen_seq = self.store.seq
+        bar.update(len(texts))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the index's write lock (one writer at a time) and start from the latest state."""
+        lock = open(self.path / LOCK_FILE, "a+")
+        deadline = time.monotonic() + float(os.environ.get("TEXTSEARCH_LOCK_TIMEOUT", "30"))
+        try:
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise IndexLockedError(
+                            f"index {self.path} is being written by another process — "
+                            "wait for it to finish, then retry"
+                        ) from None
+                    time.sleep(0.1)
+            self._refresh()
+            yield
+        finally:
+            lock.close()
+
+    # --- the HNSW file ----------------------------------------------------------------------
+    def _load_ann(self) -> AnnIndex:
+        """Load the HNSW file, check it is the one SQLite recorded, and replay what it lacks."""
+        path = self.path / ANN_FILE
+        for attempt in range(3):  # a concurrent writer may swap the file between our two reads
+            recorded = {key: self.store.get_meta(key) for key in ("ann_sig", "ann_pending")}
+            if not path.exists():
+                if recorded["ann_sig"] is None and recorded["ann_pending"] is None:
+                    ann = self._new_ann()  # never saved yet: the replay below fills it
+                    break
+                raise IndexCorruptError(
+                    f"HNSW file {path} is missing — rebuild it from the stored vectors with "
+                    f"`textsearch repair {self.path}`"
+                )
+            signature = "%d:%d" % file_signature(path)
+            matches = [v for v in recorded.values() if v and v.split("@")[0] == signature]
+            if matches:
+                ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
+                if int(matches[0].split("@")[1]) == self.store.seq:  # nothing to replay
+                    ann.live = self.store.passage_count()
+                    self._seen_seq = self.store.seq
+                break
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            raise IndexCorruptError(
+                f"HNSW file {path} does not match what the index recorded (truncated or damaged) — "
+                f"rebuild it from the stored vectors with `textsearch repair {self.path}`"
+            )
+        return ann
+
+    def _new_ann(self) -> AnnIndex:
+        c = self.config
+        return AnnIndex(c.dimension, M=c.M, ef_construction=c.ef_construction, ef=c.ef)
+
+    def _refresh(self) -> None:
+        """Make the in-memory graph match SQLite's committed state (after another writer, or a
+        crash between a commit and the HNSW save). Labels are never reused, so this is a set diff."""
+        seq = self.store.seq
+        if seq == self._seen_seq:
+            return
+        truth = self.store.labels()
+        have = self.ann.labels()
+        missing = np.setdiff1d(truth, have)
+        if len(missing):
+            logger.info("replaying %d passages into the HNSW graph", len(missing))
+            for i in range(0, len(missing), 10_000):
+                chunk = missing[i : i + 10_000]
+                self.ann.add(chunk, self.store.vectors(chunk, self.config.dimension))
+        self.ann.delete(np.setdiff1d(have, truth))
+        self.ann.live = len(truth)
+        self._seen_seq = seq
+
+    def _save_ann(self) -> None:
+        """Rename protocol: record the new file's signature as pending, rename, then confirm.
+        Whichever moment a crash hits, the file on disk matches one of the two records."""
+        path = self.path / ANN_FILE
+        seq = self.store.seq
+        tmp = path.with_name(path.name + ".new")
+        size, crc = self.ann.save(tmp)
+        self.store.set_meta(ann_pending=f"{size}:{crc}@{seq}")
+        os.replace(tmp, path)
+        self.store.set_meta(ann_sig=f"{size}:{crc}@{seq}", ann_pending=None)
+
+    @classmethod
+    def repair_at(cls, path: str | os.PathLike[str]) -> dict[str, int]:
+        """Rebuild the HNSW graph of the index at ``path`` from the vectors stored in SQLite;
+        works when the HNSW file is missing or damaged (Index.open would refuse it)."""
+        path = Path(path)
+        if not is_index_dir(path):
+            raise IndexNotFoundError(f"no index at {path} — nothing to repair")
+        index = cls(path, IndexConfig.load(path), None, load_ann=False)
+        try:
+            with index._writing():  # replays every stored vector into the empty graph
+                index._save_ann()
+            return {"passages": index.ann.count(), "documents": index.count()}
+        finally:
+            index.close()
+
+    # --- reading ----------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, *, group: bool = True, ef: int | None = None) -> list[Hit]:
+        """The k best documents for ``query`` (best passage each), or the k best passages when
+        ``group=False``. Scores are cosine similarities."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgumentError("the query is empty — give some words to search for")
+        if not isinstance(k, int) or k < 1:
+            raise InvalidArgumentError(f"k must be a positive number of results, got {k}")
+        self._refresh()
+        vector = self.encoder.encode_queries([query.replace("\x00", " ")])
+        fetch = max(4 * k, k + 20) if group else k
+        while True:
+            labels, scores = self.ann.search(vector, fetch, ef=ef)
+            rows = self.store.passages(labels[0])
+            best: dict[str, Hit] = {}
+            for label, score in zip(labels[0], scores[0]):
+                row = rows.get(int(label))
+                if row is None:
+                    continue
+                key = row.doc_id if group else str(row.label)
+                if key not in best:
+                    best[key] = Hit(row.doc_id, round(float(score), 6), row.text, row.metadata,
+                                    row.position, row.n_passages, row.start, row.end)
+            if len(best) >= k or fetch >= self.ann.live:
+                break
+            fetch *= 4
+        return list(best.values())[:k]
+
+    def count(self) -> int:
+        """Number of documents."""
+        return self.store.document_count()
+
+    def info(self) -> dict[str, Any]:
+        files = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        return {
+            "path": str(self.path),
+            "documents": self.store.document_count(),
+            "passages": self.store.passage_count(),
+            "model": self.config.model,
+            "dimension": self.config.dimension,
+            "prompts": self.config.prompts,
+            "space": self.config.space,
+            "hnsw": {"M": self.config.M, "ef_construction": self.config.ef_construction,
+                     "ef": self.config.ef, **self.ann.settings},
+            "chunking": {"max_passage_tokens": self.config.max_passage_tokens,
+                         "overlap_tokens": self.config.overlap_tokens},
+            "files": files,
+            "size_bytes": sum(files.values()),
+            "versions": self.config.versions,
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def destroy(path: str | os.PathLike[str]) -> None:
+        """Remove an index directory (only if it is one)."""
+        path = Path(path)
+        if not is_index_dir(path):
+            raise IndexNotFoundError(f"no index at {path} — nothing to delete")
+        shutil.rmtree(path)
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="passage", desc="embedding", disable=not show or total == 0) as bar:
+        yield bar

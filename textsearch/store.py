@@ -1,0 +1,260 @@
+"""SQLite side of an index: documents, passages with their vectors, labels, metadata.
+The only module that imports sqlite-utils.
+
+Passage labels are the HNSW labels. They come from a counter kept in the same database and are
+never reused, so a label names one passage forever and replaying a change is harmless. Every write
+runs in one transaction and bumps ``seq``; the HNSW file records the ``seq`` it reflects.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from .corpus import Document, Passage
+from .errors import IndexCorruptError, IndexLockedError
+
+DB_FILE = "store.db"
+_CHUNK = 500  # SQLite host parameters per IN (...) list
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["documents"].create(
+        {
+            "id": str,
+            "root": str,
+            "source": str,
+            "content_hash": str,
+            "metadata": str,
+            "n_passages": int,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["documents"].create_index(["root", "source"])
+    db["passages"].create(
+        {
+            "label": int,
+            "doc_id": str,
+            "position": int,
+            "start": int,
+            "end": int,
+            "text": str,
+            "vector": bytes,
+        },
+        pk="label",
+    )
+    db["passages"].create_index(["doc_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass
+class PassageRow:
+    label: int
+    doc_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    metadata: dict[str, Any]
+    n_passages: int
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), timeout=30))
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if self.db.journal_mode != "wal":
+                self.db.enable_wal()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"SQLite database {self.path} is unreadable ({exc}) — the index cannot be opened; "
+                "rebuild it with `textsearch index <corpus>` under a new name"
+            ) from exc
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"{self.path} has schema version {version}, newer than this textsearch knows "
+                f"({SCHEMA_VERSION}) — upgrade textsearch"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            for step in MIGRATIONS[version:]:
+                step(self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write: all of it lands or none of it."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise IndexLockedError(
+                f"{self.path} is locked by another writer ({exc}) — wait for it to finish and retry"
+            ) from exc
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, **values: Any) -> None:
+        """Set keys; call inside a transaction (or alone: it then commits itself)."""
+        conn = self.db.conn
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [(k, None if v is None else str(v)) for k, v in values.items()],
+        )
+        if own:
+            conn.execute("COMMIT")
+
+    @property
+    def seq(self) -> int:
+        return int(self.get_meta("seq", "0") or 0)
+
+    # --- documents --------------------------------------------------------------------------
+    def hashes_for_root(self, root: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT id, content_hash FROM documents WHERE root = ?", [root])
+        return dict(rows.fetchall())
+
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(ids)):
+            sql = f"SELECT id, content_hash FROM documents WHERE id IN ({_marks(chunk)})"
+            found.update(self.db.execute(sql, chunk).fetchall())
+        return found
+
+    def write(
+        self,
+        docs: Sequence[tuple[Document, list[Passage]]],
+        vectors: np.ndarray,
+        *,
+        root: str | None = None,
+        delete_ids: Sequence[str] = (),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Upsert documents with their passages and vectors (rows of ``vectors`` in passage order)
+        and delete ``delete_ids``, in one transaction. Returns (new labels, removed labels)."""
+        conn = self.db.conn
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self.transaction():
+            removed = self._remove([d.id for d, _ in docs] + list(delete_ids))
+            next_label = int(self.get_meta("next_label", "0") or 0)
+            n = sum(len(p) for _, p in docs)
+            labels = np.arange(next_label, next_label + n, dtype=np.int64)
+            conn.executemany(
+                "INSERT INTO documents(id, root, source, content_hash, metadata, n_passages, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (d.id, root if d.source else None, d.source, d.content_hash,
+                     json.dumps(d.metadata, ensure_ascii=False), len(p), now)
+                    for d, p in docs
+                ],
+            )
+            rows = (
+                (int(label), d.id, pos, p.start, p.end, p.text, vec.tobytes())
+                for label, (d, pos, p), vec in zip(
+                    labels, ((d, i, p) for d, ps in docs for i, p in enumerate(ps)), vectors
+                )
+            )
+            conn.executemany(
+                "INSERT INTO passages(label, doc_id, position, start, end, text, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.set_meta(next_label=next_label + n, seq=self.seq + 1)
+        return labels, removed
+
+    def delete(self, ids: Sequence[str]) -> tuple[int, np.ndarray]:
+        """Delete documents by id. Returns (documents deleted, labels removed)."""
+        with self.transaction():
+            before = self.document_count()
+            removed = self._remove(list(ids))
+            deleted = before - self.document_count()
+            if deleted:
+                self.set_meta(seq=self.seq + 1)
+        return deleted, removed
+
+    def _remove(self, ids: list[str]) -> np.ndarray:
+        removed: list[int] = []
+        for chunk in _chunks(ids):
+            marks = _marks(chunk)
+            removed += [r[0] for r in self.db.execute(
+                f"SELECT label FROM passages WHERE doc_id IN ({marks})", chunk
+            )]
+            self.db.execute(f"DELETE FROM passages WHERE doc_id IN ({marks})", chunk)
+            self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", chunk)
+        return np.asarray(removed, dtype=np.int64)
+
+    # --- passages ---------------------------------------------------------------------------
+    def passages(self, labels: Iterable[int]) -> dict[int, PassageRow]:
+        labels = [int(x) for x in labels]
+        found: dict[int, PassageRow] = {}
+        for chunk in _chunks(labels):
+            sql = (
+                "SELECT p.label, p.doc_id, p.position, p.start, p.end, p.text, d.metadata,"
+                " d.n_passages FROM passages p JOIN documents d ON d.id = p.doc_id"
+                f" WHERE p.label IN ({_marks(chunk)})"
+            )
+            for row in self.db.execute(sql, chunk):
+                found[row[0]] = PassageRow(*row[:6], json.loads(row[6] or "{}"), row[7])
+        return found
+
+    def vectors(self, labels: Sequence[int], dimension: int) -> np.ndarray:
+        out = np.zeros((len(labels), dimension), dtype=np.float32)
+        position = {int(label): i for i, label in enumerate(labels)}
+        for chunk in _chunks([int(x) for x in labels]):
+            sql = f"SELECT label, vector FROM passages WHERE label IN ({_marks(chunk)})"
+            for label, blob in self.db.execute(sql, chunk):
+                out[position[label]] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def labels(self) -> np.ndarray:
+        rows = self.db.execute("SELECT label FROM passages").fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def document_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def passage_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _marks(chunk: Sequence[Any]) -> str:
+    return ", ".join("?" * len(chunk))
