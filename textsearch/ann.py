@@ -7,6 +7,7 @@ slots reused by later inserts, so add/delete churn does not grow the graph.
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -48,18 +49,25 @@ class AnnIndex:
     def load(cls, path: Path, dimension: int, ef: int) -> AnnIndex:
         index = hnswlib.Index(space="cosine", dim=dimension)
         try:
-            index.load_index(str(path), allow_replace_deleted=True)
-        except (RuntimeError, ValueError, OSError) as exc:
+            file_dimension, deleted = _read_header(path)
+            if file_dimension == dimension:
+                index.load_index(str(path), allow_replace_deleted=True)
+        except (RuntimeError, ValueError, OSError, struct.error) as exc:
             raise IndexCorruptError(
                 f"HNSW file {path} is unreadable ({exc}) — rebuild it from the stored vectors "
                 f"with `textsearch repair {path.parent}`"
             ) from exc
-        if index.dim != dimension:
-            raise IndexCorruptError(f"HNSW file {path} has dimension {index.dim}, expected {dimension}")
-        return cls(dimension, ef=ef, _index=index)
+        if file_dimension != dimension:
+            raise IndexCorruptError(
+                f"HNSW file {path} has dimension {file_dimension}, expected {dimension} — rebuild "
+                f"it with `textsearch repair {path.parent}`"
+            )
+        ann = cls(dimension, ef=ef, _index=index)
+        ann.live = index.get_current_count() - deleted
+        return ann
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert (or overwrite) vectors under labels, growing capacity when needed."""
+        """Insert vectors under new labels (the store never reuses one), growing capacity."""
         if len(labels) == 0:
             return
         needed = self._index.get_current_count() + len(labels)  # deleted slots count as used
@@ -113,6 +121,24 @@ class AnnIndex:
             "capacity": int(self._index.get_max_elements()),
             "slots_used": int(self._index.get_current_count()),
         }
+
+
+# hnswlib 0.8's file header: offsetLevel0, max_elements, count, size_per_element, label_offset,
+# offsetData (size_t each), then maxlevel, enterpoint (4 bytes each), maxM, maxM0, M, mult, efC.
+_HEADER = struct.Struct("<6Q")
+_HEADER_SIZE = 96
+
+
+def _read_header(path: Path) -> tuple[int, int]:
+    """(dimension, deleted elements) of an hnswlib file, read without loading the graph."""
+    with open(path, "rb") as fh:
+        off0, _, count, per, label_off, data_off = _HEADER.unpack(fh.read(_HEADER.size))
+    if count and (per == 0 or path.stat().st_size < _HEADER_SIZE + count * per):
+        raise ValueError("Index seems to be corrupted or unsupported")
+    if not count:
+        return (label_off - data_off) // 4, 0
+    records = np.memmap(path, np.uint8, "r", offset=_HEADER_SIZE, shape=(count, per))
+    return (label_off - data_off) // 4, int(np.count_nonzero(records[:, off0 + 2] & 1))
 
 
 def file_signature(path: Path) -> tuple[int, int]:

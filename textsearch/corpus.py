@@ -19,6 +19,7 @@ import math
 import os
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +179,7 @@ class Corpus:
             if size > self.max_file_bytes:
                 self._skip(
                     path,
-                    f"{size / 1e6:.1f} MB is over the {self.max_file_bytes / 1e6:.1f} MB limit "
+                    f"{size:,} bytes is over the {self.max_file_bytes:,}-byte limit "
                     "(raise it with --max-file-mb)",
                     warn=True,
                 )
@@ -200,7 +201,8 @@ class Corpus:
             if not isinstance(body, str) or not body.strip():
                 self._skip(path, f"line {line_no}: no '{self.text_field}' text", warn=True)
                 continue
-            row_id = str(row.get(self.id_field) or line_no)
+            raw_id = row.get(self.id_field)
+            row_id = str(line_no) if raw_id is None or str(raw_id).strip() == "" else str(raw_id)
             if row_id in seen:
                 self._skip(path, f"line {line_no}: duplicate id '{row_id}'", warn=True)
                 continue
@@ -248,15 +250,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, match.end()))
         start = match.end()
     spans.append((start, len(text)))
-    trimmed = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            trimmed.append((s, e))
-    return trimmed
+    return [(s, e) for s, e in (_trim(text, a, b) for a, b in spans) if e > s]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _hard_split(text: str, start: int, end: int, n_tokens: int, max_tokens: int) -> list[tuple[int, int]]:
@@ -271,9 +273,9 @@ def _hard_split(text: str, start: int, end: int, n_tokens: int, max_tokens: int)
             soft = max(text.rfind(ch, pos + width // 2, cut) for ch in _SOFT_BREAK)
             if soft > pos:
                 cut = soft + 1
-        spans.append((pos, cut))
+        spans.append(_trim(text, pos, cut))
         pos = cut
-    return spans
+    return [(a, b) for a, b in spans if b > a]
 
 
 def split_passages(
@@ -288,14 +290,14 @@ def split_passages(
     if last - first <= 8 * max_tokens and count_tokens([text[first:last]])[0] <= max_tokens:
         return [Passage(text[first:last], first, last)]  # the common case: a short document
     units: list[tuple[int, int, int]] = []
-    pending = list(zip(spans, count_tokens([text[s:e] for s, e in spans])))
+    pending = deque(zip(spans, count_tokens([text[s:e] for s, e in spans])))
     while pending:
-        (s, e), n = pending.pop(0)
+        (s, e), n = pending.popleft()
         if n <= max_tokens or e - s <= 1:
             units.append((s, e, n))
             continue
         parts = _hard_split(text, s, e, n, max_tokens)
-        pending[:0] = list(zip(parts, count_tokens([text[a:b] for a, b in parts])))
+        pending.extendleft(reversed(list(zip(parts, count_tokens([text[a:b] for a, b in parts])))))
     passages: list[Passage] = []
     current: list[tuple[int, int, int]] = []
     for unit in units:

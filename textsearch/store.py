@@ -165,10 +165,12 @@ class Store:
         and delete ``delete_ids``, in one transaction. Returns (new labels, removed labels)."""
         conn = self.db.conn
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        n = sum(len(p) for _, p in docs)
+        if len(vectors) != n:
+            raise ValueError(f"{n} passages but {len(vectors)} vectors — one vector per passage")
         with self.transaction():
             removed = self._remove([d.id for d, _ in docs] + list(delete_ids))
             next_label = int(self.get_meta("next_label", "0") or 0)
-            n = sum(len(p) for _, p in docs)
             labels = np.arange(next_label, next_label + n, dtype=np.int64)
             conn.executemany(
                 "INSERT INTO documents(id, root, source, content_hash, metadata, n_passages, updated_at)"
@@ -182,7 +184,7 @@ class Store:
             rows = (
                 (int(label), d.id, pos, p.start, p.end, p.text, vec.tobytes())
                 for label, (d, pos, p), vec in zip(
-                    labels, ((d, i, p) for d, ps in docs for i, p in enumerate(ps)), vectors
+                    labels, ((d, i, p) for d, ps in docs for i, p in enumerate(ps)), vectors, strict=True
                 )
             )
             conn.executemany(
