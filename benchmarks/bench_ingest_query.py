@@ -44,6 +44,26 @@ def generate_passages(n: int, seed: int = 0) -> list[dict[str, str]]:
     return docs
 
 
+def hnsw_sweep(labels: np.ndarray, vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> list[dict]:
+    """Recall@10 and single-query search time of the bare graph for several M and ef."""
+    from textsearch.ann import AnnIndex
+
+    rows = []
+    for m in (16, 32):
+        ann = AnnIndex(vectors.shape[1], M=m, ef_construction=200, capacity=len(labels))
+        t0 = time.perf_counter()
+        ann.add(labels, vectors)
+        build = time.perf_counter() - t0
+        for ef in (50, 100, 200, 400):
+            ann.search(queries[:1], 10, ef=ef)
+            t0 = time.perf_counter()
+            found = [ann.search(q[None], 10, ef=ef)[0][0] for q in queries]
+            ms = (time.perf_counter() - t0) * 1000 / len(queries)
+            recall = float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]))
+            rows.append({"M": m, "ef": ef, "recall_at_10": recall, "search_ms": ms, "build_s": build})
+    return rows
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -90,6 +110,7 @@ def main() -> None:
         approx, _ = idx.ann.search(qvecs, 10)
         recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]))
         size = idx.info()["size_bytes"]
+        sweep = hnsw_sweep(labels, vectors, qvecs, exact)
         idx.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -107,11 +128,17 @@ def main() -> None:
         "query_ms_mean": statistics.fmean(latencies),
         "hnsw_recall_at_10": recall,
         "index_bytes": size,
+        "hnsw_sweep": sweep,
     }
     out = args.out or Path(__file__).parent / "results" / f"ingest_query-{len(docs)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    for row in result.pop("hnsw_sweep"):
+        print("hnsw M={M:<3} ef={ef:<4} recall@10={recall_at_10:.3f} search={search_ms:.3f} ms".format(**row))
+    result["hnsw_sweep"] = sweep
     for key, value in result.items():
+        if key == "hnsw_sweep":
+            continue
         print(f"{key:28} {value:.3f}" if isinstance(value, float) else f"{key:28} {value}")
     print(f"wrote {out}")
 

@@ -26,7 +26,7 @@ class AnnIndex:
         *,
         M: int = 16,
         ef_construction: int = 200,
-        ef: int = 100,
+        ef: int = 200,
         capacity: int = 1024,
         _index: hnswlib.Index | None = None,
     ) -> None:

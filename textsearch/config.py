@@ -28,7 +28,7 @@ class IndexConfig:
     space: str = "cosine"
     M: int = 16
     ef_construction: int = 200
-    ef: int = 100
+    ef: int = 200
     max_passage_tokens: int = 256
     overlap_tokens: int = 32
     max_file_bytes: int = 10_000_000

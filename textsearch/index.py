@@ -121,7 +121,7 @@ class Index:
         encoder: Encoder | None = None,
         M: int = 16,
         ef_construction: int = 200,
-        ef: int = 100,
+        ef: int = 200,
         max_passage_tokens: int = 256,
         overlap_tokens: int = 32,
         show_progress: bool = False,
