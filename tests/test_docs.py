@@ -12,15 +12,17 @@ from textsearch.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+COMMANDS += [f"{g.name} {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
 
 
 def test_the_commands_are_the_expected_ones() -> None:
-    assert COMMANDS == ["delete", "index", "info", "list", "query", "repair"]
+    expected = ["delete", "eval", "index", "info", "list", "query", "repair", "train", "pairs build"]
+    assert COMMANDS == expected
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_command_has_help_and_readme_section(command: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"])
+    result = CliRunner().invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Example: textsearch " + command in " ".join(result.stdout.split())
     assert f"### `textsearch {command}" in README

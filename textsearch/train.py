@@ -1,0 +1,283 @@
+"""Metric learning: fine-tune a bi-encoder on pairs with sentence-transformers' losses and trainer.
+
+- formats (detected by ``evaluate.read_pairs``): (anchor, positive[, negative]), (sentence1,
+  sentence2, label 1/0), (sentence1, sentence2, score in [0, 1]);
+- losses: mnrl (in-batch negatives + optional hard negatives), contrastive, online-contrastive,
+  triplet, cosine;
+- optional hard-negative mining with the model being trained, skipping likely false negatives;
+- no-duplicates batches, so a repeated text never becomes its own in-batch negative;
+- LoRA (peft) by default: the saved adapter is a few MB; ``full=True`` trains every weight.
+
+The output folder appears only when training succeeded (built under a temporary name, renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidArgumentError
+from .evaluate import PairSet, read_pairs
+from .adapters import ADAPTER_MARKER
+from .models import DEFAULT_BASE_MODEL, quiet_transformers, resolve_model
+
+logger = logging.getLogger(__name__)
+
+# loss → the pair formats it accepts (formats as detected by read_pairs)
+LOSS_FORMATS = {
+    "mnrl": ("triplet",),
+    "contrastive": ("label",),
+    "online-contrastive": ("label",),
+    "triplet": ("triplet",),
+    "cosine": ("score",),
+}
+LOSS_COLUMNS = {
+    "mnrl": "anchor, positive[, negative]",
+    "contrastive": "sentence1, sentence2, label (1/0)",
+    "online-contrastive": "sentence1, sentence2, label (1/0)",
+    "triplet": "anchor, positive, negative",
+    "cosine": "sentence1, sentence2, score (0–1)",
+}
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "mnrl"
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float | None = None  # default: 2e-4 with LoRA, 2e-5 for full fine-tuning
+    margin: float | None = None  # contrastive/online-contrastive (default 0.5), triplet (default 0.3 cosine / 5 euclidean)
+    distance: str = "cosine"  # contrastive/triplet: cosine or euclidean
+    mine_hard_negatives: int = 0
+    full: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    max_seq_length: int = 128
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    base_model: str | None = None
+    log_every: int = 5  # steps between loss records
+
+
+@dataclass
+class TrainResult:
+    out: str
+    rows: int
+    steps: int
+    seconds: float
+    pairs_per_second: float
+    first_loss: float | None
+    last_loss: float | None
+    trainable_parameters: int
+    device: str
+
+
+def check_loss_fits(loss: str, pairs: PairSet) -> None:
+    if loss not in LOSS_FORMATS:
+        raise InvalidArgumentError(f"unknown loss '{loss}' — choose one of {', '.join(LOSS_FORMATS)}")
+    if pairs.format not in LOSS_FORMATS[loss]:
+        raise InvalidArgumentError(
+            f"loss '{loss}' needs columns {LOSS_COLUMNS[loss]}, but {pairs.path} has "
+            f"{', '.join(pairs.columns)} — choose a loss for that format"
+        )
+    if loss == "triplet" and any(not r.get("negative") for r in pairs.rows):
+        raise InvalidArgumentError(f"loss 'triplet' needs a negative on every row of {pairs.path}")
+
+
+def _datasets(pairs: PairSet) -> dict[str, Any]:
+    """One datasets.Dataset per column layout (rows with and without a negative train together
+    through the trainer's multi-dataset support)."""
+    from datasets import Dataset
+
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in pairs.rows:
+        if pairs.format == "triplet":
+            negatives = row.get("negative") or []
+            negatives = [negatives] if isinstance(negatives, str) else list(negatives)
+            item = {"anchor": row["anchor"], "positive": row["positive"]}
+            item.update({f"negative_{i + 1}": n for i, n in enumerate(negatives)})
+        else:
+            target = "label" if pairs.format == "label" else "score"
+            item = {"sentence1": row["sentence1"], "sentence2": row["sentence2"], target: float(row[target])}
+        groups[tuple(item)].append(item)
+    return {
+        "+".join(cols): Dataset.from_dict({c: [r[c] for r in rows] for c in cols})
+        for cols, rows in groups.items()
+    }
+
+
+def _prompts(model: Any, datasets: dict[str, Any]) -> dict[str, dict[str, str]] | None:
+    """The model's query prompt on the anchor side, its passage prompt on the document side."""
+    prompts = getattr(model, "prompts", {}) or {}
+    query, passage = prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
+    if not query and not passage:
+        return None
+    return {
+        name: {c: query if c in ("anchor", "sentence1") else passage
+               for c in ds.column_names if c not in ("label", "score")}
+        for name, ds in datasets.items()
+    }
+
+
+def _loss(model: Any, config: TrainConfig) -> Any:
+    from sentence_transformers.sentence_transformer import losses
+
+    euclid = config.distance == "euclidean"
+    if config.distance not in ("cosine", "euclidean"):
+        raise InvalidArgumentError("--distance must be 'cosine' or 'euclidean'")
+    if config.loss == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model)
+    if config.loss in ("contrastive", "online-contrastive"):
+        metric = losses.SiameseDistanceMetric
+        cls = losses.ContrastiveLoss if config.loss == "contrastive" else losses.OnlineContrastiveLoss
+        return cls(model, distance_metric=metric.EUCLIDEAN if euclid else metric.COSINE_DISTANCE,
+                   margin=config.margin if config.margin is not None else 0.5)
+    if config.loss == "triplet":
+        metric = losses.TripletDistanceMetric
+        default = 5.0 if euclid else 0.3
+        return losses.TripletLoss(model, distance_metric=metric.EUCLIDEAN if euclid else metric.COSINE,
+                                  triplet_margin=config.margin if config.margin is not None else default)
+    return losses.CosineSimilarityLoss(model)
+
+
+def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
+    """Add the n most similar non-positive texts of the training pool as negatives of each anchor,
+    skipping candidates scoring within 5% of the positive (likely unlabeled paraphrases)."""
+    from datasets import Dataset
+    from sentence_transformers import mine_hard_negatives
+
+    rows = pairs.rows
+    corpus = sorted({r["positive"] for r in rows} | {n for r in rows for n in _negatives(r)})
+    mined = mine_hard_negatives(
+        Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}),
+        model,
+        corpus=corpus,
+        num_negatives=n,
+        relative_margin=0.05,
+        query_prompt_name="query" if "query" in (model.prompts or {}) else None,
+        corpus_prompt_name="passage" if "passage" in (model.prompts or {}) else None,
+        output_format="n-tuple",
+        verbose=False,
+    )
+    extra: dict[tuple[str, str], list[str]] = {}
+    for item in mined:
+        extra[(item["anchor"], item["positive"])] = [v for k, v in item.items() if k.startswith("negative")]
+    out = []
+    for r in rows:
+        negatives = _negatives(r) + [x for x in extra.get((r["anchor"], r["positive"]), []) if x not in _negatives(r)]
+        out.append({**r, "negative": negatives[: n + len(_negatives(r))]})
+    logger.info("mined hard negatives for %d of %d anchors", len(extra), len(rows))
+    return PairSet(path=pairs.path, format=pairs.format, columns=pairs.columns, rows=out)
+
+
+def _negatives(row: dict[str, Any]) -> list[str]:
+    neg = row.get("negative") or []
+    return [neg] if isinstance(neg, str) else list(neg)
+
+
+def train(
+    train_file: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    eval_file: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Fine-tune ``config.base_model`` (default: the bundled base model) on ``train_file``; save
+    to ``out`` (a LoRA adapter folder, or a full model with ``config.full``)."""
+    import torch
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    config = config or TrainConfig()
+    out = Path(out)
+    pairs = read_pairs(train_file)
+    check_loss_fits(config.loss, pairs)
+    if config.mine_hard_negatives and config.loss not in ("mnrl", "triplet"):
+        raise InvalidArgumentError("--mine-hard-negatives works with the mnrl and triplet losses")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = config.base_model or DEFAULT_BASE_MODEL
+    with quiet_transformers():
+        model = SentenceTransformer(resolve_model(base), device=device, trust_remote_code=False)
+    model.max_seq_length = config.max_seq_length
+    if config.mine_hard_negatives:
+        pairs = _mine(model, pairs, config.mine_hard_negatives)
+    if not config.full:
+        from peft import LoraConfig, TaskType
+
+        model.add_adapter(LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION, r=config.lora_r, lora_alpha=config.lora_alpha,
+            lora_dropout=0.1, target_modules=r".*encoder\.layer\.\d+\..*(query|key|value|dense)",
+        ))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    datasets = _datasets(pairs)
+    train_dataset = datasets if len(datasets) > 1 else next(iter(datasets.values()))
+    prompts = _prompts(model, datasets)
+    if prompts and len(datasets) == 1:
+        prompts = next(iter(prompts.values()))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.with_name(f".{out.name}.training")
+    shutil.rmtree(work, ignore_errors=True)
+    lr = config.lr or (2e-5 if config.full else 2e-4)
+    args = Args(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=lr,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+        use_cpu=device == "cpu",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts,
+        save_strategy="steps",
+        save_steps=200,
+        save_total_limit=1,
+        logging_steps=config.log_every,
+        report_to="none",
+        disable_tqdm=not show_progress,
+    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
+                                         loss=_loss(model, config))
+    if not show_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every loss record to stdout
+    started = time.perf_counter()
+    with quiet_transformers():
+        trainer.train()
+    seconds = time.perf_counter() - started
+    losses_seen = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+    final = work / "model"
+    if config.full:
+        model.save_pretrained(str(final))
+    else:
+        model.transformers_model.save_pretrained(str(final))  # adapter_config + adapter weights only
+    n_rows = sum(len(d) for d in datasets.values())
+    result = TrainResult(
+        out=str(out), rows=n_rows, steps=trainer.state.global_step, seconds=seconds,
+        pairs_per_second=n_rows * config.epochs / seconds if seconds else 0.0,
+        first_loss=losses_seen[0] if losses_seen else None,
+        last_loss=losses_seen[-1] if losses_seen else None,
+        trainable_parameters=trainable, device=device,
+    )
+    marker = {"base": base, "kind": "full" if config.full else "lora", "train_file": str(train_file),
+              "config": asdict(config), "result": asdict(result), "eval_file": str(eval_file or "")}
+    (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(final, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
