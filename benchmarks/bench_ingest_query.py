@@ -133,13 +133,11 @@ def main() -> None:
     out = args.out or Path(__file__).parent / "results" / f"ingest_query-{len(docs)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    for row in result.pop("hnsw_sweep"):
+    for row in sweep:
         print("hnsw M={M:<3} ef={ef:<4} recall@10={recall_at_10:.3f} search={search_ms:.3f} ms".format(**row))
-    result["hnsw_sweep"] = sweep
     for key, value in result.items():
-        if key == "hnsw_sweep":
-            continue
-        print(f"{key:28} {value:.3f}" if isinstance(value, float) else f"{key:28} {value}")
+        if key != "hnsw_sweep":
+            print(f"{key:28} {value:.3f}" if isinstance(value, float) else f"{key:28} {value}")
     print(f"wrote {out}")
 
 
