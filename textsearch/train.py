@@ -99,10 +99,8 @@ def _datasets(pairs: PairSet) -> dict[str, Any]:
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in pairs.rows:
         if pairs.format == "triplet":
-            negatives = row.get("negative") or []
-            negatives = [negatives] if isinstance(negatives, str) else list(negatives)
             item = {"anchor": row["anchor"], "positive": row["positive"]}
-            item.update({f"negative_{i + 1}": n for i, n in enumerate(negatives)})
+            item.update({f"negative_{i + 1}": n for i, n in enumerate(row["negative"])})
         else:
             target = "label" if pairs.format == "label" else "score"
             item = {"sentence1": row["sentence1"], "sentence2": row["sentence2"], target: float(row[target])}
@@ -154,7 +152,7 @@ def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
     from sentence_transformers import mine_hard_negatives
 
     rows = pairs.rows
-    corpus = sorted({r["positive"] for r in rows} | {n for r in rows for n in _negatives(r)})
+    corpus = sorted({r["positive"] for r in rows} | {n for r in rows for n in r["negative"]})
     mined = mine_hard_negatives(
         Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}),
         model,
@@ -171,15 +169,10 @@ def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
         extra[(item["anchor"], item["positive"])] = [v for k, v in item.items() if k.startswith("negative")]
     out = []
     for r in rows:
-        negatives = _negatives(r) + [x for x in extra.get((r["anchor"], r["positive"]), []) if x not in _negatives(r)]
-        out.append({**r, "negative": negatives[: n + len(_negatives(r))]})
+        found = [x for x in extra.get((r["anchor"], r["positive"]), []) if x not in r["negative"]]
+        out.append({**r, "negative": r["negative"] + found[:n]})
     logger.info("mined hard negatives for %d of %d anchors", len(extra), len(rows))
     return PairSet(path=pairs.path, format=pairs.format, columns=pairs.columns, rows=out)
-
-
-def _negatives(row: dict[str, Any]) -> list[str]:
-    neg = row.get("negative") or []
-    return [neg] if isinstance(neg, str) else list(neg)
 
 
 def train(
