@@ -281,11 +281,13 @@ class Index:
         total = sum(len(p) for _, p in todo)
         with _progress(total, show_progress) as bar:
             batch: list[tuple[Document, list[Passage]]] = []
+            in_batch = 0
             for item in todo:
                 batch.append(item)
-                if sum(len(p) for _, p in batch) >= BATCH_PASSAGES:
+                in_batch += len(item[1])
+                if in_batch >= BATCH_PASSAGES:
                     self._write_batch(batch, root, bar)
-                    batch = []
+                    batch, in_batch = [], 0
             if batch:
                 self._write_batch(batch, root, bar)
         summary.passages = total
