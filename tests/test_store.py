@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from textsearch.corpus import Document, Passage
-from textsearch.errors import IndexCorruptError
+from textsearch.errors import IndexCorruptError, InvalidArgumentError
+from textsearch.filters import to_sql
+from textsearch.keyword import match_expression
 from textsearch.store import MIGRATIONS, SCHEMA_VERSION, PassageRow, Store
 
 DIM = 4
@@ -41,16 +43,17 @@ def vecs(n: int, seed: int = 0) -> np.ndarray:
 def snapshot(store: Store) -> tuple:
     """Every row of every table: equal snapshots mean an unchanged database."""
     return tuple(
-        store.db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-        for t in ("meta", "documents", "passages")
+        store.db.execute(f"SELECT rowid, * FROM {t} ORDER BY 1").fetchall()
+        for t in ("meta", "documents", "passages", "passages_fts")
     )
 
 
 def test_migrations_set_user_version(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 1
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert set(store.db.table_names()) == {"meta", "documents", "passages"}
+    tables = {t for t in store.db.table_names() if not t.startswith("passages_fts_")}  # FTS5's own
+    assert tables == {"meta", "documents", "passages", "passages_fts"}
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.seq == 0
     store.close()
@@ -226,3 +229,119 @@ def test_a_second_connection_sees_only_committed_writes(tmp_path: Path) -> None:
     assert writer.document_count() == reader.document_count() == 1
     writer.close()
     reader.close()
+
+
+# --- keyword index (passages_fts) ---------------------------------------------------------------
+def found(store: Store, query: str, where: tuple | None = None) -> list[int]:
+    expression = match_expression(query)
+    assert expression is not None
+    return [label for label, _ in store.keyword_search(expression, 10, where)]
+
+
+def assert_fts_in_sync(store: Store) -> None:
+    """One FTS row per passage, under the passage's label: no orphan, no gap."""
+    fts = [r[0] for r in store.db.execute("SELECT rowid FROM passages_fts ORDER BY rowid")]
+    assert fts == sorted(store.labels().tolist())
+    assert store.keyword_count() == store.passage_count()
+
+
+def test_keyword_rows_follow_update_and_delete(store: Store) -> None:
+    store.write([doc("a", "old apple text", 1), doc("b", "banana bread", 1)], vecs(2))
+    assert found(store, "apple") == [0] and found(store, "banana") == [1]
+    assert_fts_in_sync(store)
+    new, removed = store.write([doc("a", "fresh cherry", 1)], vecs(1))  # upsert a
+    assert new.tolist() == [2] and removed.tolist() == [0]
+    assert found(store, "apple") == []  # the old text's terms are gone
+    assert found(store, "cherry") == [2]
+    assert_fts_in_sync(store)
+    store.write([doc("c", "cherry cake", 1)], vecs(1), delete_ids=["b"])
+    assert found(store, "banana") == []
+    assert_fts_in_sync(store)
+    store.delete(["a", "c"])
+    assert found(store, "cherry") == []
+    assert_fts_in_sync(store)
+    assert store.keyword_count() == 0
+
+
+def test_migration_from_version_1_builds_the_keyword_index(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(tmp_path / "store.db")  # an index built before keyword search
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db["documents"].insert({"id": "a", "content_hash": "h", "metadata": "{}", "n_passages": 2})
+    for label, text in ((0, "北京大学生物系"), (1, "The runner runs")):
+        db["passages"].insert(
+            {"label": label, "doc_id": "a", "position": label, "start": 0, "end": 1, "text": text}
+        )
+    db["meta"].insert({"key": "next_label", "value": "2"})
+    db.conn.commit()
+    db.close()
+    store = Store(tmp_path / "store.db")
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert found(store, "生物") == [0]
+    assert found(store, "running") == [1]
+    assert_fts_in_sync(store)
+    new, _ = store.write([doc("b", "生物学", 1)], vecs(1))  # and it keeps up with new writes
+    assert sorted(found(store, "生物")) == [0, *new.tolist()]
+    store.close()
+
+
+def test_failed_write_leaves_the_keyword_index_unchanged(store: Store) -> None:
+    store.write([doc("a", "apple", 1)], vecs(1))
+    with pytest.raises(TypeError):
+        store.write([doc("a", "banana", 1, when=object())], vecs(1))
+    assert found(store, "apple") == [0] and found(store, "banana") == []
+    assert_fts_in_sync(store)
+
+
+def test_keyword_search_scores_and_order(store: Store) -> None:
+    store.write(
+        [doc("a", "red apple", 1), doc("b", "red apple pie", 1), doc("c", "green pear", 1)],
+        vecs(3),
+    )
+    hits = store.keyword_search(match_expression("apple pie"), 10)
+    # b holds both terms, a only "apple"; c neither. Scores are -bm25: positive, higher is better
+    assert [label for label, _ in hits] == [1, 0]
+    assert hits[0][1] > hits[1][1] > 0
+    assert len(store.keyword_search(match_expression("red apple pie"), 1)) == 1  # limit holds
+
+
+def test_keyword_search_rejects_bad_input(store: Store) -> None:
+    store.write([doc("a", "apple", 1)], vecs(1))
+    with pytest.raises(InvalidArgumentError, match="match_expression"):
+        store.keyword_search("apple AND (", 5)  # raw FTS5 that does not parse
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        store.keyword_search('"apple"', 0)
+
+
+def meta_docs() -> list[tuple[Document, list[Passage]]]:
+    return [
+        doc("a", "apple one", 1, lang="en", year=2020, path="family/a.txt"),
+        doc("b", "apple a apple b", 2, lang="zh", year="2021", path="family/b.txt", topic="food"),
+        doc("c", "apple three", 1, lang="zh", path="work/c.txt"),
+    ]
+
+
+def test_keyword_search_with_where_keeps_only_matching_documents(store: Store) -> None:
+    store.write(meta_docs(), vecs(4))  # labels: a 0, b 1 2, c 3
+    fields = store.metadata_fields()
+    assert sorted(found(store, "apple")) == [0, 1, 2, 3]
+    assert sorted(found(store, "apple", to_sql({"lang": "zh"}, fields))) == [1, 2, 3]
+    assert sorted(found(store, "apple", to_sql({"year": {"$gte": 2021}}, fields))) == [1, 2]
+    assert found(store, "apple", to_sql({"topic": {"$in": []}}, fields)) == []
+    assert found(store, "pear", to_sql({}, fields)) == []
+
+
+def test_filtered_labels_count_and_fields(store: Store) -> None:
+    assert store.metadata_fields() == {"id"}  # empty index: only the document id
+    store.write(meta_docs(), vecs(4))
+    assert store.metadata_fields() == {"id", "lang", "year", "path", "topic"}
+    fields = store.metadata_fields()
+    where = to_sql({"path": {"$prefix": "family/"}}, fields)
+    labels = store.filtered_labels(where)
+    assert labels.dtype == np.int64 and labels.tolist() == [0, 1, 2]
+    assert store.count_filtered(where) == 3  # passages, not documents (b has two)
+    assert store.filtered_labels(to_sql({"id": "c"}, fields)).tolist() == [3]
+    assert store.count_filtered(to_sql({}, fields)) == store.passage_count() == 4
+    assert store.filtered_labels(to_sql({"lang": "fr"}, fields)).tolist() == []

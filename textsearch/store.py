@@ -9,6 +9,7 @@ runs in one transaction and bumps ``seq``; the HNSW file records the ``seq`` it 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +22,15 @@ import numpy as np
 import sqlite_utils
 
 from .corpus import Document, Passage
-from .errors import IndexCorruptError, IndexLockedError
+from .errors import IndexCorruptError, IndexLockedError, InvalidArgumentError
+from .keyword import segment
+
+logger = logging.getLogger(__name__)
 
 DB_FILE = "store.db"
 _CHUNK = 500  # SQLite host parameters per IN (...) list
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+Where = tuple[str, list[Any]]  # an SQL condition over documents ``d`` and its parameters
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
@@ -57,7 +63,28 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["passages"].create_index(["doc_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+def _m002_keyword(db: sqlite_utils.Database) -> None:
+    """Keyword search: an FTS5 table of segmented passage text, rowid = passage label, filled
+    from the passages already there (an index built before this migration gets it on open)."""
+    db.execute(f"CREATE VIRTUAL TABLE passages_fts USING fts5(terms, tokenize='{FTS_TOKENIZE}')")
+    last, filled = -1, 0
+    while True:
+        rows = db.execute(
+            "SELECT label, text FROM passages WHERE label > ? ORDER BY label LIMIT ?",
+            [last, _CHUNK],
+        ).fetchall()
+        if not rows:
+            break
+        db.conn.executemany(
+            "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
+            [(label, segment(text or "")) for label, text in rows],
+        )
+        last, filled = rows[-1][0], filled + len(rows)
+    if filled:
+        logger.info("keyword index built for %d existing passages", filled)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_keyword]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -168,6 +195,7 @@ class Store:
         n = sum(len(p) for _, p in docs)
         if len(vectors) != n:
             raise ValueError(f"{n} passages but {len(vectors)} vectors — one vector per passage")
+        terms = [segment(p.text) for _, ps in docs for p in ps]  # before taking the write lock
         with self.transaction():
             removed = self._remove([d.id for d, _ in docs] + list(delete_ids))
             next_label = int(self.get_meta("next_label", "0") or 0)
@@ -192,6 +220,10 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            conn.executemany(
+                "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
+                zip(labels.tolist(), terms, strict=True),
+            )
             self.set_meta(next_label=next_label + n, seq=self.seq + 1)
         return labels, removed
 
@@ -212,6 +244,11 @@ class Store:
             removed += [r[0] for r in self.db.execute(
                 f"SELECT label FROM passages WHERE doc_id IN ({marks})", chunk
             )]
+            self.db.execute(
+                "DELETE FROM passages_fts WHERE rowid IN"
+                f" (SELECT label FROM passages WHERE doc_id IN ({marks}))",
+                chunk,
+            )
             self.db.execute(f"DELETE FROM passages WHERE doc_id IN ({marks})", chunk)
             self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", chunk)
         return np.asarray(removed, dtype=np.int64)
@@ -243,6 +280,59 @@ class Store:
         rows = self.db.execute("SELECT label FROM passages").fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
+    # --- keyword search and metadata filters ------------------------------------------------
+    def keyword_search(
+        self, expression: str, limit: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        """(label, score) best first for an FTS5 MATCH ``expression`` (build it with
+        ``keyword.match_expression``); score = -bm25, higher is better. ``where`` (from
+        ``filters.to_sql``) keeps only passages whose document matches."""
+        if limit < 1:
+            raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
+        sql = "SELECT passages_fts.rowid, -bm25(passages_fts) FROM passages_fts"
+        params: list[Any] = [expression]
+        condition = "passages_fts MATCH ?"
+        if where is not None:
+            sql += (
+                " JOIN passages p ON p.label = passages_fts.rowid"
+                " JOIN documents d ON d.id = p.doc_id"
+            )
+            condition += f" AND ({where[0]})"
+            params += where[1]
+        sql += f" WHERE {condition} ORDER BY rank, passages_fts.rowid LIMIT ?"
+        try:
+            rows = self.db.execute(sql, [*params, int(limit)]).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise InvalidArgumentError(
+                f"keyword expression {expression!r} is not valid FTS5 ({exc}) — "
+                "build it with textsearch.keyword.match_expression(query)"
+            ) from exc
+        return [(int(label), float(score)) for label, score in rows]
+
+    def filtered_labels(self, where: Where) -> np.ndarray:
+        """Labels (int64, ascending) of the passages whose document matches ``where``."""
+        sql = f"SELECT p.label {_FILTERED} ({where[0]}) ORDER BY p.label"
+        rows = self.db.execute(sql, where[1]).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def count_filtered(self, where: Where) -> int:
+        """How many passages belong to documents matching ``where``."""
+        sql = f"SELECT count(*) {_FILTERED} ({where[0]})"
+        return int(self.db.execute(sql, where[1]).fetchone()[0])
+
+    def metadata_fields(self) -> set[str]:
+        """Metadata keys found in the index, plus "id" (the document id) — the fields a filter
+        may name."""
+        rows = self.db.execute(
+            "SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) j"
+            " WHERE json_valid(documents.metadata) AND json_type(documents.metadata) = 'object'"
+        )
+        return {r[0] for r in rows} | {"id"}
+
+    def keyword_count(self) -> int:
+        """Rows of the keyword index; equals passage_count() in a consistent store."""
+        return int(self.db.execute("SELECT count(*) FROM passages_fts").fetchone()[0])
+
     def document_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
 
@@ -251,6 +341,9 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+
+_FILTERED = "FROM passages p JOIN documents d ON d.id = p.doc_id WHERE"
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
