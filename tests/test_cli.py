@@ -67,7 +67,7 @@ def test_index_then_reindex_reports_what_changed(run, corpus: Path) -> None:
 
 
 def test_query_finds_the_paraphrase(run, built: Path) -> None:
-    result = run("query", "可爱的宝宝", "-k", "3")
+    result = run("query", "可爱的宝宝", "-k", "3", "--min-score", "-1")  # ranking only: no threshold
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["#", "score", "document", "text"]
@@ -76,19 +76,20 @@ def test_query_finds_the_paraphrase(run, built: Path) -> None:
 
 
 def test_query_json_lines_have_hit_fields(run, built: Path) -> None:
-    result = run("query", "cute baby", "--index", "mini", "-k", "2", "--json")
+    result = run("query", "cute baby", "--index", "mini", "-k", "2", "--json", "--min-score", "-1")
     assert result.exit_code == 0, result.output
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(hits) == 2
-    assert set(hits[0]) == {"doc_id", "score", "text", "metadata", "passage", "passages", "start", "end"}
+    assert set(hits[0]) == {"doc_id", "score", "text", "metadata", "passage", "passages", "start", "end",
+                            "dense_score", "low_confidence", "label"}
     assert -1.0 <= hits[1]["score"] <= hits[0]["score"] <= 1.0
 
 
 def test_cross_lingual_gbk_and_metadata(run, built: Path) -> None:
-    kites = json.loads(run("query", "children flying kites in the park", "-k", "1", "--json").stdout)
+    kites = json.loads(run("query", "children flying kites in the park", "-k", "1", "--json", "--min-score", "-1").stdout)
     assert kites["doc_id"] == "kids/gbk.txt"  # an English query finds the GBK-encoded Chinese file
     assert kites["text"] == "小朋友们在公园里放风筝。"
-    pork = json.loads(run("query", "五花肉的做法", "-k", "1", "--json").stdout)
+    pork = json.loads(run("query", "五花肉的做法", "-k", "1", "--json", "--min-score", "-1").stdout)
     assert pork["doc_id"] == "food/dishes.jsonl#d1"
     assert pork["metadata"] == {"topic": "food", "path": "food/dishes.jsonl", "type": "jsonl", "lang": "zh"}
 
@@ -174,3 +175,39 @@ def test_module_entry_point_has_help() -> None:
     assert result.returncode == 0
     for command in ("index", "query", "info", "list", "delete", "repair"):
         assert command in result.stdout
+
+
+def test_keyword_and_hybrid_modes(run, built: Path) -> None:
+    keyword = run("query", "五花肉", "--mode", "keyword", "--json")
+    assert keyword.exit_code == 0, keyword.output
+    hits = [json.loads(line) for line in keyword.stdout.splitlines()]
+    assert [h["doc_id"] for h in hits] == ["food/dishes.jsonl#d1"]  # a word inside 用五花肉做的
+    hybrid = run("query", "五花肉", "--mode", "hybrid", "-k", "1", "--min-score", "0")
+    assert hybrid.exit_code == 0 and "food/dishes.jsonl#d1" in hybrid.stdout
+    bad = run("query", "五花肉", "--mode", "fuzzy")
+    assert bad.exit_code == 2 and "search mode" in bad.stderr
+
+
+def test_where_filters_before_the_top_k(run, built: Path) -> None:
+    result = run("query", "food", "--where", "topic = food", "--where", "lang in (en)", "--json", "--min-score", "-1")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["doc_id"] for line in result.stdout.splitlines()] == ["food/dishes.jsonl#d2"]
+    prefix = run("query", "孩子", "--where", "path ^= kids/", "--json", "--min-score", "-1")
+    assert {json.loads(line)["doc_id"].split("/")[0] for line in prefix.stdout.splitlines()} == {"kids"}
+    for where, message in [("colour = red", "unknown filter field"), ("topic ~ food", "FIELD OP VALUE"),
+                           ("topic = food'; DROP TABLE documents; --", "")]:
+        bad = run("query", "food", "--where", where)
+        assert "Traceback" not in bad.output
+        if message:
+            assert bad.exit_code == 2 and message in bad.stderr
+    assert run("info", "mini").exit_code == 0 and "documents   6" in run("info", "mini").stdout
+
+
+def test_no_confident_match(run, built: Path) -> None:
+    result = run("query", "量子计算机的纠错码如何实现", "--min-score", "0.99")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("no confident match")
+    shown = run("query", "量子计算机的纠错码如何实现", "--min-score", "0.99", "--show-low", "-k", "2")
+    assert shown.exit_code == 0 and "(low)" in shown.stdout
+    as_json = run("query", "量子计算机的纠错码如何实现", "--min-score", "0.99", "--show-low", "--json", "-k", "1")
+    assert json.loads(as_json.stdout.splitlines()[0])["low_confidence"] is True

@@ -381,6 +381,8 @@ def test_pair_classification_with_known_cosines(encoder: KeywordEncoder) -> None
     assert result["f1"] == pytest.approx(6 / 7)
     assert result["threshold"] == pytest.approx(0.25, abs=1e-6)
     assert result["n_pairs"] == 5
+    # positives score 1, 0.7071, 0.5: at most 5% of 3 may be refused → none → the lowest, 0.5
+    assert result["min_score"] == pytest.approx(0.5)
     # scores >= 0.5 count as matches; triplets give anchor-positive 1 and anchor-negative 0
     scored = [
         {"sentence1": "cat", "sentence2": "cat dog", "score": 0.9},
@@ -391,7 +393,8 @@ def test_pair_classification_with_known_cosines(encoder: KeywordEncoder) -> None
     # pairs: 0.8165 (1), 0 (0), 0.7071 (1), 0.8165 (0), 0 (1), 0.7071 (0): each score holds one
     # match and one non-match, so every threshold is right 3/6 times; F1 picks "all match" (0):
     # tp 3, fp 3 → F1 = 6 / (6 + 3) = 2/3
-    assert triplets == pytest.approx({"accuracy": 0.5, "f1": 2 / 3, "threshold": 0.0, "n_pairs": 6})
+    # min_score: the lowest positive score (floor(0.05 × 3) = index 0 of the sorted positives 0, 0.7071, 0.8165)
+    assert triplets == pytest.approx({"accuracy": 0.5, "f1": 2 / 3, "threshold": 0.0, "min_score": 0.0, "n_pairs": 6})
 
 
 # --- a built index ------------------------------------------------------------------------------
@@ -563,3 +566,15 @@ def test_evaluate_file_compares_two_encoders(tmp_path: Path) -> None:
     )
     assert set(result["comparison"]) == {"all", "en", "zh", "classification"}
     assert "keyword-test" in format_table(result) and "Δ" in format_table(result)
+
+
+def test_refusal_threshold_refuses_at_most_the_given_share() -> None:
+    from textsearch.evaluate import refusal_threshold
+
+    scores = [i / 100 for i in range(100)] + [0.99] * 10  # 100 positives 0.00–0.99, 10 negatives
+    labels = [1] * 100 + [0] * 10
+    # 5% of 100 positives may fall under: the 6th lowest positive, 0.05, refuses exactly 0.00–0.04
+    assert refusal_threshold(scores, labels) == pytest.approx(0.05)
+    assert refusal_threshold(scores, labels, max_refused=0.0) == 0.0
+    with pytest.raises(InvalidArgumentError):
+        refusal_threshold([0.3], [0])

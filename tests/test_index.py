@@ -82,6 +82,7 @@ def test_hit_carries_text_metadata_and_offsets(index: Index) -> None:
         passages=1,
         start=0,
         end=3,
+        label=2,  # the third passage added
     )
     assert hit.to_dict()["doc_id"] == "c"
 

@@ -86,15 +86,21 @@ class AnnIndex:
             except RuntimeError:
                 pass
 
-    def search(self, vectors: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k labels and cosine similarities for each row of ``vectors``."""
+    def search(
+        self, vectors: np.ndarray, k: int, ef: int | None = None, allowed: set[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels and cosine similarities for each row of ``vectors``; with ``allowed``, only
+        among those labels (hnswlib's filter callback: the graph walk skips the others)."""
         vectors = np.atleast_2d(vectors)
-        k = min(k, self.live)
+        k = min(k, self.live if allowed is None else len(allowed))
         if k <= 0:
             empty = np.zeros((len(vectors), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
         self._index.set_ef(max(ef or self.ef, k))
-        labels, distances = self._index.knn_query(vectors, k=k)
+        if allowed is None:
+            labels, distances = self._index.knn_query(vectors, k=k)
+        else:
+            labels, distances = self._index.knn_query(vectors, k=k, num_threads=1, filter=allowed.__contains__)
         return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
 
     def labels(self) -> np.ndarray:

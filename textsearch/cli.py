@@ -16,6 +16,8 @@ from .config import is_index_dir
 from .corpus import Corpus
 from .errors import IndexNotFoundError, InvalidArgumentError, TextsearchError
 from .index import Hit, Index, Summary
+from .rerank import DEFAULT_CANDIDATES
+from .search import DEFAULT_MODE, RRF_K
 
 app = typer.Typer(
     help="Semantic search for Chinese and English text: index a folder, query it by meaning.",
@@ -126,27 +128,46 @@ def query_cmd(
     text: str = typer.Argument(..., help="What to search for, in any words."),
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name under --indexes, or a path."),
     k: int = typer.Option(10, "-k", "--top-k", help="Number of results."),
+    mode: str = typer.Option(DEFAULT_MODE, "--mode", help="dense | keyword | hybrid (RRF of both)."),
+    where: list[str] = typer.Option([], "--where", "-w", help="Metadata condition, e.g. 'lang = zh', 'year >= 2020' (repeat: AND)."),
     passages: bool = typer.Option(False, "--passages", help="One hit per passage instead of per document."),
     ef: Optional[int] = typer.Option(None, "--ef", help="HNSW search breadth (default: the index's)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Must be the index's model."),
+    rerank: bool = typer.Option(False, "--rerank", help="Rescore the top candidates with the cross-encoder."),
+    rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
+    candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Confidence threshold (default: the calibrated one)."),
+    show_low: bool = typer.Option(False, "--show-low", help="Also show hits under the threshold, marked 'low'."),
+    rrf_k: int = typer.Option(RRF_K, "--rrf-k", help="Reciprocal rank fusion constant (hybrid)."),
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search an index by meaning.
+    """Search an index by meaning, by keyword, or both; filter by metadata; rerank.
 
-    Example: textsearch query "可爱的宝宝" -k 5
+    Example: textsearch query "可爱的宝宝" -k 5 --where "lang = zh" --rerank
     """
+    from .filters import combine, parse_where
+
     _setup_logging(True)
     try:
+        filter = combine([parse_where(w) for w in where]) if where else None
         with Index.open(resolve_index(index, indexes), model) as idx:
-            hits = idx.search(text, k=k, group=not passages, ef=ef)
+            hits = idx.search(text, k=k, mode=mode, filter=filter, group=not passages, ef=ef, rerank=rerank,
+                              rerank_model=rerank_model, candidates=candidates, min_score=min_score,
+                              include_low_confidence=show_low, rrf_k=rrf_k)
+            empty = idx.count() == 0
     except TextsearchError as exc:
         _fail(exc)
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
-    elif not hits:
+    elif empty:
         typer.echo("no results (the index is empty)")
+    elif not hits or all(h.low_confidence for h in hits):
+        typer.echo("no confident match" + (" — the closest hits, all under the threshold:" if hits else
+                                           " (--show-low lists the closest hits anyway)"))
+        if hits:
+            typer.echo(_hits_table(hits))
     else:
         typer.echo(_hits_table(hits))
 
@@ -174,7 +195,8 @@ def _hits_table(hits: list[Hit]) -> str:
     for rank, (hit, doc) in enumerate(zip(hits, ids), 1):
         doc = _clip(doc, id_width + 1) if _width(doc) > id_width else doc
         pad = " " * (id_width - _width(doc))
-        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {doc}{pad}  {_clip(hit.text, 70)}")
+        low = "  (low)" if hit.low_confidence else ""
+        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {doc}{pad}  {_clip(hit.text, 70)}{low}")
     return "\n".join(lines)
 
 
@@ -341,6 +363,41 @@ def train_cmd(
         _fail(exc)
 
 
+@app.command("train-reranker")
+def train_reranker_cmd(
+    train_file: Path = typer.Argument(..., help="Pairs: JSONL, CSV or TSV (anchor, positive[, negative] to mine)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the reranker adapter to."),
+    mine_hard_negatives: int = typer.Option(1, help="Negatives per query mined with the bi-encoder (0: none)."),
+    random_negatives: int = typer.Option(1, help="Unrelated texts per query, labeled 0."),
+    symmetric: bool = typer.Option(False, help="Also train each row with negatives from the positive's side."),
+    max_rows: int = typer.Option(0, help="Train on at most N distinct rows (rows with negatives first; 0: all)."),
+    epochs: float = typer.Option(2.0),
+    batch_size: int = typer.Option(16),
+    lr: float = typer.Option(1e-3),
+    base: Optional[str] = typer.Option(None, "--base", help="Backbone to start from (default: the default model)."),
+    miner: Optional[str] = typer.Option(None, "--miner", help="Bi-encoder that mines negatives (default: the default model)."),
+    seed: int = typer.Option(0),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train a cross-encoder reranker (binary cross-entropy, hard negatives mined with the bi-encoder).
+
+    Example: textsearch train-reranker corpora/pairs/train.jsonl --out models/reranker
+    """
+    from .train_reranker import RerankerConfig, train_reranker
+
+    _setup_logging(quiet)
+    config = RerankerConfig(epochs=epochs, batch_size=batch_size, lr=lr, mine_hard_negatives=mine_hard_negatives,
+                            random_negatives=random_negatives, symmetric=symmetric, max_rows=max_rows,
+                            base_model=base, miner=miner, seed=seed)
+    try:
+        r = train_reranker(train_file, out, config, show_progress=_show_progress(quiet))
+    except TextsearchError as exc:
+        _fail(exc)
+    loss_note = f", loss {r.first_loss:.4f} → {r.last_loss:.4f}" if r.first_loss is not None else ""
+    typer.echo(f"trained {out} on {r.rows} pairs ({r.device}): {r.steps} steps in {r.seconds:.0f} s, "
+               f"{r.pairs_per_second:.1f} pairs/s{loss_note}, {r.trainable_parameters:,} trainable parameters")
+
+
 @app.command("eval")
 def eval_cmd(
     pairs_file: Optional[Path] = typer.Argument(None, help="Labeled pairs (JSONL/CSV/TSV)."),
@@ -349,6 +406,10 @@ def eval_cmd(
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Evaluate a built index instead."),
     queries: Optional[Path] = typer.Option(None, help="With --index: queries JSONL (or query+relevant lines)."),
     qrels: Optional[Path] = typer.Option(None, help="With --index: relevance judgements."),
+    rerank: bool = typer.Option(False, "--rerank", help="Also rerank: recall only vs recall + rerank."),
+    rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
+    candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's (or reranker's) min-score threshold."),
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -357,6 +418,7 @@ def eval_cmd(
     Example: textsearch eval corpora/pairs/test_zh.jsonl --baseline multilingual-e5-small
     """
     from .evaluate import evaluate_file, evaluate_index, format_table
+    from .rerank import CrossEncoderReranker
 
     _setup_logging(True)
     try:
@@ -364,14 +426,37 @@ def eval_cmd(
             with Index.open(resolve_index(index, indexes)) as idx:
                 if queries is None:
                     raise InvalidArgumentError("--index needs --queries (and --qrels unless queries hold 'relevant')")
-                results = evaluate_index(idx, queries, qrels)
+                reranker = idx.reranker(rerank_model) if rerank or rerank_model else None
+                results = evaluate_index(idx, queries, qrels, reranker=reranker, candidates=candidates)
         elif pairs_file is None:
             raise InvalidArgumentError("give a pairs file, or --index with --queries")
         else:
-            results = evaluate_file(pairs_file, model, baseline=baseline)
+            reranker = CrossEncoderReranker(rerank_model) if rerank or rerank_model else None
+            results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker,
+                                    candidates=candidates)
+        note = _calibrate(results, pairs_file, model, reranker) if calibrate else ""
     except TextsearchError as exc:
         _fail(exc)
     typer.echo(json.dumps(results, ensure_ascii=False, indent=2) if as_json else format_table(results))
+    if note:
+        typer.echo(note, err=as_json)
+
+
+def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optional[str], reranker: Any) -> str:
+    """Store the "no confident match" threshold measured on the pair file with the model."""
+    from .evaluate import MAX_REFUSED
+    from .models import write_calibration
+    from .rerank import calibration_spec
+
+    found = results.get("results", {}).get("classification")
+    if pairs_file is None or not found:
+        raise InvalidArgumentError("--calibrate needs a pairs file with positive and negative pairs")
+    spec = calibration_spec(reranker.name) if reranker is not None else model
+    data = {"min_score": round(found["min_score"], 4), "pairs_file": str(pairs_file),
+            "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs score below min_score",
+            "best_accuracy_threshold": round(found["threshold"], 4)}
+    path = write_calibration(spec, data)
+    return f"calibrated: min_score {data['min_score']} written to {path}"
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, ModelNotFoundError
-from .models import BUILTIN_MODELS, DEFAULT_MODEL, TUNED_MODEL, quiet_transformers, resolve_model
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, TUNED_MODEL, quiet_transformers, read_calibration, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,11 @@ class SentenceTransformerEncoder(Encoder):
         if not self.dimension:
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")
         self.prompts = dict(getattr(self._model, "prompts", {}) or {})
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """The model's stored calibration, e.g. ``{"min_score": 0.62}`` (``textsearch eval --calibrate``)."""
+        return read_calibration(self.name)
 
     def _prompt_name(self, *candidates: str) -> str | None:
         return next((c for c in candidates if c in self.prompts), None)

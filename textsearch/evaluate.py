@@ -28,6 +28,7 @@ import numpy as np
 
 from .encoder import Encoder
 from .errors import InvalidArgumentError
+from .rerank import DEFAULT_CANDIDATES, Reranker
 
 if TYPE_CHECKING:
     from .index import Index
@@ -40,6 +41,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "score": ("sentence1", "sentence2", "score"),
 }
 KS = (1, 5, 10)
+MAX_REFUSED = 0.05  # calibration: share of labeled answers a "no confident match" threshold may refuse
 COUNTS = {"n_queries": "queries", "n_corpus": "documents", "n_pairs": "pairs",
           "n_missing_docs": "judged ids missing from the index"}
 _NEGATIVE_N = re.compile(r"^negative_(\d+)$")
@@ -261,34 +263,48 @@ class _Cached(Encoder):
 
 
 def evaluate_retrieval(
-    encoder: Encoder, ir: IRSet, ks: Sequence[int] = KS, *, show_progress: bool = False
+    encoder: Encoder, ir: IRSet, ks: Sequence[int] = KS, *, show_progress: bool = False,
+    reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES,
 ) -> dict[str, float]:
-    """Exact cosine search of every query over the corpus (ties: the earlier corpus text first)."""
+    """Exact cosine search of every query over the corpus (ties: the earlier corpus text first);
+    with a reranker, its order over each query's first ``candidates`` texts."""
     if not ir.queries:
         raise InvalidArgumentError(
             "no query to evaluate — a query needs a positive (label 1 or score >= 0.5)")
     docs = encoder.encode_passages(ir.corpus, show_progress=show_progress)
     queries = encoder.encode_queries(ir.queries)
+    depth = max(max(ks), candidates if reranker else 0)
     rankings: list[list[int]] = []
     for start in range(0, len(queries), 1024):
         scores = queries[start : start + 1024] @ docs.T
-        rankings += np.argsort(-scores, axis=1, kind="stable")[:, : max(ks)].tolist()
+        rankings += np.argsort(-scores, axis=1, kind="stable")[:, :depth].tolist()
+    if reranker is not None:
+        rankings = [_reranked(reranker, q, ranked, ir.corpus, candidates)
+                    for q, ranked in zip(ir.queries, rankings)]
     return {**ranking_metrics(rankings, ir.relevant, ks), "n_corpus": len(ir.corpus)}
 
 
+def _reranked(reranker: Reranker, query: str, ranked: list[int], corpus: Sequence[str], n: int) -> list[int]:
+    top = ranked[:n]
+    scores = reranker.score(query, [corpus[i] for i in top])
+    return [top[i] for i in np.argsort(-scores, kind="stable")] + ranked[n:]
+
+
 def evaluate_by_group(
-    encoder: Encoder, rows: Sequence[Row], distractors: Sequence[str] = (), ks: Sequence[int] = KS
+    encoder: Encoder, rows: Sequence[Row], distractors: Sequence[str] = (), ks: Sequence[int] = KS,
+    **rerank: Any,
 ) -> dict[str, Any]:
     """``{"all": metrics, <lang>: metrics…, "n_queries", "n_corpus"}``. With 2+ languages each
-    gets its own IR set, built from its rows only (plus the distractors)."""
+    gets its own IR set, built from its rows only (plus the distractors). ``rerank``:
+    ``reranker=`` and ``candidates=`` for evaluate_retrieval."""
     encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
-    whole = evaluate_retrieval(encoder, pairs_to_ir(rows, distractors), ks)
+    whole = evaluate_retrieval(encoder, pairs_to_ir(rows, distractors), ks, **rerank)
     report: dict[str, Any] = {"all": whole}
     langs = sorted({str(r["lang"]) for r in rows if r.get("lang")})
     for lang in langs if len(langs) > 1 else []:
         ir = pairs_to_ir([r for r in rows if r.get("lang") == lang], distractors)
         if ir.queries:
-            report[lang] = evaluate_retrieval(encoder, ir, ks)
+            report[lang] = evaluate_retrieval(encoder, ir, ks, **rerank)
     return {**report, "n_queries": whole["n_queries"], "n_corpus": whole["n_corpus"]}
 
 
@@ -310,43 +326,75 @@ def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> dict[str, 
     return {"accuracy": float(accuracy[best]), "f1": float(f1[best]), "threshold": float(t[best])}
 
 
+def refusal_threshold(scores: Sequence[float], labels: Sequence[int], max_refused: float = MAX_REFUSED) -> float:
+    """The "no confident match" threshold: the highest score that keeps at least
+    1 − ``max_refused`` of the positive pairs at or above it (so real answers are rarely refused)."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    positives = np.sort(s[y])
+    if not len(positives):
+        raise InvalidArgumentError("no positive pair to calibrate on")
+    return float(positives[int(np.floor(max_refused * len(positives)))])
+
+
 def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row]) -> dict[str, float]:
     """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold."""
     items = labeled_pairs(rows)
     encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
     a = encoder.encode_queries([x[0] for x in items]).astype(np.float64)
     b = encoder.encode_passages([x[1] for x in items]).astype(np.float64)
-    best = best_threshold(np.sum(a * b, axis=1).tolist(), [x[2] for x in items])
-    return {**best, "n_pairs": len(items)}
+    scores, labels = np.sum(a * b, axis=1).tolist(), [x[2] for x in items]
+    return {**best_threshold(scores, labels), "min_score": refusal_threshold(scores, labels), "n_pairs": len(items)}
+
+
+def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row]) -> dict[str, float]:
+    """The reranker's score of each labeled pair, best threshold."""
+    items = labeled_pairs(rows)
+    by_query: dict[str, list[int]] = {}
+    for i, (query, _, _) in enumerate(items):
+        by_query.setdefault(query, []).append(i)
+    scores = np.zeros(len(items))
+    for query, at in by_query.items():
+        scores[at] = reranker.score(query, [items[i][1] for i in at])
+    labels = [x[2] for x in items]
+    return {**best_threshold(scores.tolist(), labels), "min_score": refusal_threshold(scores.tolist(), labels),
+            "n_pairs": len(items)}
 
 
 def evaluate_pairs(
     encoder: Encoder, pairs: PairSet | Sequence[Row], distractors: Sequence[str] = (),
-    ks: Sequence[int] = KS, *, show_progress: bool = False,
+    ks: Sequence[int] = KS, *, show_progress: bool = False, reranker: Reranker | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> dict[str, Any]:
-    """Retrieval overall and per language, plus ``classification`` when both labels occur."""
+    """Retrieval overall and per language, plus ``classification`` when both labels occur; with a
+    reranker, ranking and classification are the reranker's."""
     rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
-    cached = _Cached(encoder, show_progress)
-    report = evaluate_by_group(cached, rows, distractors, ks)
+    cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder, show_progress)
+    report = evaluate_by_group(cached, rows, distractors, ks, reranker=reranker, candidates=candidates)
     if len({label for *_, label in labeled_pairs(rows)}) == 2:
-        report["classification"] = evaluate_pair_classification(cached, rows)
+        report["classification"] = (evaluate_reranker_classification(reranker, rows) if reranker
+                                    else evaluate_pair_classification(cached, rows))
     return report
 
 
 def evaluate_file(
     path: str | os.PathLike[str], model: str | None = None, *, baseline: str | None = None,
     encoder: Encoder | None = None, baseline_encoder: Encoder | None = None,
-    show_progress: bool = False,
+    reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES, show_progress: bool = False,
 ) -> dict[str, Any]:
     """`textsearch eval`: a model (default: the default model) on a pair file, and optionally a
-    baseline, compared."""
+    baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
+    of the first ``candidates`` texts."""
     from .encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
-    tuned = encoder or SentenceTransformerEncoder(model)
+    tuned = _Cached(encoder or SentenceTransformerEncoder(model), show_progress)
     result: dict[str, Any] = {"file": str(path), "format": pairs.format, "model": tuned.name,
-                              "results": evaluate_pairs(tuned, pairs, show_progress=show_progress)}
-    if baseline or baseline_encoder:
+                              "results": evaluate_pairs(tuned, pairs, reranker=reranker, candidates=candidates)}
+    if reranker is not None:
+        result.update(model=f"{tuned.name} + rerank {reranker.name} (top {candidates})",
+                      baseline=f"{tuned.name}, recall only", baseline_results=evaluate_pairs(tuned, pairs))
+        result["comparison"] = compare(result["baseline_results"], result["results"])
+    elif baseline or baseline_encoder:
         base = baseline_encoder or SentenceTransformerEncoder(baseline)
         result["baseline"] = base.name
         result["baseline_results"] = evaluate_pairs(base, pairs, show_progress=show_progress)
@@ -398,9 +446,10 @@ def _read_qrels(path: Path) -> Iterator[tuple[str, str]]:
 
 def evaluate_index(
     index: Index, queries: str | os.PathLike[str], qrels: str | os.PathLike[str] | None = None,
-    k: int = 10,
+    k: int = 10, *, reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES,
 ) -> dict[str, Any]:
-    """Search a built index with each judged query: Recall@1/5…/k, MRR@k, nDCG@k by doc id.
+    """Search a built index with each judged query: Recall@1/5…/k, MRR@k, nDCG@k by doc id; with a
+    reranker, recall only (as the baseline) against recall + rerank.
 
     ``queries``: JSONL ``{"id", "text"}`` (or ``"query"``) with a qrels file (JSONL
     ``query_id, doc_id, relevance`` or TSV), or JSONL ``{"query", "relevant": [doc ids]}`` alone."""
@@ -423,12 +472,21 @@ def evaluate_index(
             f"{index.path} — judge the ids the index gives its documents (`textsearch query`)")
     if missing:
         logger.warning("%d judged ids not in %s, e.g. %s", len(missing), index.path, min(missing))
-    rankings = [[hit.doc_id for hit in index.search(texts[q], k=k)] for q in judged]
     ks = sorted({c for c in KS if c < k} | {k})
-    metrics = ranking_metrics(rankings, [relevant[q] for q in judged], ks)
-    metrics.update(n_corpus=index.count(), n_missing_docs=len(missing))
-    results = {"all": metrics, "n_queries": metrics["n_queries"], "n_corpus": metrics["n_corpus"]}
-    return {"file": str(queries), "model": index.config.model, "results": results}
+
+    def run(rerank: Reranker | None) -> dict[str, Any]:
+        rankings = [[hit.doc_id for hit in index.search(texts[q], k=k, rerank=rerank or False,
+                                                        candidates=candidates)] for q in judged]
+        metrics = ranking_metrics(rankings, [relevant[q] for q in judged], ks)
+        metrics.update(n_corpus=index.count(), n_missing_docs=len(missing))
+        return {"all": metrics, "n_queries": metrics["n_queries"], "n_corpus": metrics["n_corpus"]}
+
+    result = {"file": str(queries), "model": index.config.model, "results": run(reranker)}
+    if reranker is not None:
+        result.update(model=f"{index.config.model} + rerank {reranker.name} (top {candidates})",
+                      baseline=f"{index.config.model}, recall only", baseline_results=run(None))
+        result["comparison"] = compare(result["baseline_results"], result["results"])
+    return result
 
 
 # --- reporting ------------------------------------------------------------------------------

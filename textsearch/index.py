@@ -38,6 +38,9 @@ from .errors import (
     InvalidArgumentError,
     ModelMismatchError,
 )
+from .rerank import Reranker
+from .search import RRF_K
+from .search import run as run_search
 from .store import DB_FILE, Store
 
 logger = logging.getLogger(__name__)
@@ -51,13 +54,16 @@ class Hit:
     """One search result: the best passage of a document (or one passage, ungrouped)."""
 
     doc_id: str
-    score: float  # cosine similarity in [-1, 1]
+    score: float  # cosine similarity in [-1, 1]; with reranking, the reranker's score in [0, 1]
     text: str  # the passage text
     metadata: dict[str, Any]
     passage: int  # position of the passage in its document, from 0
     passages: int  # number of passages of the document
     start: int  # character offsets of the passage in the document
     end: int
+    dense_score: float | None = None  # the cosine, when ``score`` is another score (rerank, BM25, RRF)
+    low_confidence: bool = False  # under the confidence threshold (kept only on request)
+    label: int = -1  # the passage's label in the HNSW graph and the store
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +113,7 @@ class Index:
         self._encoder_checked = encoder is not None
         self.store = Store(self.path / DB_FILE)
         self._seen_seq = -1
+        self._fields: tuple[int, set[str]] | None = None
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -414,32 +421,48 @@ class Index:
             index.close()
 
     # --- reading ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, *, group: bool = True, ef: int | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int = 10, *, mode: str | None = None, filter: dict[str, Any] | None = None,
+        group: bool = True, ef: int | None = None, rerank: bool | Reranker = False,
+        rerank_model: str | None = None, candidates: int | None = None, min_score: float | None = None,
+        include_low_confidence: bool = False, rrf_k: int = RRF_K,
+    ) -> list[Hit]:
         """The k best documents for ``query`` (best passage each), or the k best passages when
-        ``group=False``. Scores are cosine similarities."""
+        ``group=False``.
+
+        ``mode``: ``dense`` (cosine), ``keyword`` (BM25) or ``hybrid`` (both, fused by
+        reciprocal rank); default ``search.DEFAULT_MODE``. ``filter``: metadata conditions applied
+        before the top k is cut, e.g. ``{"lang": "zh", "year": {"$gte": 2020}}``. ``rerank``: rescore the
+        first ``candidates`` hits with a cross-encoder (``rerank_model``, default: the shipped
+        one; or pass a ``Reranker``); scores are then the reranker's. Hits under ``min_score``
+        (default: the threshold calibrated for the model, or the reranker) are left out, or kept
+        and marked ``low_confidence`` with ``include_low_confidence``: an empty list means "no
+        confident match"."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgumentError("the query is empty — give some words to search for")
         if not isinstance(k, int) or k < 1:
             raise InvalidArgumentError(f"k must be a positive number of results, got {k}")
+        if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
+            raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
+        reranker = rerank if isinstance(rerank, Reranker) else (
+            self.reranker(rerank_model) if rerank or rerank_model else None)
         self._refresh()
-        vector = self.encoder.encode_queries([query.replace("\x00", " ")])
-        fetch = max(4 * k, k + 20) if group else k
-        while True:
-            labels, scores = self.ann.search(vector, fetch, ef=ef)
-            rows = self.store.passages(labels[0])
-            best: dict[str, Hit] = {}
-            for label, score in zip(labels[0], scores[0]):
-                row = rows.get(int(label))
-                if row is None:
-                    continue
-                key = row.doc_id if group else str(row.label)
-                if key not in best:
-                    best[key] = Hit(row.doc_id, round(float(score), 6), row.text, row.metadata,
-                                    row.position, row.n_passages, row.start, row.end)
-            if len(best) >= k or fetch >= self.ann.live:
-                break
-            fetch *= 4
-        return list(best.values())[:k]
+        return run_search(self, query.replace("\x00", " "), k, mode=mode, filter=filter, group=group, ef=ef,
+                          reranker=reranker, candidates=candidates, min_score=min_score,
+                          include_low_confidence=include_low_confidence, rrf_k=rrf_k)
+
+    def metadata_fields(self) -> set[str]:
+        """The metadata fields a filter may name (read again only after a write)."""
+        seq = self.store.seq
+        if self._fields is None or self._fields[0] != seq:
+            self._fields = (seq, self.store.metadata_fields())
+        return self._fields[1]
+
+    def reranker(self, model: str | None = None) -> Reranker:
+        """The cross-encoder for ``model`` (default: the shipped one), loaded once per process."""
+        from .rerank import CrossEncoderReranker
+
+        return CrossEncoderReranker(model)
 
     def count(self) -> int:
         """Number of documents."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import struct
@@ -112,6 +113,41 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
             f"({', '.join([TUNED_MODEL, *BUILTIN_MODELS])})"
         )
     return spec
+
+
+CALIBRATION_FILE = "textsearch_calibration.json"
+
+
+def calibration_file(spec: str | None) -> Path:
+    """Where a model's calibration (its "no confident match" threshold) is kept: inside the
+    shipped adapter for the default model, inside a local model folder, else in the cache."""
+    spec = spec or DEFAULT_MODEL
+    if spec == TUNED_MODEL:
+        return TUNED_ADAPTER / CALIBRATION_FILE
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return local.absolute() / CALIBRATION_FILE
+    return cache_dir() / "calibration" / (re.sub(r"[^\w.-]+", "_", spec) + ".json")
+
+
+def read_calibration(spec: str | None) -> dict[str, Any]:
+    """The stored calibration of a model ({} when it has none or the file is unreadable)."""
+    path = calibration_file(spec)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        logger.warning("ignoring unreadable calibration file %s", path)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_calibration(spec: str | None, data: dict[str, Any]) -> Path:
+    path = calibration_file(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def package_file(name: str, model: BuiltinModel) -> Path:

@@ -147,7 +147,9 @@ def _loss(model: Any, config: TrainConfig) -> Any:
 
 def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
     """Add the n most similar non-positive texts of the training pool as negatives of each anchor,
-    skipping candidates scoring within 5% of the positive (likely unlabeled paraphrases)."""
+    skipping the anchor's positives in any row (a sentence's translation, traditional form and
+    synonym variant are all its answers) and candidates scoring within 5% of the positive (likely
+    unlabeled paraphrases)."""
     from datasets import Dataset
     from sentence_transformers import mine_hard_negatives
 
@@ -157,7 +159,7 @@ def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
         Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}),
         model,
         corpus=corpus,
-        num_negatives=n,
+        num_negatives=n + 3,  # spares for the candidates filtered out below
         relative_margin=0.05,
         query_prompt_name="query" if "query" in (model.prompts or {}) else None,
         corpus_prompt_name="passage" if "passage" in (model.prompts or {}) else None,
@@ -167,9 +169,13 @@ def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
     extra: dict[tuple[str, str], list[str]] = {}
     for item in mined:
         extra[(item["anchor"], item["positive"])] = [v for k, v in item.items() if k.startswith("negative")]
+    answers: dict[str, set[str]] = defaultdict(set)  # every positive of an anchor, over all its rows
+    for r in rows:
+        answers[r["anchor"]].update((r["anchor"], r["positive"]))
     out = []
     for r in rows:
-        found = [x for x in extra.get((r["anchor"], r["positive"]), []) if x not in r["negative"]]
+        found = [x for x in extra.get((r["anchor"], r["positive"]), [])
+                 if x not in r["negative"] and x not in answers[r["anchor"]]]
         out.append({**r, "negative": r["negative"] + found[:n]})
     logger.info("mined hard negatives for %d of %d anchors", len(extra), len(rows))
     return PairSet(path=pairs.path, format=pairs.format, columns=pairs.columns, rows=out)

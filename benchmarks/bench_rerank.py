@@ -1,0 +1,130 @@
+"""Reranking benchmark: what the second stage costs and what it buys, per candidate count.
+
+Prints tables and writes JSON (benchmarks/results/rerank-<device>.json by default):
+- quality: MRR@10 / Recall@1 of recall only and of recall + rerank of the top C candidates, for C
+  in --candidates, on held-out pair files (each file's own texts are the corpus);
+- latency: the time ``Index.search`` adds when reranking C candidates (p50/p95 over the queries of
+  corpora/demo_queries.jsonl against an index of corpora/demo), same process, model kept warm;
+- throughput: reranker pairs/s on demo passages (batch as in search), on this device.
+
+    python benchmarks/bench_rerank.py                       # CPU (or the GPU when there is one)
+    python benchmarks/bench_rerank.py --rerank-model models/reranker --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from textsearch import Index, SentenceTransformerEncoder
+from textsearch.evaluate import evaluate_pairs, read_pairs
+from textsearch.rerank import CrossEncoderReranker, Reranker
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldout/zh_en.jsonl",
+          "corpora/heldout/overlap_controls.jsonl",
+          "corpora/pairs/test_zh.jsonl", "corpora/pairs/test_en.jsonl", "corpora/pairs/test_zh_en.jsonl"]
+
+
+class CachedReranker(Reranker):
+    """Scores each (query, passage) once, so every candidate count reuses the deepest one's work."""
+
+    def __init__(self, inner: Reranker) -> None:
+        self.inner, self.name, self.seen = inner, inner.name, {}
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        todo = [p for p in dict.fromkeys(passages) if (query, p) not in self.seen]
+        if todo:
+            self.seen.update(zip(((query, p) for p in todo), self.inner.score(query, todo).tolist()))
+        return np.asarray([self.seen[(query, p)] for p in passages], dtype=np.float32)
+
+
+def quality(encoder, reranker, candidates: list[int], splits: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    reranker = CachedReranker(reranker)
+    for split in splits:
+        pairs = read_pairs(ROOT / split)
+        row = {"recall only": evaluate_pairs(encoder, pairs)["all"]}
+        for c in sorted(candidates, reverse=True):  # the deepest first: the others reuse its scores
+            row[f"rerank {c}"] = evaluate_pairs(encoder, pairs, reranker=reranker, candidates=c)["all"]
+        out[split] = {name: {m: round(v, 4) for m, v in metrics.items()} for name, metrics in row.items()}
+        cells = "  ".join(f"{name} {m['mrr@10']:.3f}" for name, m in out[split].items())
+        print(f"{split:<34} MRR@10  {cells}", flush=True)
+    return out
+
+
+def latency(index: Index, queries: list[str], reranker, candidates: list[int]) -> dict[str, dict]:
+    def timed(**kwargs) -> list[float]:
+        index.search(queries[0], k=10, **kwargs)  # warm
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            index.search(q, k=10, **kwargs)
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    base = timed()
+    out = {"recall only": {"p50_ms": statistics.median(base), "p95_ms": _p95(base)}}
+    for c in candidates:
+        times = timed(rerank=reranker, candidates=c)
+        out[f"rerank {c}"] = {"p50_ms": statistics.median(times), "p95_ms": _p95(times),
+                              "added_p50_ms": statistics.median(times) - statistics.median(base)}
+    for name, row in out.items():
+        extra = f", added {row['added_p50_ms']:.0f} ms" if "added_p50_ms" in row else ""
+        print(f"  {name:<12} p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms{extra}", flush=True)
+    return out
+
+
+def throughput(reranker, passages: list[str], query: str, repeat: int = 3) -> float:
+    reranker.score(query, passages[:32])
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        reranker.score(query, passages)
+    return repeat * len(passages) / (time.perf_counter() - t0)
+
+
+def _p95(values: list[float]) -> float:
+    return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rerank-model", default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--candidates", default="10,20,30,50", help="for quality")
+    parser.add_argument("--latency-candidates", default="20,50,100")
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    candidates = [int(c) for c in args.candidates.split(",")]
+    encoder = SentenceTransformerEncoder(device=args.device)
+    reranker = CrossEncoderReranker(args.rerank_model, device=args.device)
+    print(f"reranker {reranker.name} on {reranker.device}, encoder {encoder.name}", flush=True)
+
+    result = {"reranker": reranker.name, "device": reranker.device, "machine": platform.processor() or platform.machine(),
+              "quality": quality(encoder, reranker, candidates, [s for s in args.splits.split(",") if s])}
+    queries = [json.loads(line)["query"] for line in (ROOT / "corpora/demo_queries.jsonl").read_text().splitlines()]
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Index.create(Path(tmp) / "demo", encoder=encoder)
+        index.index_folder(ROOT / "corpora/demo")
+        print(f"latency over {len(queries)} demo queries, {index.count()} documents:", flush=True)
+        result["latency"] = latency(index, queries, reranker, [int(c) for c in args.latency_candidates.split(",")])
+        passages = [h.text for h in index.search("我们周末去哪里玩", k=100, group=False, min_score=-1.0)]
+        index.close()
+    result["throughput_pairs_per_s"] = round(throughput(reranker, passages, "我们周末去哪里玩"), 1)
+    print(f"throughput: {result['throughput_pairs_per_s']} pairs/s ({reranker.device}, {len(passages)} demo passages)")
+    out = Path(args.out or ROOT / f"benchmarks/results/rerank-{reranker.device}.json")
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

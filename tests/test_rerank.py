@@ -1,0 +1,168 @@
+"""Second stage: reranking through the index and the evaluator with a fake scorer (exact order and
+scores), the missing-reranker errors, and a real reranker trained on tiny data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from textsearch import Index
+from textsearch.cli import app
+from textsearch.errors import InvalidArgumentError, ModelNotFoundError
+from textsearch.evaluate import IRSet, evaluate_retrieval
+from textsearch.rerank import CrossEncoderReranker, Reranker
+
+DOCS = [
+    {"id": "a", "text": "cat cat dog"},
+    {"id": "b", "text": "cat dog"},
+    {"id": "c", "text": "cat dog fish"},
+    {"id": "d", "text": "fish water"},
+]
+
+
+class LengthReranker(Reranker):
+    """Prefers longer passages: score = len(text) / 100, so 'cat dog fish' (12) > 'cat cat dog' (11)."""
+
+    name = "length"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        self.seen.append(len(passages))
+        return np.asarray([len(p) / 100 for p in passages], dtype=np.float32)
+
+
+@pytest.fixture
+def idx(tmp_path: Path, encoder) -> Index:
+    index = Index.create(tmp_path / "idx", encoder=encoder)
+    index.add(DOCS)
+    return index
+
+
+def test_rerank_orders_by_reranker_and_keeps_dense_score(idx: Index) -> None:
+    # dense: cos("cat dog", b) = 1; a = (2+1)/sqrt(2*5) = 0.9487; c = 2/sqrt(2*3) = 0.8165; d = 0
+    # (scores are rounded float32 cosines)
+    dense = idx.search("cat dog", k=3)
+    assert [h.doc_id for h in dense] == ["b", "a", "c"]
+    assert all(h.dense_score is None for h in dense)
+    reranked = idx.search("cat dog", k=3, rerank=LengthReranker(), candidates=3)
+    assert [h.doc_id for h in reranked] == ["c", "a", "b"]  # lengths 12, 11, 7
+    assert [h.score for h in reranked] == [0.12, 0.11, 0.07]
+    assert [h.dense_score for h in reranked] == pytest.approx([0.816497, 0.948683, 1.0], abs=1e-5)
+    everything = idx.search("cat dog", k=3, rerank=LengthReranker())  # default: 30 candidates
+    assert [h.doc_id for h in everything] == ["c", "a", "d"]  # 'fish water' (10) now competes too
+
+
+def test_candidates_bound_what_is_reranked(idx: Index) -> None:
+    reranker = LengthReranker()
+    hits = idx.search("cat dog", k=1, rerank=reranker, candidates=2)
+    assert reranker.seen == [2]  # only b and a reach the reranker; c (the longest) does not
+    assert [h.doc_id for h in hits] == ["a"]
+    with pytest.raises(InvalidArgumentError, match="candidates"):
+        idx.search("cat dog", rerank=reranker, candidates=0)
+
+
+def test_evaluation_uses_the_reranked_order(encoder) -> None:
+    ir = IRSet(queries=["cat dog"], corpus=["cat dog", "cat dog fish", "fish"], relevant=[{1}])
+    assert evaluate_retrieval(encoder, ir, ks=(1, 3))["mrr@3"] == 0.5  # dense puts it 2nd
+    reranked = evaluate_retrieval(encoder, ir, ks=(1, 3), reranker=LengthReranker(), candidates=3)
+    assert reranked["mrr@3"] == 1.0 and reranked["recall@1"] == 1.0
+
+
+def test_missing_reranker_says_how_to_train_one(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ModelNotFoundError, match="textsearch train-reranker"):
+        CrossEncoderReranker(str(tmp_path / "no-such-reranker"))
+    monkeypatch.setattr("textsearch.rerank.RERANKER_ADAPTER", tmp_path / "gone")
+    with pytest.raises(ModelNotFoundError, match="textsearch train-reranker"):
+        CrossEncoderReranker()
+
+
+@pytest.mark.model
+def test_cli_query_with_a_missing_reranker_fails_clearly(tmp_path: Path, real_encoder) -> None:
+    index = Index.create(tmp_path / "idx", encoder=real_encoder)
+    index.add([{"id": "kid", "text": "惹人喜欢的孩子"}])
+    index.close()
+    result = CliRunner().invoke(app, ["query", "可爱的宝宝", "--index", str(tmp_path / "idx"),
+                                      "--rerank-model", str(tmp_path / "missing")])
+    assert result.exit_code == 1
+    assert "textsearch train-reranker" in result.output and "Traceback" not in result.output
+
+
+# --- real models --------------------------------------------------------------------------------
+BASE = "all-MiniLM-L6-v2"
+TRIPLES = [
+    ("the cat sleeps on the sofa", "a kitten is napping on the couch", "the sofa is on sale"),
+    ("it will rain tomorrow", "expect showers the next day", "it rained yesterday"),
+    ("my phone battery died", "the mobile ran out of charge", "my phone bill is due"),
+    ("the train is late", "the railway service is delayed", "the train is early"),
+    ("he cooked dinner", "he made the evening meal", "he ate dinner out"),
+    ("buy fresh bread", "purchase a new loaf", "bread is bad for ducks"),
+]
+
+
+@pytest.mark.model
+def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
+    from textsearch.train_reranker import RerankerConfig, train_reranker
+
+    data = tmp_path / "triples.jsonl"
+    data.write_text("".join(json.dumps({"anchor": a, "positive": p, "negative": n}) + "\n"
+                            for a, p, n in TRIPLES), encoding="utf-8")
+    out = tmp_path / "reranker"
+    config = RerankerConfig(base_model=BASE, miner=BASE, mine_hard_negatives=1, random_negatives=1, epochs=3,
+                            batch_size=6, lr=1e-3, log_every=1)
+    result = train_reranker(data, out, config, device="cpu")
+    # 6 positives, 6 given negatives, 6 random ones (other rows' positives) and up to 6 mined (a
+    # candidate scoring within 5% of the positive is skipped as a likely paraphrase)
+    assert 18 < result.rows <= 24 and result.steps == 3 * -(-result.rows // 6)
+    assert result.last_loss < result.first_loss
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter_config.json", "adapter_model.safetensors", "textsearch_model.json"]
+    assert (out / "adapter_model.safetensors").stat().st_size < 4_000_000  # 811k trainable float32 parameters
+    assert not list(tmp_path.glob(".reranker.training*"))  # the work folder is gone
+
+    reranker = CrossEncoderReranker(str(out), device="cpu")
+    scores = reranker.score("the train is late", ["the railway service is delayed", "the train is early"])
+    assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all()
+    assert scores[0] > scores[1]  # a training pair: the positive beats its hard negative
+    assert _peft_scores(out, "the train is late", ["the railway service is delayed"]) == pytest.approx(
+        scores[:1], abs=1e-4)  # the merged folder computes what the adapter on its backbone computes
+
+
+def _peft_scores(adapter: Path, query: str, passages: list[str]) -> np.ndarray:
+    """The adapter applied with peft onto a fresh backbone: what the merge must reproduce."""
+    import torch
+    from peft import PeftModel
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from textsearch.train_reranker import _backbone
+
+    folder, _ = _backbone(BASE, adapter.parent / "check")
+    model = CrossEncoder(str(folder), num_labels=1, device="cpu")
+    peft = PeftModel.from_pretrained(model.transformers_model, str(adapter)).eval()
+    tokens = model.tokenizer([query] * len(passages), passages, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return torch.sigmoid(peft(**tokens).logits.view(-1)).numpy()
+
+
+@pytest.mark.model
+def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -> None:
+    index = Index.create(tmp_path / "idx", encoder=real_encoder)
+    index.add([
+        {"id": "kid", "text": "惹人喜欢的孩子"},
+        {"id": "toy", "text": "宝宝的可爱玩具坏了"},
+        {"id": "rain", "text": "明天会下大雨"},
+    ])
+    dense = {h.doc_id: h.score for h in index.search("可爱的宝宝", k=3, min_score=-1.0)}
+    hits = index.search("可爱的宝宝", k=3, rerank=True, min_score=0.0)  # keep every reranked hit
+    assert sorted(h.doc_id for h in hits) == ["kid", "rain", "toy"]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(0 <= h.score <= 1 for h in hits)
+    assert {h.doc_id: h.dense_score for h in hits} == pytest.approx(dense)  # the cosine is kept
+    direct = CrossEncoderReranker().score("可爱的宝宝", [h.text for h in hits])
+    assert [h.score for h in hits] == pytest.approx(direct.tolist(), abs=1e-5)

@@ -1,0 +1,138 @@
+"""Second stage: a cross-encoder reads the query and each candidate passage together and rescores
+the top candidates of the first (bi-encoder) stage. The only module that loads a CrossEncoder.
+
+``Reranker`` is the small interface the index relies on (``score(query, passages)``, higher is
+more relevant, in [0, 1]); ``CrossEncoderReranker`` implements it for any sentence-transformers
+CrossEncoder with one output: the reranker that ships with textsearch (``zh-en-reranker``, a LoRA
+adapter plus head trained by ``textsearch train-reranker``), a folder of your own, or a hub name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
+from .errors import ModelNotFoundError
+from .models import looks_like_path, quiet_transformers, read_calibration
+
+if TYPE_CHECKING:
+    from .index import Hit
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RERANKER = "zh-en-reranker"
+RERANKER_ADAPTER = Path(__file__).parent / "data" / DEFAULT_RERANKER
+DEFAULT_CANDIDATES = 10  # first-stage hits reranked per query: the least harmful count measured (README)
+HOW_TO_TRAIN = (
+    "train one with `textsearch train-reranker corpora/pairs/train.jsonl --out models/reranker` "
+    "and pass --rerank-model models/reranker"
+)
+
+
+def resolve_reranker(spec: str | None, show_progress: bool = False) -> str:
+    """What to pass to CrossEncoder(...): the merged folder of the shipped reranker or of a trained
+    adapter folder, an existing local folder, or a hub name (machines with internet)."""
+    spec = spec or DEFAULT_RERANKER
+    if spec == DEFAULT_RERANKER:
+        if not (RERANKER_ADAPTER / "adapter_model.safetensors").is_file():
+            raise ModelNotFoundError(f"the default reranker is missing from {RERANKER_ADAPTER} — {HOW_TO_TRAIN}")
+        return str(materialize(RERANKER_ADAPTER, show_progress))
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return str(materialize(local, show_progress) if is_adapter_folder(local) else local.absolute())
+    if looks_like_path(spec) or local.exists():
+        raise ModelNotFoundError(f"reranker folder '{spec}' does not exist — {HOW_TO_TRAIN}")
+    return spec
+
+
+def calibration_spec(name: str) -> str:
+    """The folder whose calibration file belongs to reranker ``name``."""
+    return str(RERANKER_ADAPTER) if name == DEFAULT_RERANKER else name
+
+
+class Reranker:
+    """Scores (query, passage) pairs; higher is more relevant."""
+
+    name: str = "reranker"
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits sorted by reranker score (ties keep the first-stage order); each hit's
+        ``score`` becomes the reranker's and ``dense_score`` keeps the first-stage score."""
+        if not hits:
+            return []
+        scores = self.score(query, [h.text for h in hits])
+        order = np.argsort(-scores, kind="stable")
+        return [replace(hits[i], score=round(float(scores[i]), 6), dense_score=hits[i].score) for i in order]
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _load(path: str, device: str, max_length: int) -> Any:
+    """One CrossEncoder per (path, device) per process: kept warm between queries."""
+    with _CACHE_LOCK:
+        if (path, device) not in _CACHE:
+            from sentence_transformers.cross_encoder import CrossEncoder
+
+            try:
+                with quiet_transformers():
+                    model = CrossEncoder(path, device=device, max_length=max_length, trust_remote_code=False)
+            except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
+                raise ModelNotFoundError(
+                    f"cannot load reranker '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) — "
+                    f"give a CrossEncoder folder, or {HOW_TO_TRAIN}"
+                ) from exc
+            if device == "cuda":
+                model.half()
+            _CACHE[(path, device)] = model
+        return _CACHE[(path, device)]
+
+
+def read_prompts(folder: str | Path) -> dict[str, str]:
+    path = Path(folder) / PROMPTS_FILE
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("prompts") or {})
+
+
+class CrossEncoderReranker(Reranker):
+    """A sentence-transformers CrossEncoder with one output; scores are sigmoid probabilities."""
+
+    def __init__(
+        self, model: str | None = None, *, device: str | None = None, batch_size: int | None = None,
+        max_length: int = 320, show_progress: bool = False,
+    ) -> None:
+        import torch
+
+        self.name = model or DEFAULT_RERANKER
+        self.path = resolve_reranker(self.name, show_progress)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
+        self._model = _load(self.path, self.device, max_length)
+        self.prompts = read_prompts(self.path)
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """The stored calibration, e.g. ``{"min_score": 0.3}`` (``textsearch eval --rerank --calibrate``)."""
+        return read_calibration(calibration_spec(self.name))
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        q = self.prompts.get("query", "") + query
+        p = self.prompts.get("passage", "")
+        scores = self._model.predict([(q, p + text) for text in passages], batch_size=self.batch_size,
+                                     show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(-1)

@@ -1,0 +1,166 @@
+"""The query side of an index: candidates → fusion → rerank → confidence.
+
+- ``dense``: the query embedding's nearest passages in the HNSW graph (cosine);
+- ``keyword``: BM25 over the FTS5 table of jieba-segmented passages (``keyword.py``);
+- ``hybrid``: both lists fused by reciprocal rank fusion, score = Σ 1 / (rrf_k + rank);
+- a metadata filter (``filters.py``) restricts every stage before the top k is cut: small allowed
+  sets are searched exactly over their stored vectors, larger ones through hnswlib's filter
+  callback;
+- an optional cross-encoder reranks the first ``candidates`` hits;
+- every hit carries its cosine to the query (``dense_score``); hits under the confidence
+  threshold (``min_score``, by default the one calibrated for the model and stored with it) are
+  dropped, or kept and marked ``low_confidence`` on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .filters import to_sql
+from .keyword import match_expression
+from .rerank import DEFAULT_CANDIDATES, Reranker
+
+if TYPE_CHECKING:
+    from .index import Hit, Index
+
+MODES = ("dense", "keyword", "hybrid")
+DEFAULT_MODE = "dense"  # chosen by measurement (README, "Search modes")
+RRF_K = 60
+EXACT_LIMIT = 2_000  # allowed passages up to which a filtered dense search is exact (measured: README)
+Where = tuple[str, list[Any]]
+
+
+def run(
+    index: Index, query: str, k: int, *, mode: str | None, filter: dict[str, Any] | None, group: bool,
+    ef: int | None, reranker: Reranker | None, candidates: int | None, min_score: float | None,
+    include_low_confidence: bool, rrf_k: int = RRF_K,
+) -> list[Hit]:
+    mode = mode or DEFAULT_MODE
+    if mode not in MODES:
+        raise InvalidArgumentError(f"unknown search mode '{mode}' — choose one of {', '.join(MODES)}")
+    where = to_sql(filter, index.metadata_fields()) if filter else None
+    vector = index.encoder.encode_queries([query])[0]
+    n = max(k, candidates or DEFAULT_CANDIDATES) if reranker else k
+    if mode == "dense":
+        hits = dense(index, vector, n, group, ef, where)
+    elif mode == "keyword":
+        hits = keyword(index, query, vector, n, group, where)
+    else:
+        fetch = max(n, DEFAULT_CANDIDATES)
+        hits = fuse([dense(index, vector, fetch, group, ef, where),
+                     keyword(index, query, vector, fetch, group, where)], rrf_k)[:n]
+    if reranker is not None:
+        hits = reranker.rerank(query, hits)
+    hits = hits[:k]
+    threshold, on_rerank = _threshold(index, reranker, min_score)
+    if threshold is None:
+        return hits
+    confidence = [h.score if on_rerank else h.dense_score if h.dense_score is not None else h.score for h in hits]
+    marked = [replace(h, low_confidence=c < threshold) for h, c in zip(hits, confidence)]
+    return marked if include_low_confidence else [h for h in marked if not h.low_confidence]
+
+
+def _threshold(index: Index, reranker: Reranker | None, min_score: float | None) -> tuple[float | None, bool]:
+    """(threshold, whether it applies to the reranker's score rather than the cosine). An explicit
+    ``min_score`` applies to the reranker's score when reranking, else to the cosine (in every
+    mode); by default the reranker's calibration when it has one, else the bi-encoder's."""
+    if min_score is not None:
+        return float(min_score), reranker is not None
+    for source, on_rerank in ((reranker, True), (index.encoder, False)):
+        value = getattr(source, "calibration", {}).get("min_score") if source is not None else None
+        if value is not None:
+            return float(value), on_rerank
+    return None, False
+
+
+def dense(index: Index, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
+    """The k best documents (or passages) by cosine, among the filtered ones when ``where``."""
+    allowed: np.ndarray | None = None
+    if where is not None:
+        allowed = index.store.filtered_labels(where)
+        if len(allowed) <= EXACT_LIMIT:
+            return _exact(index, vector, allowed, k, group)
+    fetch = max(4 * k, k + 20) if group else k
+    allowed_set = None if allowed is None else set(allowed.tolist())
+    while True:
+        try:
+            labels, scores = index.ann.search(vector, fetch, ef=ef, allowed=allowed_set)
+        except RuntimeError:  # the filtered graph walk found fewer than asked: search exactly
+            return _exact(index, vector, allowed if allowed is not None else index.store.labels(), k, group)
+        hits = _hits(index, zip(labels[0].tolist(), scores[0].tolist()), group)
+        if len(hits) >= k or fetch >= (index.ann.live if allowed_set is None else len(allowed_set)):
+            return hits[:k]
+        fetch *= 4
+
+
+def _exact(index: Index, vector: np.ndarray, labels: np.ndarray, k: int, group: bool) -> list[Hit]:
+    if not len(labels):
+        return []
+    scores = index.store.vectors(labels, index.config.dimension) @ vector
+    order = np.argsort(-scores, kind="stable")
+    return _hits(index, ((int(labels[i]), float(scores[i])) for i in order), group, limit=k)
+
+
+def keyword(index: Index, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
+    """The k best documents (or passages) by BM25; ``dense_score`` is each passage's cosine."""
+    expression = match_expression(query)
+    if expression is None:
+        return []
+    fetch = max(4 * k, k + 20) if group else k
+    while True:
+        found = index.store.keyword_search(expression, fetch, where)
+        hits = _hits(index, found, group)
+        if len(hits) >= k or len(found) < fetch:
+            break
+        fetch *= 4
+    hits = hits[:k]
+    labels = np.asarray([h.label for h in hits], dtype=np.int64)
+    cosines = index.store.vectors(labels, index.config.dimension) @ vector if len(labels) else []
+    return [replace(h, dense_score=round(float(c), 6)) for h, c in zip(hits, cosines)]
+
+
+def fuse(lists: list[list[Hit]], rrf_k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion: each hit scores Σ 1 / (rrf_k + rank) over the lists it is in
+    (rank from 1); the cosine is kept as ``dense_score``."""
+    if rrf_k < 1:
+        raise InvalidArgumentError(f"rrf_k must be at least 1, got {rrf_k}")
+    fused: dict[tuple[str, int], float] = {}
+    first: dict[tuple[str, int], Hit] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, 1):
+            key = (hit.doc_id, hit.passage)
+            fused[key] = fused.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            if key not in first or first[key].dense_score is None:
+                first[key] = hit
+    order = sorted(fused, key=lambda key: -fused[key])
+    return [replace(first[key], score=round(fused[key], 6),
+                    dense_score=first[key].dense_score if first[key].dense_score is not None else first[key].score)
+            for key in order]
+
+
+def _hits(index: Index, scored: Iterable[tuple[int, float]], group: bool, limit: int | None = None) -> list[Hit]:
+    """Hits for (label, score) best first: the best passage per document when ``group``; rows are
+    read in chunks, so a long exact ranking stops being read once ``limit`` hits are found."""
+    from .index import Hit
+
+    scored = list(scored)
+    step = max(4 * (limit or 0), 64) if limit else len(scored)
+    best: dict[str, Hit] = {}
+    for start in range(0, len(scored), max(step, 1)):
+        chunk = scored[start : start + step]
+        rows = index.store.passages(label for label, _ in chunk)
+        for label, score in chunk:
+            row = rows.get(int(label))
+            key = None if row is None else row.doc_id if group else str(row.label)
+            if row is None or key in best:
+                continue
+            best[key] = Hit(row.doc_id, round(float(score), 6), row.text, row.metadata, row.position,
+                            row.n_passages, row.start, row.end, label=row.label)
+            if limit and len(best) >= limit:
+                return list(best.values())
+    return list(best.values())
