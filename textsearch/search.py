@@ -9,7 +9,9 @@
 - an optional cross-encoder reranks the first ``candidates`` hits;
 - every hit carries its cosine to the query (``dense_score``); hits under the confidence
   threshold (``min_score``, by default the one calibrated for the model and stored with it) are
-  dropped, or kept and marked ``low_confidence`` on request.
+  dropped, or kept and marked ``low_confidence`` on request. The calibrated default applies to
+  dense search and to reranked results; keyword and hybrid results only to an explicit
+  ``min_score``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def run(
         hits = reranker.rerank(query, hits)
     hits = hits[:k]
     threshold, on_rerank = _threshold(index, reranker, min_score)
-    if threshold is None:
+    if threshold is None or (min_score is None and mode != "dense" and reranker is None):
+        # the calibrated cosine threshold judges dense rankings: a keyword hit is there because
+        # the query's exact terms are, which the cosine does not measure (ZK-7741 is 0.45)
         return hits
     confidence = [h.score if on_rerank else h.dense_score if h.dense_score is not None else h.score for h in hits]
     marked = [replace(h, low_confidence=c < threshold) for h, c in zip(hits, confidence)]
