@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 MODES = ("dense", "keyword", "hybrid")
 DEFAULT_MODE = "dense"  # chosen by measurement (README, "Search modes")
 RRF_K = 60
+HYBRID_DEPTH = 10  # hits taken from each list before fusing (at least k; as measured in the README)
 EXACT_LIMIT = 2_000  # allowed passages up to which a filtered dense search is exact (measured: README)
 Where = tuple[str, list[Any]]
 
@@ -53,7 +54,7 @@ def run(
     elif mode == "keyword":
         hits = keyword(index, query, vector, n, group, where)
     else:
-        fetch = max(n, DEFAULT_CANDIDATES)
+        fetch = max(n, HYBRID_DEPTH)
         hits = fuse([dense(index, vector, fetch, group, ef, where),
                      keyword(index, query, vector, fetch, group, where)], rrf_k)[:n]
     if reranker is not None:
