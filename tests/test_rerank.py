@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.test_train import ANIMALS
 from textsearch import Index
 from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
@@ -96,14 +97,7 @@ def test_cli_query_with_a_missing_reranker_fails_clearly(tmp_path: Path, real_en
 
 # --- real models --------------------------------------------------------------------------------
 BASE = "all-MiniLM-L6-v2"
-TRIPLES = [
-    ("the cat sleeps on the sofa", "a kitten is napping on the couch", "the sofa is on sale"),
-    ("it will rain tomorrow", "expect showers the next day", "it rained yesterday"),
-    ("my phone battery died", "the mobile ran out of charge", "my phone bill is due"),
-    ("the train is late", "the railway service is delayed", "the train is early"),
-    ("he cooked dinner", "he made the evening meal", "he ate dinner out"),
-    ("buy fresh bread", "purchase a new loaf", "bread is bad for ducks"),
-]
+TRIPLES = ANIMALS  # the training tests' six (anchor, positive, negative) triples
 
 
 @pytest.mark.model

@@ -10,12 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError, ModelNotFoundError
-from .models import BUILTIN_MODELS, DEFAULT_MODEL, TUNED_MODEL, quiet_transformers, read_calibration, resolve_model
+from .models import (
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    TUNED_MODEL,
+    quiet_transformers,
+    read_calibration,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ class SentenceTransformerEncoder(Encoder):
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")
         self.prompts = dict(getattr(self._model, "prompts", {}) or {})
 
-    @property
+    @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
         """The model's stored calibration, e.g. ``{"min_score": 0.62}`` (``textsearch eval --calibrate``)."""
         return read_calibration(self.name)

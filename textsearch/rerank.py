@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +124,7 @@ class CrossEncoderReranker(Reranker):
         self._model = _load(self.path, self.device, max_length)
         self.prompts = read_prompts(self.path)
 
-    @property
+    @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
         """The stored calibration, e.g. ``{"min_score": 0.3}`` (``textsearch eval --rerank --calibrate``)."""
         return read_calibration(calibration_spec(self.name))

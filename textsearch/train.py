@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .adapters import ADAPTER_MARKER
 from .errors import InvalidArgumentError
 from .evaluate import PairSet, read_pairs
-from .adapters import ADAPTER_MARKER
 from .models import DEFAULT_BASE_MODEL, quiet_transformers, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,6 @@ def train(
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
     from sentence_transformers.base.sampler import BatchSamplers
-
     from transformers import set_seed
 
     config = config or TrainConfig()
@@ -252,15 +251,7 @@ def train(
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
                                          loss=_loss(model, config))
-    if not show_progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # it prints every loss record to stdout
-    started = time.perf_counter()
-    with quiet_transformers():
-        trainer.train()
-    seconds = time.perf_counter() - started
-    losses_seen = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    seconds, losses_seen = run_trainer(trainer, show_progress)
 
     final = work / "model"
     if config.full:
@@ -277,9 +268,27 @@ def train(
     )
     marker = {"base": base, "kind": "full" if config.full else "lora", "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result), "eval_file": str(eval_file or "")}
+    publish(final, out, work, marker)
+    return result
+
+
+def run_trainer(trainer: Any, show_progress: bool) -> tuple[float, list[float]]:
+    """Train (quietly unless ``show_progress``); returns (seconds, the logged losses)."""
+    if not show_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every loss record to stdout
+    started = time.perf_counter()
+    with quiet_transformers():
+        trainer.train()
+    return time.perf_counter() - started, [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
+def publish(final: Path, out: Path, work: Path, marker: dict[str, Any]) -> None:
+    """Write the marker into the finished folder and move it to ``out`` (replacing an older
+    one), so ``out`` only ever holds a complete model; then drop the work folder."""
     (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     os.replace(final, out)
     shutil.rmtree(work, ignore_errors=True)
-    return result

@@ -16,16 +16,15 @@ import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTER_MARKER, reranker_config
+from .adapters import reranker_config
 from .errors import InvalidArgumentError
 from .evaluate import PairSet, labeled_pairs, read_pairs
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
-from .train import TrainResult, _mine
+from .train import TrainResult, _mine, publish, run_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -190,15 +189,7 @@ def train_reranker(
         save_strategy="no", logging_steps=config.log_every, report_to="none", disable_tqdm=not show_progress,
     )
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model))
-    if not show_progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    started = time.perf_counter()
-    with quiet_transformers():
-        trainer.train()
-    seconds = time.perf_counter() - started
-    losses_seen = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    seconds, losses_seen = run_trainer(trainer, show_progress)
 
     final = work / "model"
     model.transformers_model.save_pretrained(str(final))  # adapter_config + LoRA, pooler and head
@@ -211,9 +202,5 @@ def train_reranker(
     base_spec = base if not Path(base).expanduser().exists() else str(Path(base).expanduser().absolute())
     marker = {"base": base_spec, "kind": "reranker-lora", "prompts": prompts, "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result)}
-    (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(final, out)
-    shutil.rmtree(work, ignore_errors=True)
+    publish(final, out, work, marker)
     return result
