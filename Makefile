@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: install
 	$(TS) index corpora/demo
-	$(TS) query "可爱的宝宝" -k 5
+	$(TS) query "可爱的宝宝" -k 5 --show-low
 
 test: install
 	$(PY) -m pytest
