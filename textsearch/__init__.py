@@ -22,11 +22,13 @@ from .errors import (
     TextsearchError,
 )
 from .index import Hit, Index, Summary
+from .rerank import CrossEncoderReranker, Reranker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CorpusError",
+    "CrossEncoderReranker",
     "Encoder",
     "Hit",
     "Index",
@@ -38,6 +40,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "ModelNotFoundError",
+    "Reranker",
     "SentenceTransformerEncoder",
     "Summary",
     "TextsearchError",
