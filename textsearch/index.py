@@ -114,6 +114,7 @@ class Index:
         self.store = Store(self.path / DB_FILE)
         self._seen_seq = -1
         self._fields: tuple[int, set[str]] | None = None
+        self._rerankers: dict[str | None, Reranker] = {}
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -459,10 +460,13 @@ class Index:
         return self._fields[1]
 
     def reranker(self, model: str | None = None) -> Reranker:
-        """The cross-encoder for ``model`` (default: the shipped one), loaded once per process."""
+        """The cross-encoder for ``model`` (default: the shipped one), made once per index: resolving
+        it hashes the adapter file, which must not happen on every query."""
         from .rerank import CrossEncoderReranker
 
-        return CrossEncoderReranker(model)
+        if model not in self._rerankers:
+            self._rerankers[model] = CrossEncoderReranker(model)
+        return self._rerankers[model]
 
     def count(self) -> int:
         """Number of documents."""
