@@ -342,8 +342,12 @@ def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row]) -> dict[
     encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
     a = encoder.encode_queries([x[0] for x in items]).astype(np.float64)
     b = encoder.encode_passages([x[1] for x in items]).astype(np.float64)
-    scores, labels = np.sum(a * b, axis=1).tolist(), [x[2] for x in items]
-    return {**best_threshold(scores, labels), "min_score": refusal_threshold(scores, labels), "n_pairs": len(items)}
+    return _classification(np.sum(a * b, axis=1).tolist(), [x[2] for x in items])
+
+
+def _classification(scores: list[float], labels: list[int]) -> dict[str, float]:
+    """Best-accuracy threshold, F1, the "no confident match" threshold and the pair count."""
+    return {**best_threshold(scores, labels), "min_score": refusal_threshold(scores, labels), "n_pairs": len(labels)}
 
 
 def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row]) -> dict[str, float]:
@@ -355,9 +359,7 @@ def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row]) ->
     scores = np.zeros(len(items))
     for query, at in by_query.items():
         scores[at] = reranker.score(query, [items[i][1] for i in at])
-    labels = [x[2] for x in items]
-    return {**best_threshold(scores.tolist(), labels), "min_score": refusal_threshold(scores.tolist(), labels),
-            "n_pairs": len(items)}
+    return _classification(scores.tolist(), [x[2] for x in items])
 
 
 def evaluate_pairs(
