@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,33 @@ class KeywordEncoder(Encoder):
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         self.calls += len(texts)
+        return self._vectors(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(t)) for t in texts]
+
+
+class HashEncoder(Encoder):
+    """A random unit vector per distinct text (seeded by its hash): realistic dimension and
+    spread, no model. For tests of storage, concurrency and churn, not of meaning."""
+
+    def __init__(self, name: str = "hash-test", dimension: int = 64) -> None:
+        self.name = name
+        self.dimension = dimension
+        self.prompts = {}
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+            out[row] = v / np.linalg.norm(v)
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._vectors(texts)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

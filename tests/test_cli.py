@@ -148,11 +148,16 @@ def test_several_indexes_need_a_choice(run, built: Path) -> None:
 def test_corrupt_hnsw_then_repair(run, built: Path, tmp_path: Path) -> None:
     before = run("query", "下雨", "--json").stdout
     hnsw = tmp_path / "indexes" / "mini" / "hnsw.bin"
+    assert run("check", "mini").stdout.startswith("ok: ")
     hnsw.write_bytes(hnsw.read_bytes()[:100])
     broken = run("query", "下雨")
     assert broken.exit_code == 1 and "textsearch repair" in broken.stderr
+    checked = run("check", "mini")
+    assert checked.exit_code == 1 and "problem: HNSW file hnsw.bin is not the one" in checked.stdout
+    assert "run `textsearch repair" in checked.stderr
     repaired = run("repair", "mini")
     assert repaired.exit_code == 0 and "6 passages" in repaired.stdout
+    assert json.loads(run("check", "mini", "--json").stdout)["ok"] is True
     after = run("query", "下雨", "--json").stdout
     assert [json.loads(x)["doc_id"] for x in after.splitlines()] == [
         json.loads(x)["doc_id"] for x in before.splitlines()
@@ -173,7 +178,7 @@ def test_module_entry_point_has_help() -> None:
         [sys.executable, "-m", "textsearch", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
-    for command in ("index", "query", "info", "list", "delete", "repair"):
+    for command in ("index", "query", "info", "list", "delete", "check", "repair"):
         assert command in result.stdout
 
 

@@ -16,7 +16,7 @@ COMMANDS += [f"{g.name} {c.name}" for g in app.registered_groups for c in g.type
 
 
 def test_the_commands_are_the_expected_ones() -> None:
-    expected = ["delete", "eval", "index", "info", "list", "query", "repair", "train", "train-reranker",
+    expected = ["check", "delete", "eval", "index", "info", "list", "query", "repair", "train", "train-reranker",
                 "pairs build"]
     assert COMMANDS == expected
 

@@ -15,6 +15,7 @@ import pytest
 from conftest import VOCAB, KeywordEncoder
 
 from textsearch.ann import ANN_FILE
+from textsearch.check import repair
 from textsearch.errors import (
     CorpusError,
     IndexCorruptError,
@@ -469,7 +470,8 @@ def test_truncated_hnsw_file_is_refused_then_repaired(tmp_path: Path) -> None:
     (path / ANN_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexCorruptError, match="textsearch repair"):
         Index.open(path, encoder=KeywordEncoder())
-    assert Index.repair_at(path) == {"passages": 4, "documents": 4}
+    report = repair(path)
+    assert report.ok and (report.documents, report.passages) == (4, 4)
     with Index.open(path, encoder=KeywordEncoder()) as repaired:
         assert [repaired.search(q) for q in ("cat", "dog", "fish")] == before
 
@@ -481,7 +483,7 @@ def test_missing_hnsw_file_is_refused_then_repaired(tmp_path: Path) -> None:
     (path / ANN_FILE).unlink()
     with pytest.raises(IndexCorruptError, match="missing .*`textsearch repair"):
         Index.open(path, encoder=KeywordEncoder())
-    Index.repair_at(path)
+    assert repair(path).ok
     with Index.open(path, encoder=KeywordEncoder()) as repaired:
         assert positive(repaired, "cat") == [("c", 1.0), ("cd", R2)]
 
@@ -501,7 +503,7 @@ def test_hnsw_file_of_another_state_is_refused(tmp_path: Path) -> None:
 
 def test_repair_of_a_missing_index(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError):
-        Index.repair_at(tmp_path / "nothing")
+        repair(tmp_path / "nothing")
 
 
 def test_garbage_store_is_corrupt(tmp_path: Path) -> None:

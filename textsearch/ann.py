@@ -153,3 +153,15 @@ def file_signature(path: Path) -> tuple[int, int]:
         while chunk := fh.read(1 << 22):
             crc = zlib.crc32(chunk, crc)
     return path.stat().st_size, crc
+
+
+def file_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, deleted flags) of every slot in an hnswlib file, read without loading the graph:
+    what `textsearch check` compares with the store."""
+    with open(path, "rb") as fh:
+        off0, _, count, per, label_off, _ = _HEADER.unpack(fh.read(_HEADER.size))
+    if not count:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    records = np.memmap(path, np.uint8, "r", offset=_HEADER_SIZE, shape=(count, per))
+    labels = np.ascontiguousarray(records[:, label_off : label_off + 8]).view("<u8").ravel()
+    return labels.astype(np.int64), (records[:, off0 + 2] & 1).astype(bool)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, Optional
 
 import typer
 
+from .check import Report, check, repair
 from .config import is_index_dir
 from .corpus import Corpus
 from .errors import IndexNotFoundError, InvalidArgumentError, TextsearchError
@@ -278,22 +279,61 @@ def delete_cmd(
     typer.echo(f"deleted {path}")
 
 
+@app.command("check")
+def check_cmd(
+    index: Optional[str] = typer.Argument(None, help="Index name or path (default: the only one)."),
+    indexes: str = IndexesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify an index: config, SQLite integrity, HNSW file, and that they agree. Exit 1 on problems.
+
+    Example: textsearch check demo
+    """
+    try:
+        report = check(resolve_index(index, indexes))
+    except TextsearchError as exc:
+        _fail(exc)
+    _print_report(report, as_json, "ok" if report.ok else "PROBLEMS")
+    if not report.ok:
+        typer.echo(f"error: {report.path} has problems — run `textsearch repair {report.path}`"
+                   if not report.fatal else f"error: {report.path} cannot be repaired — rebuild it from its corpus",
+                   err=True)
+        raise typer.Exit(1)
+
+
 @app.command("repair")
 def repair_cmd(
     index: Optional[str] = typer.Argument(None, help="Index name or path (default: the only one)."),
     indexes: str = IndexesOpt,
+    reembed: bool = typer.Option(False, "--reembed", help="Re-embed every passage with the index's model."),
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Rebuild an index's HNSW graph from the vectors stored in its database.
+    """Repair an index: rebuild its HNSW graph and keyword table from the database, re-embed bad
+    vectors, drop torn documents (re-index to restore them), remove leftover files.
 
     Example: textsearch repair demo
     """
     _setup_logging(False)
     try:
-        path = resolve_index(index, indexes)
-        report = Index.repair_at(path)
+        report = repair(resolve_index(index, indexes), reembed=reembed)
     except TextsearchError as exc:
         _fail(exc)
-    typer.echo(f"repaired {path}: HNSW graph rebuilt with {report['passages']} passages of {report['documents']} documents")
+    _print_report(report, as_json, "repaired" if report.ok else "STILL BROKEN")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Report, as_json: bool, verdict: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{verdict}: {report.path} ({report.documents} documents, {report.passages} passages)")
+    for line in report.repaired:
+        typer.echo(f"  done: {line}")
+    for line in report.problems:
+        typer.echo(f"  problem: {line}")
+    for line in report.notes:
+        typer.echo(f"  note: {line}")
 
 
 pairs_app = typer.Typer(help="Build the training pairs we ship.", no_args_is_help=True)

@@ -324,24 +324,9 @@ class Index:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the index's write lock (one writer at a time) and start from the latest state."""
-        lock = open(self.path / LOCK_FILE, "a+")
-        deadline = time.monotonic() + float(os.environ.get("TEXTSEARCH_LOCK_TIMEOUT", "30"))
-        try:
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise IndexLockedError(
-                            f"index {self.path} is being written by another process — "
-                            "wait for it to finish, then retry"
-                        ) from None
-                    time.sleep(0.1)
+        with write_lock(self.path):
             self._refresh()
             yield
-        finally:
-            lock.close()
 
     # --- the HNSW file ----------------------------------------------------------------------
     def _load_ann(self) -> AnnIndex:
@@ -379,21 +364,23 @@ class Index:
 
     def _refresh(self) -> None:
         """Make the in-memory graph match SQLite's committed state (after another writer, or a
-        crash between a commit and the HNSW save). Labels are never reused, so this is a set diff."""
-        seq = self.store.seq
-        if seq == self._seen_seq:
-            return
-        truth = self.store.labels()
-        have = self.ann.labels()
-        missing = np.setdiff1d(truth, have)
-        if len(missing):
-            logger.info("replaying %d passages into the HNSW graph", len(missing))
-            for i in range(0, len(missing), 10_000):
-                chunk = missing[i : i + 10_000]
-                self.ann.add(chunk, self.store.vectors(chunk, self.config.dimension))
-        self.ann.delete(np.setdiff1d(have, truth))
-        self.ann.live = len(truth)
-        self._seen_seq = seq
+        crash between a commit and the HNSW save). Labels are never reused, so this is a set diff,
+        read in one snapshot so that a concurrent commit cannot tear it."""
+        with self.store.snapshot():
+            seq = self.store.seq
+            if seq == self._seen_seq:
+                return
+            truth = self.store.labels()
+            have = self.ann.labels()
+            missing = np.setdiff1d(truth, have)
+            if len(missing):
+                logger.info("replaying %d passages into the HNSW graph", len(missing))
+                for i in range(0, len(missing), 10_000):
+                    chunk = missing[i : i + 10_000]
+                    self.ann.add(chunk, self.store.vectors(chunk, self.config.dimension))
+            self.ann.delete(np.setdiff1d(have, truth))
+            self.ann.live = len(truth)
+            self._seen_seq = seq
 
     def _save_ann(self) -> None:
         """Rename protocol: record the new file's signature as pending, rename, then confirm.
@@ -405,21 +392,6 @@ class Index:
         self.store.set_meta(ann_pending=f"{size}:{crc}@{seq}")
         os.replace(tmp, path)
         self.store.set_meta(ann_sig=f"{size}:{crc}@{seq}", ann_pending=None)
-
-    @classmethod
-    def repair_at(cls, path: str | os.PathLike[str]) -> dict[str, int]:
-        """Rebuild the HNSW graph of the index at ``path`` from the vectors stored in SQLite;
-        works when the HNSW file is missing or damaged (Index.open would refuse it)."""
-        path = Path(path)
-        if not is_index_dir(path):
-            raise IndexNotFoundError(f"no index at {path} — nothing to repair")
-        index = cls(path, IndexConfig.load(path), None, load_ann=False)
-        try:
-            with index._writing():  # replays every stored vector into the empty graph
-                index._save_ann()
-            return {"passages": index.ann.count(), "documents": index.count()}
-        finally:
-            index.close()
 
     # --- reading ----------------------------------------------------------------------------
     def search(
@@ -447,10 +419,11 @@ class Index:
             raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
         reranker = rerank if isinstance(rerank, Reranker) else (
             self.reranker(rerank_model) if rerank or rerank_model else None)
-        self._refresh()
-        return run_search(self, query.replace("\x00", " "), k, mode=mode, filter=filter, group=group, ef=ef,
-                          reranker=reranker, candidates=candidates, min_score=min_score,
-                          include_low_confidence=include_low_confidence, rrf_k=rrf_k)
+        with self.store.snapshot():  # the graph and the rows it points to: one committed state
+            self._refresh()
+            return run_search(self, query.replace("\x00", " "), k, mode=mode, filter=filter, group=group,
+                              ef=ef, reranker=reranker, candidates=candidates, min_score=min_score,
+                              include_low_confidence=include_low_confidence, rrf_k=rrf_k)
 
     def metadata_fields(self) -> set[str]:
         """The metadata fields a filter may name (read again only after a write)."""
@@ -507,6 +480,29 @@ class Index:
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
         shutil.rmtree(path)
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """The index's write lock: one writer at a time. Waits up to TEXTSEARCH_LOCK_TIMEOUT seconds
+    (default 30), then fails with a clear message. The kernel drops it when a process dies."""
+    lock = open(Path(path) / LOCK_FILE, "a+")
+    deadline = time.monotonic() + float(os.environ.get("TEXTSEARCH_LOCK_TIMEOUT", "30"))
+    try:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IndexLockedError(
+                        f"index {path} is being written by another process — "
+                        "wait for it to finish, then retry"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        lock.close()
 
 
 @contextmanager
