@@ -86,6 +86,8 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
             (tmp / MERGED_MARKER).write_text(
                 json.dumps({"adapter": str(folder), "digest": digest, "base": str(base)}), encoding="utf-8"
             )
+            # safetensors writes 0600 whatever the umask; a shared cache wants the umask's mode
+            shutil.copymode(tmp / MERGED_MARKER, tmp / "model.safetensors")
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)

@@ -19,6 +19,7 @@ from .errors import ModelError, ModelNotFoundError
 from .models import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
+    SAFE_LOAD,
     TUNED_MODEL,
     quiet_transformers,
     read_calibration,
@@ -81,7 +82,8 @@ def _load(path: str, device: str) -> Any:
 
             try:
                 with quiet_transformers():
-                    model = SentenceTransformer(path, device=device, trust_remote_code=False)
+                    model = SentenceTransformer(path, device=device, trust_remote_code=False,
+                                                model_kwargs=dict(SAFE_LOAD))
             except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
                 names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
                 raise ModelNotFoundError(

@@ -41,6 +41,11 @@ def _cut_for_search() -> Callable[[str], Iterable[str]]:
             if _cut is None:
                 import jieba
 
+                from .models import cache_dir
+
+                folder = cache_dir() / "jieba"
+                folder.mkdir(parents=True, exist_ok=True)
+                jieba.dt.tmp_dir = str(folder)  # not the shared /tmp: jieba trusts the cache it finds
                 jieba.setLogLevel(logging.WARNING)  # "Building prefix dict ..." goes nowhere
                 jieba.initialize()
                 logger.debug("jieba dictionary loaded")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
-from .errors import ModelBuildError, ModelNotFoundError
+from .errors import ModelBuildError, ModelError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
     """Return what to pass to SentenceTransformer(...): a local folder path for builtin names
     (building the e5 folder into the cache on first use) and for existing local paths
     (expanded, absolute); any other string is returned unchanged (a hub name, for machines with
-    internet). A path-like spec that does not exist raises ModelNotFoundError."""
+    internet). A path-like spec that does not exist raises ModelNotFoundError; a local folder
+    whose weights are only pickles raises ModelError (see refuse_pickle_weights)."""
     spec = spec or DEFAULT_MODEL
     if spec == TUNED_MODEL:
         from .adapters import materialize
@@ -106,13 +107,44 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
     if local.exists():
         from .adapters import is_adapter_folder, materialize
 
-        return str(materialize(local, show_progress) if is_adapter_folder(local) else local.absolute())
+        folder = materialize(local, show_progress) if is_adapter_folder(local) else local.absolute()
+        refuse_pickle_weights(folder)
+        return str(folder)
     if looks_like_path(spec):
         raise ModelNotFoundError(
             f"model folder '{spec}' does not exist — check the path, or give a builtin model "
             f"({', '.join([TUNED_MODEL, *BUILTIN_MODELS])})"
         )
     return spec
+
+
+PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# from_pretrained options for every model load: weights from safetensors only (a hub model
+# without them fails to load rather than being unpickled)
+SAFE_LOAD: dict[str, Any] = {"use_safetensors": True}
+
+
+def refuse_pickle_weights(folder: Path) -> None:
+    """Loading ``pytorch_model.bin`` and the like unpickles it, which can run any code the file's
+    author chose: a model folder and each module folder its modules.json names (``2_Dense``...)
+    must hold their weights as safetensors (a pickle beside ``model.safetensors`` is not read)."""
+    if not folder.is_dir():
+        return
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        modules = []
+    paths = [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    directories = [folder, *(folder / path for path in paths if isinstance(path, str) and path)]
+    for directory in (d for d in directories if d.is_dir()):
+        names = [p.name for p in directory.iterdir() if p.is_file()]
+        pickles = sorted(n for n in names if n.lower().endswith(PICKLE_WEIGHTS))
+        if pickles and not any(n.startswith("model") and n.endswith(".safetensors") for n in names):
+            raise ModelError(
+                f"model folder {directory} holds its weights only as a pickle ({pickles[0]}), which "
+                "textsearch does not load because unpickling can run code — save the model as "
+                "safetensors (save_pretrained(folder, safe_serialization=True)) and retry"
+            )
 
 
 CALIBRATION_FILE = "textsearch_calibration.json"
@@ -348,7 +380,8 @@ def verify_e5_folder(folder: Path, min_cosine: float = MIN_COSINE) -> list[float
 
     texts, prompts, expected = load_reference()
     with quiet_transformers():  # its "pooler MISSING" report is expected: the pooler is unused
-        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
+                                    trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
     cosines: list[float] = []
     for prompt in dict.fromkeys(prompts):
         rows = [i for i, p in enumerate(prompts) if p == prompt]

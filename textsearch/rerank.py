@@ -22,7 +22,13 @@ import numpy as np
 
 from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
 from .errors import ModelNotFoundError
-from .models import looks_like_path, quiet_transformers, read_calibration
+from .models import (
+    SAFE_LOAD,
+    looks_like_path,
+    quiet_transformers,
+    read_calibration,
+    refuse_pickle_weights,
+)
 
 if TYPE_CHECKING:
     from .index import Hit
@@ -48,7 +54,9 @@ def resolve_reranker(spec: str | None, show_progress: bool = False) -> str:
         return str(materialize(RERANKER_ADAPTER, show_progress))
     local = Path(spec).expanduser()
     if local.is_dir():
-        return str(materialize(local, show_progress) if is_adapter_folder(local) else local.absolute())
+        folder = materialize(local, show_progress) if is_adapter_folder(local) else local.absolute()
+        refuse_pickle_weights(folder)
+        return str(folder)
     if looks_like_path(spec) or local.exists():
         raise ModelNotFoundError(f"reranker folder '{spec}' does not exist — {HOW_TO_TRAIN}")
     return spec
@@ -89,7 +97,8 @@ def _load(path: str, device: str, max_length: int) -> Any:
 
             try:
                 with quiet_transformers():
-                    model = CrossEncoder(path, device=device, max_length=max_length, trust_remote_code=False)
+                    model = CrossEncoder(path, device=device, max_length=max_length,
+                                         trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
             except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
                 raise ModelNotFoundError(
                     f"cannot load reranker '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) — "

@@ -26,7 +26,7 @@ from typing import Any
 from .adapters import ADAPTER_MARKER
 from .errors import InvalidArgumentError
 from .evaluate import PairSet, read_pairs
-from .models import DEFAULT_BASE_MODEL, quiet_transformers, resolve_model
+from .models import DEFAULT_BASE_MODEL, SAFE_LOAD, quiet_transformers, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,8 @@ def train(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     base = config.base_model or DEFAULT_BASE_MODEL
     with quiet_transformers():
-        model = SentenceTransformer(resolve_model(base), device=device, trust_remote_code=False)
+        model = SentenceTransformer(resolve_model(base), device=device, trust_remote_code=False,
+                                    model_kwargs=dict(SAFE_LOAD))
     model.max_seq_length = config.max_seq_length
     if config.mine_hard_negatives:
         pairs = _mine(model, pairs, config.mine_hard_negatives)
@@ -288,6 +289,8 @@ def publish(final: Path, out: Path, work: Path, marker: dict[str, Any]) -> None:
     """Write the marker into the finished folder and move it to ``out`` (replacing an older
     one), so ``out`` only ever holds a complete model; then drop the work folder."""
     (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    for weights in final.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
+        shutil.copymode(final / ADAPTER_MARKER, weights)
     if out.exists():
         shutil.rmtree(out)
     os.replace(final, out)

@@ -23,7 +23,7 @@ from typing import Any
 from .adapters import reranker_config
 from .errors import InvalidArgumentError
 from .evaluate import PairSet, labeled_pairs, read_pairs
-from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
+from .models import DEFAULT_MODEL, SAFE_LOAD, quiet_transformers, resolve_model
 from .train import TrainResult, _mine, publish, run_trainer
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _mined(pairs: PairSet, config: RerankerConfig, device: str) -> PairSet:
 
     with quiet_transformers():
         miner = SentenceTransformer(resolve_model(config.miner or DEFAULT_MODEL), device=device,
-                                    trust_remote_code=False)
+                                    trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
     return _mine(miner, pairs, config.mine_hard_negatives)
 
 
@@ -175,7 +175,8 @@ def train_reranker(
 
     set_seed(config.seed)  # the head and the LoRA matrices start the same way every run
     with quiet_transformers():
-        model = CrossEncoder(str(backbone), num_labels=1, max_length=config.max_length, device=device)
+        model = CrossEncoder(str(backbone), num_labels=1, max_length=config.max_length, device=device,
+                             trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
     model.add_adapter(LoraConfig(
         task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.1,
         target_modules=r".*encoder\.layer\.\d+\..*(query|key|value|dense)", modules_to_save=["classifier", "pooler"],
