@@ -216,3 +216,10 @@ def test_no_confident_match(run, built: Path) -> None:
     assert shown.exit_code == 0 and "(low)" in shown.stdout
     as_json = run("query", "量子计算机的纠错码如何实现", "--min-score", "0.99", "--show-low", "--json", "-k", "1")
     assert json.loads(as_json.stdout.splitlines()[0])["low_confidence"] is True
+
+
+def test_query_with_undecodable_argv_bytes(run, built: Path) -> None:
+    """Bytes that are not UTF-8 on the command line reach Python as lone surrogates; the real
+    tokenizer must get clean text, not crash."""
+    result = run("query", "下雨\udcff", "--show-low")
+    assert result.exit_code == 0 and result.stderr == ""

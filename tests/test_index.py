@@ -545,3 +545,50 @@ def test_recall_against_exact_search(tmp_path: Path, encoder: KeywordEncoder) ->
         # top 10 scores, i.e. recall@10 = 1 up to ties
         found = np.array([[h.score for h in index.search(q, k=10)] for q in queries])
         np.testing.assert_allclose(found, exact_scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [
+    {"id": "n", "text": "cat", "score": float("nan")},  # NaN would poison every later filter
+    {"id": "s", "text": "cat \ud800"},  # a lone surrogate cannot be stored as UTF-8
+    {"id": "m", "text": "cat", "metadata": "not a dict"},
+    "just a string",
+])
+def test_add_refuses_what_cannot_be_stored(tmp_path: Path, bad: object) -> None:
+    """A document SQLite or JSON cannot hold is a clear error, and the index stays whole."""
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder()) as index:
+        index.add(ANIMALS)
+        with pytest.raises(InvalidArgumentError, match="cannot store document"):
+            index.add([bad])
+        assert index.count() == len(ANIMALS)
+        assert index.search("cat", filter={"lang": "en"})[0].doc_id == "c"
+
+
+def test_an_unreadable_file_keeps_its_documents(tmp_path: Path, monkeypatch) -> None:
+    """A file that cannot be read this time (permissions, I/O error) is not a deleted file."""
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("cat", encoding="utf-8")
+    (folder / "sub" / "b.txt").write_text("dog", encoding="utf-8")
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder()) as index:
+        index.index_folder(folder)
+        real = Path.read_bytes
+
+        def read_bytes(self: Path) -> bytes:
+            if self.name == "b.txt":
+                raise PermissionError(13, "Permission denied")
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        summary = index.index_folder(folder)
+        assert summary.deleted == 0 and summary.skipped_files == [("sub/b.txt", "unreadable (Permission denied)")]
+        assert index.search("dog")[0].doc_id == "sub/b.txt"
+        monkeypatch.undo()
+        (folder / "sub" / "b.txt").unlink()
+        assert index.index_folder(folder).deleted == 1  # once really gone, it goes
+
+
+def test_query_with_lone_surrogates_and_nul_is_cleaned() -> None:
+    from textsearch.index import clean_query
+
+    assert clean_query("cat\x00dog\ud800") == "cat dog\ufffd"
+    assert clean_query("猫\udcff").encode("utf-8") == "猫\ufffd".encode()  # what every tokenizer needs

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md"}
 TABLE_SUFFIXES = {".jsonl", ".csv", ".tsv"}
+_LINE_END = re.compile(r"\r\n?|\n")
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 
@@ -133,25 +134,62 @@ class Corpus:
         if not self.root.is_dir():
             raise CorpusError(f"{self.root} is not a folder — give the folder that holds the documents")
         self.root = self.root.resolve()
+        if not _is_utf8(str(self.root)):
+            raise CorpusError(f"folder path {os.fsencode(self.root)!r} is not UTF-8 — rename it")
         self.id_field = id_field
         self.text_field = text_field
         self.max_file_bytes = max_file_bytes
         self.skipped: list[Skipped] = []
+        self.unreadable: list[str] = []  # files and folders that could not be read this time
 
     def files(self) -> Iterator[Path]:
         """Every non-hidden file under the root, sorted, symlinks kept inside the root."""
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=self._unreadable_folder):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and self._utf8_name(Path(dirpath) / d)
+            )
             for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
                 path = Path(dirpath) / name
-                if path.is_symlink() and not path.resolve().is_relative_to(self.root):
-                    self._skip(path, "symlink pointing outside the corpus folder", warn=True)
+                if name.startswith(".") or not self._utf8_name(path):
                     continue
+                if path.is_symlink():
+                    try:
+                        target = path.resolve(strict=True)
+                    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+                        self._skip(path, "broken symlink or symlink loop", warn=True)
+                        continue
+                    if not target.is_relative_to(self.root):
+                        self._skip(path, "symlink pointing outside the corpus folder", warn=True)
+                        continue
                 yield path
 
+    def _utf8_name(self, path: Path) -> bool:
+        """False (and skipped) for a name that is not UTF-8: its id could not be stored."""
+        if _is_utf8(path.name):
+            return True
+        self._skip(path, "name is not valid UTF-8 — rename it", warn=True)
+        return False
+
+    def _unreadable_folder(self, exc: OSError) -> None:
+        folder = Path(exc.filename or self.root)
+        self._skip(folder, f"unreadable folder ({exc.strerror or exc})", warn=True)
+        self.unreadable.append(_relative(folder, self.root))
+
+    def is_unreadable(self, source: str) -> bool:
+        """Whether a document from ``source`` (a path relative to the root) could not be read this
+        time: a file or folder without permission, an I/O error. Its documents are kept."""
+        return any(source == u or source.startswith(u.rstrip("/") + "/") or u == "." for u in self.unreadable)
+
     def documents(self) -> Iterator[Document]:
+        emitted: set[str] = set()
+        for doc in self._documents():
+            if doc.id in emitted:  # e.g. the file "a.jsonl#x.md" and the row "x.md" of a.jsonl
+                self._skip(self.root / doc.source, f"document id '{doc.id}' is already used by another file", warn=True)
+                continue
+            emitted.add(doc.id)
+            yield doc
+
+    def _documents(self) -> Iterator[Document]:
         for path in self.files():
             suffix = path.suffix.lower()
             if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES:
@@ -189,13 +227,16 @@ class Corpus:
             self._skip(path, str(exc), warn=True)
         except OSError as exc:
             self._skip(path, f"unreadable ({exc.strerror or exc})", warn=True)
+            self.unreadable.append(_relative(path, self.root))
         return None
 
     def _rows(self, path: Path, rel: str, text: str) -> Iterator[Document]:
         seen: set[str] = set()
+        rows = 0
         for line_no, row in self._parse_table(path, text):
-            if row is None:
-                self._skip(path, f"line {line_no}: not a JSON object", warn=True)
+            rows += 1
+            if isinstance(row, str):
+                self._skip(path, f"line {line_no}: {row}", warn=True)
                 continue
             body = row.get(self.text_field)
             if not isinstance(body, str) or not body.strip():
@@ -211,29 +252,65 @@ class Corpus:
             meta.update(path=rel, type=path.suffix.lower()[1:])
             meta.setdefault("lang", detect_lang(body))
             yield Document(id=f"{rel}#{row_id}", text=body, metadata=meta, source=rel)
+        if not rows:
+            self._skip(path, "no rows", warn=True)
 
     @staticmethod
-    def _parse_table(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    def _parse_table(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+        """(line number, row) per row, or (line number, why the row is unusable)."""
         if path.suffix.lower() == ".jsonl":
-            for line_no, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    row = None
-                yield line_no, row if isinstance(row, dict) else None
+            # not str.splitlines(): it also cuts at U+2028 or \x85, which JSON strings may hold
+            for line_no, line in enumerate(_LINE_END.split(text), 1):
+                if line.strip():
+                    yield line_no, _json_row(line)
         else:
             delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
             reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-            for line_no, row in enumerate(reader, 2):
-                yield line_no, {k: v for k, v in row.items() if k is not None}
+            try:
+                for line_no, row in enumerate(reader, 2):
+                    yield line_no, {k: v for k, v in row.items() if k is not None}
+            except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the reader stops
+                reason = f"unreadable CSV ({exc}); the rest of the file was skipped"
+                yield reader.reader.line_num, reason
 
     def _skip(self, path: Path, reason: str, warn: bool = False) -> None:
-        rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+        rel = _relative(path, self.root).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         self.skipped.append(Skipped(rel, reason))
         if warn:
             logger.warning("skipped %s: %s", rel, reason)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text with lone surrogates (how Python keeps the undecodable bytes of a name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_row(line: str) -> dict[str, Any] | str:
+    """A JSONL line as a dict, or why not. Rows the store cannot keep as JSON text are refused
+    here: NaN/Infinity (or a number that overflows to it) and lone surrogates."""
+    try:
+        row = json.loads(line)
+    except RecursionError:
+        return "JSON nested too deeply"
+    except ValueError:  # also a number of over 4300 digits
+        return "not a JSON object"
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    try:
+        dumped = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError):
+        return "holds NaN or Infinity (or is nested too deeply), which JSON text cannot store"
+    if not _is_utf8(dumped):
+        return "holds a lone surrogate (\\ud800-\\udfff), which UTF-8 text cannot store"
+    return row
 
 
 # --- passages -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 from .errors import InvalidArgumentError
@@ -68,6 +69,8 @@ _JSON_NUMBER = (
     "(SELECT " + _NUMERIC.format(x="j.value") + " FROM json_each(d.metadata) j WHERE j.key = ?)"
 )
 
+MAX_DEPTH = 32  # $and/$or nesting levels (Python recursion and SQLite's expression depth)
+_MAX_INT = int(sys.float_info.max)
 Value = str | int | float
 Sql = tuple[str, list[Any]]
 
@@ -143,11 +146,19 @@ def to_sql(filter: dict[str, Any], known_fields: set[str]) -> Sql:
 
     {} matches every document. Raises InvalidArgumentError for an unknown field or a malformed
     filter, the message showing the expected form."""
+    return _filter_sql(filter, known_fields, 0)
+
+
+def _filter_sql(filter: dict[str, Any], known_fields: set[str], depth: int) -> Sql:
     _require_dict(filter)
+    if depth > MAX_DEPTH:
+        raise InvalidArgumentError(
+            f"filter nested more than {MAX_DEPTH} levels deep in $and/$or — flatten it"
+        )
     parts: list[Sql] = []
     for key, cond in filter.items():
         if key in ("$and", "$or"):
-            parts.append(_combination(key, cond, known_fields))
+            parts.append(_combination(key, cond, known_fields, depth + 1))
         elif isinstance(key, str) and key.startswith("$"):
             raise InvalidArgumentError(
                 f"unknown filter key {key!r} — use $and/$or or a field, {_DICT_FORM}"
@@ -164,12 +175,12 @@ def _require_dict(filter: Any) -> None:
         )
 
 
-def _combination(key: str, cond: Any, known: set[str]) -> Sql:
+def _combination(key: str, cond: Any, known: set[str], depth: int) -> Sql:
     if not isinstance(cond, list) or not cond:
         raise InvalidArgumentError(
             f"{key} takes a non-empty list of filters, e.g. {{{key!r}: [{{...}}, {{...}}]}}"
         )
-    parts = [to_sql(sub, known) for sub in cond]
+    parts = [_filter_sql(sub, known, depth) for sub in cond]
     return _join(parts, "AND" if key == "$and" else "OR", empty="1")
 
 
@@ -232,6 +243,12 @@ def _scalar(field: str, op: str, value: Any) -> Value:
         return int(value)
     if isinstance(value, float) and math.isnan(value):
         raise InvalidArgumentError(f"{op} for {field!r} got NaN — give a number, {_DICT_FORM}")
+    if isinstance(value, int) and abs(value) > _MAX_INT:  # compared as a float, which overflows
+        raise InvalidArgumentError(f"{op} for {field!r} got a number too large — {_DICT_FORM}")
+    if isinstance(value, str) and not _is_utf8(value):
+        raise InvalidArgumentError(
+            f"{op} for {field!r} got a lone surrogate (\\ud800-\\udfff), not text — {_DICT_FORM}"
+        )
     if isinstance(value, (str, int, float)):
         return value
     raise InvalidArgumentError(
@@ -262,10 +279,21 @@ def _negate(part: Sql) -> Sql:
     return f"NOT coalesce({part[0]}, 0)", part[1]
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _join(parts: list[Sql], word: str, empty: str) -> Sql:
+    """Parts joined as a balanced tree: SQLite refuses an expression over 1000 levels deep, which
+    a flat ``a OR b OR c ...`` of a thousand conditions already is."""
     if not parts:
         return empty, []
     if len(parts) == 1:
         return parts[0]
-    sql = f" {word} ".join(f"({p[0]})" for p in parts)
-    return sql, [param for p in parts for param in p[1]]
+    half = len(parts) // 2
+    left, right = _join(parts[:half], word, empty), _join(parts[half:], word, empty)
+    return f"({left[0]}) {word} ({right[0]})", [*left[1], *right[1]]

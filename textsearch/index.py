@@ -13,6 +13,7 @@ write call; if a process dies in between, the next open replays the difference f
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -84,6 +85,22 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _document(item: Any) -> Document:
+    """A document given to ``Index.add``, checked: what SQLite and JSON cannot store is refused here
+    with a clear error rather than failing (or poisoning every later filter) in the store."""
+    try:
+        doc = item if isinstance(item, Document) else Document.from_dict(item)
+        json.dumps([doc.id, doc.text, doc.metadata], ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidArgumentError(
+            f"cannot store document {str(item)[:60]!r}: {exc} — give a dict with a string 'id', a "
+            "string 'text' and JSON-serialisable metadata (no NaN, no lone surrogates)"
+        ) from exc
+    if not doc.id or not doc.text.strip():
+        raise InvalidArgumentError(f"every document needs an 'id' and a non-empty 'text' (got id={doc.id!r})")
+    return doc
 
 
 def _versions() -> dict[str, str]:
@@ -211,10 +228,7 @@ class Index:
     # --- writing ----------------------------------------------------------------------------
     def add(self, documents: Iterable[dict[str, Any] | Document], show_progress: bool = False) -> Summary:
         """Upsert documents by id (``{"id", "text", **metadata}``); unchanged ones are skipped."""
-        docs = [d if isinstance(d, Document) else Document.from_dict(d) for d in documents]
-        for doc in docs:
-            if not doc.id or not doc.text.strip():
-                raise InvalidArgumentError(f"every document needs an 'id' and a non-empty 'text' (got id={doc.id!r})")
+        docs = [_document(d) for d in documents]
         latest = {d.id: d for d in docs}  # the last version of a repeated id wins
         with self._writing():
             known = self.store.hashes(list(latest))
@@ -254,6 +268,9 @@ class Index:
                     "add .txt, .md, .jsonl, .csv or .tsv files; nothing was changed"
                 )
             gone = sorted(set(known) - seen)
+            if corpus.unreadable:  # a file unreadable this time is not a deleted one: keep its documents
+                sources = self.store.sources(gone)
+                gone = [i for i in gone if not corpus.is_unreadable(sources.get(i, ""))]
             if gone:
                 summary.deleted, removed = self.store.delete(gone)
                 self.ann.delete(removed)
@@ -346,9 +363,11 @@ class Index:
             matches = [v for v in recorded.values() if v and v.split("@")[0] == signature]
             if matches:
                 ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
-                if int(matches[0].split("@")[1]) == self.store.seq:  # nothing to replay
-                    ann.live = self.store.passage_count()
-                    self._seen_seq = self.store.seq
+                with self.store.snapshot():  # seq and count of one state, or a commit in between is missed
+                    seq = self.store.seq
+                    if int(matches[0].split("@")[1]) == seq:  # nothing to replay
+                        ann.live = self.store.passage_count()
+                        self._seen_seq = seq
                 break
             time.sleep(0.05 * (attempt + 1))
         else:
@@ -419,9 +438,10 @@ class Index:
             raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
         reranker = rerank if isinstance(rerank, Reranker) else (
             self.reranker(rerank_model) if rerank or rerank_model else None)
+        _ = self.encoder  # loaded (seconds, the first time) before the snapshot, not while holding it
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
-            return run_search(self, query.replace("\x00", " "), k, mode=mode, filter=filter, group=group,
+            return run_search(self, clean_query(query), k, mode=mode, filter=filter, group=group,
                               ef=ef, reranker=reranker, candidates=candidates, min_score=min_score,
                               include_low_confidence=include_low_confidence, rrf_k=rrf_k)
 
@@ -446,11 +466,19 @@ class Index:
         return self.store.document_count()
 
     def info(self) -> dict[str, Any]:
-        files = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        files = {}
+        for p in sorted(self.path.iterdir()):
+            try:
+                if p.is_file():
+                    files[p.name] = p.stat().st_size
+            except FileNotFoundError:  # a writer's temporary HNSW file, renamed meanwhile
+                pass
+        with self.store.snapshot():  # both counts from one committed state
+            documents, passages = self.store.document_count(), self.store.passage_count()
         return {
             "path": str(self.path),
-            "documents": self.store.document_count(),
-            "passages": self.store.passage_count(),
+            "documents": documents,
+            "passages": passages,
             "model": self.config.model,
             "dimension": self.config.dimension,
             "prompts": self.config.prompts,
@@ -480,6 +508,11 @@ class Index:
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
         shutil.rmtree(path)
+
+
+def clean_query(query: str) -> str:
+    """What tokenizers accept: no NUL bytes, no lone surrogates (replaced, not an error)."""
+    return query.replace("\x00", " ").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @contextmanager

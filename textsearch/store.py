@@ -188,6 +188,14 @@ class Store:
         rows = self.db.execute("SELECT id, content_hash FROM documents WHERE root = ?", [root])
         return dict(rows.fetchall())
 
+    def sources(self, ids: Sequence[str]) -> dict[str, str]:
+        """The source file (relative to its root) of each document that came from a folder."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(ids)):
+            sql = f"SELECT id, source FROM documents WHERE source IS NOT NULL AND id IN ({_marks(chunk)})"
+            found.update(self.db.execute(sql, chunk).fetchall())
+        return found
+
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(list(ids)):
