@@ -174,3 +174,13 @@ def test_check_of_a_missing_index(tmp_path: Path) -> None:
 def test_report_serialises(built: Path) -> None:
     data = json.loads(json.dumps(check(built).to_dict()))
     assert data["ok"] is True and data["documents"] == 4
+
+
+def test_a_graph_never_saved_is_a_note(tmp_path: Path, monkeypatch) -> None:
+    """Killed after the first commit, before the first graph save: the database alone is
+    consistent, and opening builds the graph."""
+    monkeypatch.setattr(Index, "_save_ann", lambda self: None)
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder()) as idx:
+        idx.add(DOCS)
+    report = check(tmp_path / "idx")
+    assert report.ok and "not written yet" in report.notes[0]

@@ -133,8 +133,10 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
     file = path / ANN_FILE
     recorded = [v for v in (store.get_meta("ann_sig"), store.get_meta("ann_pending")) if v]
     if not file.exists():
-        if recorded or report.passages:
+        if recorded:
             report.problems.append(f"HNSW file {file.name} is missing")
+        elif report.passages:  # the first write was interrupted before the graph was saved
+            report.notes.append("HNSW file not written yet; opening the index builds it from the database")
         return
     signature = "%d:%d" % file_signature(file)
     match = [v for v in recorded if v.split("@")[0] == signature]
