@@ -110,3 +110,32 @@ def test_calibrated_threshold_is_the_default(tmp_path: Path) -> None:
     idx.add([{"id": "c", "text": "cat"}, {"id": "d", "text": "dog"}])
     assert ids(idx.search("cat")) == ["c"]  # dog: cosine 0 < 0.5
     assert ids(idx.search("cat", min_score=0.0)) == ["c", "d"]  # an explicit threshold wins
+
+
+class CountingEncoder(KeywordEncoder):
+    """Counts query-embedding calls: a batch must be embedded in one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_calls = 0
+
+    def encode_queries(self, texts):
+        self.query_calls += 1
+        return super().encode_queries(texts)
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_search_many_equals_one_search_per_query(tmp_path: Path, mode: str) -> None:
+    """The batch API answers each query exactly as ``search`` does, embedding them in one call."""
+    encoder = CountingEncoder()
+    with Index.create(tmp_path / "idx", encoder=encoder) as idx:
+        idx.add([{"id": "c", "text": "cat"}, {"id": "cd", "text": "cat dog"}, {"id": "f", "text": "fish",
+                 "year": 2020}, {"id": "r", "text": "red apple"}])
+        queries = ["cat", "fish", "red apple", "dog cat"]
+        single = [idx.search(q, mode=mode, filter={"year": {"$ne": 1999}}) for q in queries]
+        encoder.query_calls = 0
+        many = idx.search_many(queries, mode=mode, filter={"year": {"$ne": 1999}})
+        assert many == single and encoder.query_calls == 1
+        assert idx.search_many([]) == []
+        with pytest.raises(InvalidArgumentError, match="empty"):
+            idx.search_many(["cat", "  "])

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -430,20 +430,32 @@ class Index:
         (default: the threshold calibrated for the model, or the reranker) are left out, or kept
         and marked ``low_confidence`` with ``include_low_confidence``: an empty list means "no
         confident match"."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidArgumentError("the query is empty — give some words to search for")
+        return self.search_many(
+            [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
+            candidates=candidates, min_score=min_score, include_low_confidence=include_low_confidence, rrf_k=rrf_k,
+        )[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
+        """``search`` for many queries at once (same options): the queries are embedded in
+        batches and answered from one committed state. One list of hits per query, in order."""
+        queries = list(queries)
+        for query in queries:
+            if not isinstance(query, str) or not query.strip():
+                raise InvalidArgumentError("the query is empty — give some words to search for")
         if not isinstance(k, int) or k < 1:
             raise InvalidArgumentError(f"k must be a positive number of results, got {k}")
+        candidates = options.get("candidates")
         if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
             raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
+        rerank, rerank_model = options.pop("rerank", False), options.pop("rerank_model", None)
         reranker = rerank if isinstance(rerank, Reranker) else (
             self.reranker(rerank_model) if rerank or rerank_model else None)
-        _ = self.encoder  # loaded (seconds, the first time) before the snapshot, not while holding it
+        cleaned = [clean_query(q) for q in queries]
+        vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
-            return run_search(self, clean_query(query), k, mode=mode, filter=filter, group=group,
-                              ef=ef, reranker=reranker, candidates=candidates, min_score=min_score,
-                              include_low_confidence=include_low_confidence, rrf_k=rrf_k)
+            return [run_search(self, query, k, vector=vector, reranker=reranker, **options)
+                    for query, vector in zip(cleaned, vectors, strict=True)]
 
     def metadata_fields(self) -> set[str]:
         """The metadata fields a filter may name (read again only after a write)."""

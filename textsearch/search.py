@@ -39,15 +39,16 @@ Where = tuple[str, list[Any]]
 
 
 def run(
-    index: Index, query: str, k: int, *, mode: str | None, filter: dict[str, Any] | None, group: bool,
-    ef: int | None, reranker: Reranker | None, candidates: int | None, min_score: float | None,
-    include_low_confidence: bool, rrf_k: int = RRF_K,
+    index: Index, query: str, k: int, *, vector: np.ndarray, mode: str | None = None,
+    filter: dict[str, Any] | None = None, group: bool = True, ef: int | None = None,
+    reranker: Reranker | None = None, candidates: int | None = None, min_score: float | None = None,
+    include_low_confidence: bool = False, rrf_k: int = RRF_K,
 ) -> list[Hit]:
+    """The hits for ``query`` whose embedding is ``vector`` (options as in ``Index.search``)."""
     mode = mode or DEFAULT_MODE
     if mode not in MODES:
         raise InvalidArgumentError(f"unknown search mode '{mode}' — choose one of {', '.join(MODES)}")
     where = to_sql(filter, index.metadata_fields()) if filter else None
-    vector = index.encoder.encode_queries([query])[0]
     n = max(k, candidates or DEFAULT_CANDIDATES) if reranker else k
     if mode == "dense":
         hits = dense(index, vector, n, group, ef, where)
