@@ -58,7 +58,8 @@ idx.index_folder(sys.argv[1])
 
 def build_versions(work: Path, files: int, seed: int, fake: bool) -> tuple[Path, Path]:
     """Corpus A (demo corpus plus HSK sentences as files, or small generated files for --fake)
-    and corpus B: a quarter of A's files changed, a tenth removed, a tenth new."""
+    and corpus B: half of A's files changed (so going from one to the other takes several
+    transactions), a tenth removed, a tenth new."""
     rng = random.Random(seed)
     a, b = work / "A", work / "B"
     if fake:
@@ -81,7 +82,7 @@ def build_versions(work: Path, files: int, seed: int, fake: bool) -> tuple[Path,
             path.write_text("\n".join(r["chinese"] for r in rows), encoding="utf-8")
     shutil.copytree(a, b)
     listing = sorted(p for p in b.rglob("*") if p.is_file())
-    for path in rng.sample(listing, len(listing) // 4):
+    for path in rng.sample(listing, len(listing) // 2):
         path.write_bytes(path.read_bytes() + " 又改了一次。changed again.".encode())
     for path in rng.sample(listing, len(listing) // 10):
         if path.exists():
@@ -221,9 +222,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sync(versions[target], corpus)
             if rng.random() < EARLY:  # while it loads the model, creates the index, reads files
                 outcome = run_and_kill(corpus, index, args.fake, rng.uniform(0, startup), early=True)
-            else:  # anywhere in the writing: a kill aimed past the end lets the run finish
+            else:  # anywhere in the writing (its expected length: the last uninterrupted run's)
                 expected = held[current + target] if current else longest
-                outcome = run_and_kill(corpus, index, args.fake, rng.uniform(0, expected * 1.1))
+                outcome = run_and_kill(corpus, index, args.fake, rng.uniform(0, expected))
+            if not outcome["killed"] and outcome["phase"] == "writing" and current:
+                held[current + target] = outcome["held_s"]  # the machine's speed now, not at the start
             current = target if not outcome["killed"] else ""
             report = check(index)
             row: dict[str, Any] = {"round": i, "target": target, **outcome, "check_ok": report.ok,

@@ -109,7 +109,7 @@ def test_churn_reuses_deleted_slots() -> None:
         used.append(ann.settings["slots_used"])
         ann.delete(labels)
     assert ann.count() == 0
-    assert used == [200] * 20  # each round refills the 200 slots the last one freed
+    assert used == [200] * 20  # deleting a whole round compacts the graph: the next starts empty
     assert ann.settings["capacity"] == 1024  # never had to grow
     fresh = unit_vectors(5, seed=99)
     ann.add(np.arange(10_000, 10_005), fresh)

@@ -1,11 +1,15 @@
 """Approximate nearest neighbours by cosine. The only module that imports hnswlib.
 
-Labels are the integer passage labels of the store. Deleted labels are marked deleted and their
-slots reused by later inserts, so add/delete churn does not grow the graph.
+Labels are the integer passage labels of the store. Deleted labels are marked deleted (they keep
+routing searches) and new ones take new slots; once deleted slots are half the graph, it is
+rebuilt from its live vectors, so add/delete churn does not grow it. Slots are never refilled in
+place: hnswlib's replace_deleted costs ~20 inserts each and, over many rounds, leaves elements
+that a search for their own vector no longer reaches (found by benchmarks/bench_crash.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import zlib
@@ -15,6 +19,8 @@ import hnswlib
 import numpy as np
 
 from .errors import IndexCorruptError
+
+logger = logging.getLogger(__name__)
 
 ANN_FILE = "hnsw.bin"
 
@@ -29,29 +35,32 @@ class AnnIndex:
         ef: int = 200,
         capacity: int = 1024,
         _index: hnswlib.Index | None = None,
+        _deleted: set[int] | None = None,
     ) -> None:
         self.dimension = dimension
         self.ef = ef
-        if _index is None:
-            _index = hnswlib.Index(space="cosine", dim=dimension)
-            _index.init_index(
-                max_elements=max(capacity, 16),
-                ef_construction=ef_construction,
-                M=M,
-                random_seed=100,
-                allow_replace_deleted=True,
-            )
-        self._index = _index
+        self._index = (
+            _index if _index is not None else _empty(dimension, capacity, M, ef_construction)
+        )
         self._index.set_ef(ef)
+        self._deleted = _deleted or set()  # labels marked deleted, still holding a slot
         self.live = 0  # labels present and not deleted; set by the owner after load
+        self.signature = ""  # "size:crc32" of the file this graph was loaded from
 
     @classmethod
     def load(cls, path: Path, dimension: int, ef: int) -> AnnIndex:
+        """Load the graph at ``path``. ``signature`` ("size:crc32") is that of the very file
+        loaded: it is held open throughout, so a writer renaming a new file over ``path`` meanwhile
+        cannot mix two files."""
         index = hnswlib.Index(space="cosine", dim=dimension)
         try:
-            file_dimension, deleted = _read_header(path)
-            if file_dimension == dimension:
-                index.load_index(str(path), allow_replace_deleted=True)
+            with open(path, "rb") as fh:
+                pinned = Path(f"/proc/self/fd/{fh.fileno()}") if _PINNABLE else path
+                signature = file_signature(pinned)
+                file_dimension, deleted = _read_header(pinned)
+                if file_dimension == dimension:
+                    index.load_index(str(pinned))
+                    labels, flags = file_labels(pinned)
         except (RuntimeError, ValueError, OSError, struct.error) as exc:
             raise IndexCorruptError(
                 f"HNSW file {path} is unreadable ({exc}) — rebuild it from the stored vectors "
@@ -62,8 +71,9 @@ class AnnIndex:
                 f"HNSW file {path} has dimension {file_dimension}, expected {dimension} — rebuild "
                 f"it with `textsearch repair {path.parent}`"
             )
-        ann = cls(dimension, ef=ef, _index=index)
+        ann = cls(dimension, ef=ef, _index=index, _deleted=set(labels[flags].tolist()))
         ann.live = index.get_current_count() - deleted
+        ann.signature = "%d:%d" % signature
         return ann
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
@@ -74,17 +84,39 @@ class AnnIndex:
         capacity = self._index.get_max_elements()
         if needed > capacity:
             self._index.resize_index(max(needed, capacity * 2))
-        self._index.add_items(vectors, np.asarray(labels, dtype=np.int64), num_threads=-1, replace_deleted=True)
+        self._index.add_items(vectors, np.asarray(labels, dtype=np.int64), num_threads=-1)
         self.live += len(labels)
 
     def delete(self, labels: np.ndarray) -> None:
-        """Mark labels deleted; labels unknown or already deleted are ignored (replays are safe)."""
+        """Mark labels deleted; labels unknown or already deleted are ignored (replays are safe).
+        Compacts the graph when deleted slots reach half of it."""
         for label in labels:
             try:
                 self._index.mark_deleted(int(label))
-                self.live -= 1
             except RuntimeError:
-                pass
+                continue
+            self.live -= 1
+            self._deleted.add(int(label))
+        if self._deleted and 2 * len(self._deleted) >= self._index.get_current_count():
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the graph from its live vectors, dropping the deleted slots. A rebuild re-inserts
+        no more vectors than it frees slots, so it costs at most one insert per delete, and leaves
+        a graph as good as one built afresh."""
+        old = self._index
+        live = self.live_labels()
+        logger.info(
+            "compacting the HNSW graph: %d live, %d deleted slots", len(live), len(self._deleted)
+        )
+        self._index = _empty(
+            self.dimension, old.get_max_elements(), int(old.M), int(old.ef_construction)
+        )
+        self._index.set_ef(self.ef)
+        for start in range(0, len(live), _REBUILD_CHUNK):  # bounded extra memory while both exist
+            chunk = live[start : start + _REBUILD_CHUNK]
+            self._index.add_items(old.get_items(chunk), chunk, num_threads=-1)
+        self._deleted.clear()
 
     def search(
         self, vectors: np.ndarray, k: int, ef: int | None = None, allowed: set[int] | None = None
@@ -107,6 +139,10 @@ class AnnIndex:
         """Every label in the graph, deleted ones included."""
         return np.asarray(self._index.get_ids_list(), dtype=np.int64)
 
+    def live_labels(self) -> np.ndarray:
+        """Labels present and not deleted, ascending."""
+        return np.setdiff1d(self.labels(), np.fromiter(self._deleted, np.int64, len(self._deleted)))
+
     def count(self) -> int:
         return self.live
 
@@ -127,6 +163,21 @@ class AnnIndex:
             "capacity": int(self._index.get_max_elements()),
             "slots_used": int(self._index.get_current_count()),
         }
+
+
+_REBUILD_CHUNK = 10_000
+_PINNABLE = os.path.isdir("/proc/self/fd")  # Linux: reopen a file held open by its descriptor
+
+
+def _empty(dimension: int, capacity: int, M: int, ef_construction: int) -> hnswlib.Index:
+    index = hnswlib.Index(space="cosine", dim=dimension)
+    index.init_index(
+        max_elements=max(capacity, 16),
+        ef_construction=ef_construction,
+        M=M,
+        random_seed=100,
+    )
+    return index
 
 
 # hnswlib 0.8's file header: offsetLevel0, max_elements, count, size_per_element, label_offset,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .ann import ANN_FILE, AnnIndex, file_labels, file_signature
+from .ann import ANN_FILE, AnnIndex
 from .config import CONFIG_FILE, IndexConfig, is_index_dir
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
@@ -54,21 +55,24 @@ def check(path: str | os.PathLike[str]) -> Report:
     path = Path(path)
     if not is_index_dir(path):
         raise IndexNotFoundError(f"no index at {path} — nothing to check")
-    report = Report(str(path))
-    try:
-        config = IndexConfig.load(path)
-        store = Store(path / DB_FILE)
-    except IndexCorruptError as exc:
-        report.problems.append(str(exc))
-        report.fatal = True
-        return report
-    try:
-        with store.snapshot():
-            _check_store(store, config, report)
-            if report.ok:
-                _check_graph(path, store, config, report)
-    finally:
-        store.close()
+    for attempt in range(3):  # a writer may save a new graph between our snapshot and reading it
+        report = Report(str(path))
+        try:
+            config = IndexConfig.load(path)
+            store = Store(path / DB_FILE)
+        except IndexCorruptError as exc:
+            report.problems.append(str(exc))
+            report.fatal = True
+            return report
+        try:
+            with store.snapshot():
+                _check_store(store, config, report)
+                raced = report.ok and not _check_graph(path, store, config, report)
+        finally:
+            store.close()
+        if not raced:
+            break
+        time.sleep(0.1 * (attempt + 1))
     _check_files(path, report)
     return report
 
@@ -129,7 +133,9 @@ def bad_vectors(store: Store, dimension: int) -> list[int]:
             bad += [good[i][0] for i in np.flatnonzero(off)]
 
 
-def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) -> None:
+def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) -> bool:
+    """Adds the graph's problems to the report; False when the file is not one the snapshot
+    recorded (damaged, or saved by a writer after the snapshot was taken: worth a retry)."""
     file = path / ANN_FILE
     recorded = [v for v in (store.get_meta("ann_sig"), store.get_meta("ann_pending")) if v]
     if not file.exists():
@@ -137,19 +143,16 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
             report.problems.append(f"HNSW file {file.name} is missing")
         elif report.passages:  # the first write was interrupted before the graph was saved
             report.notes.append("HNSW file not written yet; opening the index builds it from the database")
-        return
-    signature = "%d:%d" % file_signature(file)
-    match = [v for v in recorded if v.split("@")[0] == signature]
-    if not match:
-        report.problems.append(f"HNSW file {file.name} is not the one the database recorded (truncated or replaced)")
-        return
+        return True
     try:
         ann = AnnIndex.load(file, config.dimension, config.ef)
-    except IndexCorruptError as exc:
-        report.problems.append(str(exc))
-        return
-    labels, deleted = file_labels(file)
-    live = labels[~deleted]
+    except IndexCorruptError:
+        ann = None
+    match = [v for v in recorded if ann is not None and v.split("@")[0] == ann.signature]
+    if ann is None or not match:
+        report.problems.append(f"HNSW file {file.name} is not the one the database recorded (truncated or replaced)")
+        return False
+    labels, live = ann.labels(), ann.live_labels()
     truth = store.labels()
     behind = store.seq - int(match[0].split("@")[1])
     if behind == 0:
@@ -159,7 +162,7 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
                 f"HNSW graph and database disagree: {len(missing)} passages not in the graph, "
                 f"{len(extra)} graph labels with no passage"
             )
-            return
+            return True
     else:
         report.notes.append(
             f"HNSW file is {behind} write(s) behind the database (a writer was interrupted or is "
@@ -169,6 +172,7 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
         ann.add(added, store.vectors(added, config.dimension))
         ann.delete(np.setdiff1d(live, truth))
     _check_search(ann, store, config, truth, report)
+    return True
 
 
 def _check_search(ann: AnnIndex, store: Store, config: IndexConfig, truth: np.ndarray, report: Report) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import ANN_FILE, AnnIndex, file_signature
+from .ann import ANN_FILE, AnnIndex
 from .config import IndexConfig, is_index_dir
 from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
@@ -349,7 +349,7 @@ class Index:
     def _load_ann(self) -> AnnIndex:
         """Load the HNSW file, check it is the one SQLite recorded, and replay what it lacks."""
         path = self.path / ANN_FILE
-        for attempt in range(3):  # a concurrent writer may swap the file between our two reads
+        for attempt in range(3):  # a concurrent writer may save a new file after we read the records
             recorded = {key: self.store.get_meta(key) for key in ("ann_sig", "ann_pending")}
             if not path.exists():
                 if recorded["ann_sig"] is None and recorded["ann_pending"] is None:
@@ -359,10 +359,9 @@ class Index:
                     f"HNSW file {path} is missing — rebuild it from the stored vectors with "
                     f"`textsearch repair {self.path}`"
                 )
-            signature = "%d:%d" % file_signature(path)
-            matches = [v for v in recorded.values() if v and v.split("@")[0] == signature]
+            ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
+            matches = [v for v in recorded.values() if v and v.split("@")[0] == ann.signature]
             if matches:
-                ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
                 with self.store.snapshot():  # seq and count of one state, or a commit in between is missed
                     seq = self.store.seq
                     if int(matches[0].split("@")[1]) == seq:  # nothing to replay
