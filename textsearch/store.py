@@ -290,7 +290,7 @@ class Store:
                 found[row[0]] = PassageRow(*row[:6], json.loads(row[6] or "{}"), row[7])
         return found
 
-    def vectors(self, labels: Sequence[int], dimension: int) -> np.ndarray:
+    def vectors(self, labels: Sequence[int] | np.ndarray, dimension: int) -> np.ndarray:
         out = np.zeros((len(labels), dimension), dtype=np.float32)
         position = {int(label): i for i, label in enumerate(labels)}
         for chunk in _chunks([int(x) for x in labels]):
