@@ -9,7 +9,7 @@ index afresh for every query, as the CLI does. Each answer must be one committed
 generation, no mix of two commits, never older than an answer the reader already had; and each
 ``info()`` after it must count whole generations. Exceptions are recorded and the reader goes on.
 At the end, every reader's last answer and a fresh ``Index.open`` must hold exactly the writer's
-final state (and ``Index.check()``, where it exists, must pass).
+final state, and `textsearch.check.check` must pass.
 
 Prints the figures and writes JSON (benchmarks/results/stress.json by default):
 
@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import HashEncoder
 
 from textsearch import Index
+from textsearch.check import check
 
 QUERY = "marker"  # in every document: keyword search finds them all
 SEARCHES: list[tuple[str, dict[str, Any] | None]] = [
@@ -200,15 +201,15 @@ def final_state(path: Path, size: int, last: int) -> dict[str, Any]:
             )
             for mode in ("dense", "keyword")
         }
-        check = index.check() if hasattr(index, "check") else None
         count = index.count()
+    report = check(path)
     ok = count == len(expected) and all(ids == expected for ids in found.values())
     return {
-        "ok": ok and (check is None or bool(check.get("ok"))),
+        "ok": ok and report.ok,
         "expected": expected,
         "found": found,
         "count": count,
-        "check": check,
+        "check": report.to_dict(),
     }
 
 

@@ -431,6 +431,40 @@ def test_crash_after_the_hnsw_rename_uses_the_new_file(tmp_path: Path, monkeypat
         assert positive(reopened, "tree") == [("t", 1.0)]
 
 
+def test_two_crashes_in_a_row_around_the_hnsw_save(tmp_path: Path, monkeypatch) -> None:
+    """Killed after a rename before its confirmation, then killed again before the next rename:
+    the file on disk must still be one the records name, so the index opens."""
+    from textsearch.store import Store
+
+    path = tmp_path / "idx"
+    with Index.create(path, encoder=KeywordEncoder()) as index:
+        index.add(ANIMALS)
+    real_set_meta, real_replace = Store.set_meta, os.replace
+
+    def set_meta(self, **values):
+        if "ann_sig" in values and "ann_pending" in values:  # the confirmation
+            raise OSError("killed before the confirmation")
+        real_set_meta(self, **values)
+
+    monkeypatch.setattr(Store, "set_meta", set_meta)
+    with Index.open(path, encoder=KeywordEncoder()) as index, pytest.raises(OSError, match="killed"):
+        index.add([{"id": "t", "text": "tree"}])
+    monkeypatch.undo()
+
+    def replace(src, dst):
+        if str(dst).endswith(ANN_FILE):
+            raise OSError("killed before the rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with Index.open(path, encoder=KeywordEncoder()) as index, pytest.raises(OSError, match="killed"):
+        index.add([{"id": "r", "text": "rain"}])
+    monkeypatch.undo()
+    with Index.open(path, encoder=KeywordEncoder()) as reopened:
+        assert reopened.count() == reopened.ann.count() == 6
+        assert positive(reopened, "rain") == [("r", 1.0)]
+
+
 def test_a_held_write_lock_times_out(tmp_path: Path, monkeypatch) -> None:
     import fcntl
 

@@ -106,16 +106,15 @@ class AnnIndex:
         a graph as good as one built afresh."""
         old = self._index
         live = self.live_labels()
-        logger.info(
-            "compacting the HNSW graph: %d live, %d deleted slots", len(live), len(self._deleted)
-        )
-        self._index = _empty(
-            self.dimension, old.get_max_elements(), int(old.M), int(old.ef_construction)
-        )
-        self._index.set_ef(self.ef)
+        logger.info("compacting the HNSW graph: %d live, %d deleted slots", len(live), len(self._deleted))
+        # room for as many again (the capacity shrinks after a mass delete, never below the start)
+        capacity = min(old.get_max_elements(), max(2 * len(live), 1024))
+        new = _empty(self.dimension, capacity, int(old.M), int(old.ef_construction))
+        new.set_ef(self.ef)
         for start in range(0, len(live), _REBUILD_CHUNK):  # bounded extra memory while both exist
             chunk = live[start : start + _REBUILD_CHUNK]
-            self._index.add_items(old.get_items(chunk), chunk, num_threads=-1)
+            new.add_items(old.get_items(chunk), chunk, num_threads=-1)
+        self._index = new  # only once complete: an error above leaves the old graph in place
         self._deleted.clear()
 
     def search(

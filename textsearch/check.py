@@ -10,6 +10,7 @@ damaged SQLite file or config cannot be repaired here: the index is rebuilt from
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from .ann import ANN_FILE, AnnIndex
 from .config import CONFIG_FILE, IndexConfig, is_index_dir
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from .index import Index, Signature, replay, write_lock
 from .store import DB_FILE, Store
 
 LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp")
@@ -55,7 +57,7 @@ def check(path: str | os.PathLike[str]) -> Report:
     path = Path(path)
     if not is_index_dir(path):
         raise IndexNotFoundError(f"no index at {path} — nothing to check")
-    for attempt in range(3):  # a writer may save a new graph between our snapshot and reading it
+    for attempt in range(3):  # a writer may have saved a graph newer than our snapshot: look again
         report = Report(str(path))
         try:
             config = IndexConfig.load(path)
@@ -66,148 +68,128 @@ def check(path: str | os.PathLike[str]) -> Report:
             return report
         try:
             with store.snapshot():
-                _check_store(store, config, report)
-                raced = report.ok and not _check_graph(path, store, config, report)
+                report.documents, report.passages = store.document_count(), store.passage_count()
+                raced, ann = _check_graph(path, store, config, report)  # the file is read before the long scans
+                bad = _check_store(store, config, report)
+                if ann is not None and not report.fatal:
+                    _check_search(ann, store, config, np.setdiff1d(store.labels(), bad), report)
+        except sqlite3.DatabaseError as exc:
+            report.problems.append(f"SQLite database unreadable ({exc})")
+            report.fatal = True
+            return report
         finally:
             store.close()
-        if not raced:
+        if not raced or report.fatal:
             break
         time.sleep(0.1 * (attempt + 1))
     _check_files(path, report)
     return report
 
 
-def _check_store(store: Store, config: IndexConfig, report: Report) -> None:
-    db = store.db
-    if (result := db.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
+def _check_store(store: Store, config: IndexConfig, report: Report) -> list[int]:
+    """Adds the store's problems to the report; returns the labels of bad vectors."""
+    if (result := store.db.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
         report.problems.append(f"SQLite integrity check failed: {result}")
         report.fatal = True
-        return
-    report.documents, report.passages = store.document_count(), store.passage_count()
-    torn = db.execute(
-        "SELECT d.id FROM documents d LEFT JOIN passages p ON p.doc_id = d.id"
-        " GROUP BY d.id HAVING count(p.label) != d.n_passages LIMIT 5"
-    ).fetchall()
-    if torn:
+        return []
+    if torn := store.torn_documents():
         report.problems.append(f"documents whose passages are missing or extra: {_ids(torn)}")
-    orphans = db.execute(
-        "SELECT count(*) FROM passages p LEFT JOIN documents d ON d.id = p.doc_id WHERE d.id IS NULL"
-    ).fetchone()[0]
-    if orphans:
+    if orphans := store.orphan_count():
         report.problems.append(f"{orphans} passages belong to no document")
-    next_label = int(store.get_meta("next_label", "0") or 0)
-    top = db.execute("SELECT max(label) FROM passages").fetchone()[0]
+    next_label, top = int(store.get_meta("next_label", "0") or 0), store.max_label()
     if top is not None and top >= next_label:
         report.problems.append(f"passage label {top} is not below the label counter {next_label}")
-    bad = len(bad_vectors(store, config.dimension))
-    if bad:
-        report.problems.append(
-            f"{bad} stored vectors are not unit vectors of dimension {config.dimension}"
-        )
-    unmatched = db.execute(
-        "SELECT (SELECT count(*) FROM passages WHERE label NOT IN (SELECT rowid FROM passages_fts))"
-        " + (SELECT count(*) FROM passages_fts WHERE rowid NOT IN (SELECT label FROM passages))"
-    ).fetchone()[0]
-    if unmatched:
+    if bad := bad_vectors(store, config.dimension):
+        report.problems.append(f"{len(bad)} stored vectors are not unit vectors of dimension {config.dimension}")
+    if unmatched := store.keyword_mismatch():
         report.problems.append(f"keyword index out of step with the passages ({unmatched} rows differ)")
+    return bad
 
 
 def bad_vectors(store: Store, dimension: int) -> list[int]:
     """Labels whose stored vector has the wrong size, is not finite or not unit length."""
     bad: list[int] = []
-    last = -1
-    while True:
-        rows = store.db.execute(
-            "SELECT label, vector FROM passages WHERE label > ? ORDER BY label LIMIT 5000", [last]
-        ).fetchall()
-        if not rows:
-            return bad
-        last = rows[-1][0]
-        good = [(label, blob) for label, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dimension]
+    for rows in store.vector_rows():
+        sized = [(label, blob) for label, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dimension]
         bad += [label for label, blob in rows if not (isinstance(blob, bytes) and len(blob) == 4 * dimension)]
-        if good:
-            vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype=np.float32).reshape(-1, dimension)
+        if sized:
+            vectors = np.frombuffer(b"".join(blob for _, blob in sized), dtype=np.float32).reshape(-1, dimension)
             with np.errstate(all="ignore"):
                 norms = np.linalg.norm(vectors, axis=1)
             off = ~np.isfinite(norms) | (np.abs(norms - 1.0) > NORM_TOLERANCE)
-            bad += [good[i][0] for i in np.flatnonzero(off)]
+            bad += [sized[i][0] for i in np.flatnonzero(off)]
+    return bad
 
 
-def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) -> bool:
-    """Adds the graph's problems to the report; False when the file is not one the snapshot
-    recorded (damaged, or saved by a writer after the snapshot was taken: worth a retry)."""
+def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) -> tuple[bool, AnnIndex | None]:
+    """Adds the graph's problems to the report. Returns whether the file is not one the snapshot
+    recorded (damaged, or saved by a writer after the snapshot: worth a second look), and the
+    graph brought to the snapshot's state when it can be searched."""
     file = path / ANN_FILE
-    recorded = [v for v in (store.get_meta("ann_sig"), store.get_meta("ann_pending")) if v]
+    recorded = [Signature.parse(v) for v in (store.get_meta("ann_sig"), store.get_meta("ann_pending")) if v]
     if not file.exists():
         if recorded:
             report.problems.append(f"HNSW file {file.name} is missing")
         elif report.passages:  # the first write was interrupted before the graph was saved
             report.notes.append("HNSW file not written yet; opening the index builds it from the database")
-        return True
+        return False, None
     try:
         ann = AnnIndex.load(file, config.dimension, config.ef)
     except IndexCorruptError:
         ann = None
-    match = [v for v in recorded if ann is not None and v.split("@")[0] == ann.signature]
+    match = [r for r in recorded if ann is not None and r.file == ann.signature]
     if ann is None or not match:
         report.problems.append(f"HNSW file {file.name} is not the one the database recorded (truncated or replaced)")
-        return False
-    labels, live = ann.labels(), ann.live_labels()
-    truth = store.labels()
-    behind = store.seq - int(match[0].split("@")[1])
-    if behind == 0:
-        missing, extra = np.setdiff1d(truth, live), np.setdiff1d(live, truth)
-        if len(missing) or len(extra):
-            report.problems.append(
-                f"HNSW graph and database disagree: {len(missing)} passages not in the graph, "
-                f"{len(extra)} graph labels with no passage"
-            )
-            return True
-    else:
+        return True, None
+    labels, live, truth = ann.labels(), ann.live_labels(), store.labels()
+    if behind := store.seq - match[0].seq:
         report.notes.append(
             f"HNSW file is {behind} write(s) behind the database (a writer was interrupted or is "
             "running); opening the index replays the difference"
         )
-        added = np.setdiff1d(truth, labels)
-        ann.add(added, store.vectors(added, config.dimension))
-        ann.delete(np.setdiff1d(live, truth))
-    _check_search(ann, store, config, truth, report)
-    return True
+        replay(ann, store, config.dimension, labels, truth)
+    elif (missing := len(np.setdiff1d(truth, live))) + (extra := len(np.setdiff1d(live, truth))):
+        report.problems.append(
+            f"HNSW graph and database disagree: {missing} passages not in the graph, "
+            f"{extra} graph labels with no passage"
+        )
+        return False, None
+    return False, ann
 
 
-def _check_search(ann: AnnIndex, store: Store, config: IndexConfig, truth: np.ndarray, report: Report) -> None:
-    """The graph must find stored passages: each sampled vector's nearest neighbour is itself
-    (or an identical vector)."""
-    if not len(truth):
+def _check_search(ann: AnnIndex, store: Store, config: IndexConfig, labels: np.ndarray, report: Report) -> None:
+    """The graph must reach stored passages: each sampled vector is among its own 10 nearest
+    neighbours at a generous ef (a few hard-to-reach nodes are normal in a large graph)."""
+    if not len(labels):
         return
-    sample = np.random.default_rng(0).choice(truth, size=min(SAMPLE, len(truth)), replace=False)
-    vectors = store.vectors(sample, config.dimension)
-    found, scores = ann.search(vectors, k=1)
-    lost = int(np.sum((found[:, 0] != sample) & (scores[:, 0] < 0.9999)))
+    sample = np.random.default_rng(0).choice(labels, size=min(SAMPLE, len(labels)), replace=False)
+    found, scores = ann.search(store.vectors(sample, config.dimension), k=10, ef=max(config.ef, 400))
+    # found: itself, or a passage with the very same vector (repeated text)
+    lost = int(sum(label not in row and best < 0.9999
+                   for label, row, best in zip(sample.tolist(), found.tolist(), scores[:, 0].tolist())))
     if lost:
         report.problems.append(f"HNSW search does not find {lost} of {len(sample)} sampled passages")
+
+
+def _world_writable(path: Path) -> list[Path]:
+    entries = [path, *path.iterdir()]
+    return [e for e in entries if e.lstat().st_mode & stat.S_IWOTH and not stat.S_ISLNK(e.lstat().st_mode)]
 
 
 def _check_files(path: Path, report: Report) -> None:
     for name in LEFTOVERS:
         if (path / name).exists():
             report.notes.append(f"leftover temporary file {name} (from an interrupted write; harmless)")
-    for entry in [path, *path.iterdir()]:
-        mode = entry.lstat().st_mode
-        if mode & stat.S_IWOTH and not stat.S_ISLNK(mode):
-            report.problems.append(f"{entry.name or entry} is world-writable")
-    db = path / DB_FILE
-    if db.exists() and db.stat().st_size == 0 and report.passages:
-        report.problems.append(f"{DB_FILE} is empty")
+    for entry in _world_writable(path):
+        report.problems.append(f"{entry.name or entry} is world-writable")
 
 
 def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Encoder | None = None) -> Report:
     """Repair the index at ``path`` under its write lock: drop torn documents and orphan passages
-    (re-index the corpus to restore them), re-embed bad vectors (all of them with ``reembed``),
-    rebuild the keyword table, then rebuild the HNSW graph from the stored vectors and remove
-    leftover files. Returns the check of the repaired index, with what was done."""
-    from .index import Index, write_lock
-
+    (re-index the corpus to restore them), re-embed bad vectors (all of them with ``reembed``)
+    under new labels, rebuild the keyword table, rebuild the HNSW graph from the stored vectors,
+    remove leftover files and world-write bits. Returns the check of the repaired index, with
+    what was done. Every step is atomic, so a repair killed halfway is simply run again."""
     path = Path(path)
     found = check(path)
     if found.fatal:
@@ -225,19 +207,15 @@ def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Enco
             store.close()
         index = Index(path, config, None, load_ann=False)
         try:
-            index._refresh()  # replays every stored vector into the empty graph
-            index._save_ann()
-            done.append(f"HNSW graph rebuilt from {index.ann.count()} stored vectors")
+            done.append(f"HNSW graph rebuilt from {index.rebuild_graph()} stored vectors")
         finally:
             index.close()
-    for name in LEFTOVERS:
-        if (path / name).exists():
-            (path / name).unlink()
-            done.append(f"removed {name}")
-    for entry in [path, *path.iterdir()]:
-        mode = entry.lstat().st_mode
-        if mode & stat.S_IWOTH and not stat.S_ISLNK(mode):
-            entry.chmod(stat.S_IMODE(mode) & ~stat.S_IWOTH)
+        for name in LEFTOVERS:
+            if (path / name).exists():
+                (path / name).unlink()
+                done.append(f"removed {name}")
+        for entry in _world_writable(path):
+            entry.chmod(stat.S_IMODE(entry.lstat().st_mode) & ~stat.S_IWOTH)
             done.append(f"made {entry.name} not world-writable")
     report = check(path)
     report.repaired = done
@@ -245,9 +223,10 @@ def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Enco
 
 
 def _repair_store(store: Store, config: IndexConfig, reembed: bool, encoder: Encoder | None) -> list[str]:
-    from .keyword import segment
-
-    db, done = store.db, []
+    done: list[str] = []
+    if torn := store.torn_documents():
+        store.delete(torn)
+        done.append(f"removed {len(torn)} torn documents ({_ids(torn)}); re-index to restore them")
     labels = store.labels() if reembed else np.asarray(bad_vectors(store, config.dimension), dtype=np.int64)
     vectors = None
     if len(labels):
@@ -256,40 +235,20 @@ def _repair_store(store: Store, config: IndexConfig, reembed: bool, encoder: Enc
             raise ModelMismatchError(
                 f"cannot re-embed: '{encoder.name}' is not the model the index was built with ({config.model})"
             )
-        texts = {int(r[0]): r[1] for r in db.execute("SELECT label, text FROM passages").fetchall()}
-        vectors = encoder.encode_passages([texts[int(label)] for label in labels])
-    torn = db.execute(
-        "SELECT d.id FROM documents d LEFT JOIN passages p ON p.doc_id = d.id"
-        " GROUP BY d.id HAVING count(p.label) != d.n_passages"
-    ).fetchall()
-    if torn:
-        store.delete([r[0] for r in torn])
-        done.append(f"removed {len(torn)} torn documents ({_ids(torn)}); re-index to restore them")
+        vectors = encoder.encode_passages(store.texts(labels))
     with store.transaction():
-        orphans = db.execute(
-            "DELETE FROM passages WHERE doc_id NOT IN (SELECT id FROM documents)"
-        ).rowcount
-        if orphans:
+        if orphans := store.remove_orphans():
             done.append(f"removed {orphans} passages that belonged to no document")
         if vectors is not None:
-            db.conn.executemany(
-                "UPDATE passages SET vector = ? WHERE label = ?",
-                [(v.astype(np.float32).tobytes(), int(label)) for v, label in zip(vectors, labels, strict=True)],
-            )
+            store.relabel(labels, vectors)
             done.append(f"re-embedded {len(labels)} passages")
-        db.execute("DELETE FROM passages_fts")
-        db.conn.executemany(
-            "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
-            ((label, segment(text or "")) for label, text in db.execute("SELECT label, text FROM passages").fetchall()),
-        )
+        store.rebuild_keywords()
         done.append("keyword table rebuilt")
-        top = db.execute("SELECT max(label) FROM passages").fetchone()[0]
+        top = store.max_label()
         next_label = max(int(store.get_meta("next_label", "0") or 0), -1 if top is None else top + 1)
         store.set_meta(next_label=next_label, seq=store.seq + 1)
     return done
 
 
-def _ids(rows: list[tuple[str]]) -> str:
-    shown = [r[0] for r in rows[:5]]
-    return ", ".join(shown) + (" …" if len(rows) > 5 else "")
-
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")

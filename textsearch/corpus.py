@@ -134,7 +134,7 @@ class Corpus:
         if not self.root.is_dir():
             raise CorpusError(f"{self.root} is not a folder — give the folder that holds the documents")
         self.root = self.root.resolve()
-        if not _is_utf8(str(self.root)):
+        if not is_utf8(str(self.root)):
             raise CorpusError(f"folder path {os.fsencode(self.root)!r} is not UTF-8 — rename it")
         self.id_field = id_field
         self.text_field = text_field
@@ -165,7 +165,7 @@ class Corpus:
 
     def _utf8_name(self, path: Path) -> bool:
         """False (and skipped) for a name that is not UTF-8: its id could not be stored."""
-        if _is_utf8(path.name):
+        if is_utf8(path.name):
             return True
         self._skip(path, "name is not valid UTF-8 — rename it", warn=True)
         return False
@@ -284,7 +284,7 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for text with lone surrogates (how Python keeps the undecodable bytes of a name)."""
     try:
         text.encode("utf-8")
@@ -308,7 +308,7 @@ def _json_row(line: str) -> dict[str, Any] | str:
         dumped = json.dumps(row, ensure_ascii=False, allow_nan=False)
     except (ValueError, RecursionError):
         return "holds NaN or Infinity (or is nested too deeply), which JSON text cannot store"
-    if not _is_utf8(dumped):
+    if not is_utf8(dumped):
         return "holds a lone surrogate (\\ud800-\\udfff), which UTF-8 text cannot store"
     return row
 

@@ -22,6 +22,7 @@ import re
 import sys
 from typing import Any
 
+from .corpus import is_utf8
 from .errors import InvalidArgumentError
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$prefix")
@@ -245,7 +246,7 @@ def _scalar(field: str, op: str, value: Any) -> Value:
         raise InvalidArgumentError(f"{op} for {field!r} got NaN — give a number, {_DICT_FORM}")
     if isinstance(value, int) and abs(value) > _MAX_INT:  # compared as a float, which overflows
         raise InvalidArgumentError(f"{op} for {field!r} got a number too large — {_DICT_FORM}")
-    if isinstance(value, str) and not _is_utf8(value):
+    if isinstance(value, str) and not is_utf8(value):
         raise InvalidArgumentError(
             f"{op} for {field!r} got a lone surrogate (\\ud800-\\udfff), not text — {_DICT_FORM}"
         )
@@ -277,14 +278,6 @@ def _number(field: str) -> Sql:
 def _negate(part: Sql) -> Sql:
     """NOT that also holds where the field is missing (the condition is then NULL)."""
     return f"NOT coalesce({part[0]}, 0)", part[1]
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _join(parts: list[Sql], word: str, empty: str) -> Sql:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import ANN_FILE, AnnIndex
+from .ann import ANN_FILE, AnnIndex, file_signature
 from .config import IndexConfig, is_index_dir
 from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
@@ -101,6 +101,35 @@ def _document(item: Any) -> Document:
     if not doc.id or not doc.text.strip():
         raise InvalidArgumentError(f"every document needs an 'id' and a non-empty 'text' (got id={doc.id!r})")
     return doc
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What SQLite records about an HNSW file: its ``size:crc32`` and the ``seq`` it reflects."""
+
+    file: str
+    seq: int
+
+    @classmethod
+    def parse(cls, text: str) -> Signature:
+        file, _, seq = text.partition("@")
+        return cls(file, int(seq or -1))
+
+    def __str__(self) -> str:
+        return f"{self.file}@{self.seq}"
+
+
+def replay(ann: AnnIndex, store: Store, dimension: int, have: np.ndarray, truth: np.ndarray) -> None:
+    """Bring a graph holding labels ``have`` to the stored labels ``truth``: add the missing ones
+    from their stored vectors, delete the rest. Labels are never reused, so a set difference is
+    enough and replaying twice is harmless."""
+    missing = np.setdiff1d(truth, have)
+    if len(missing):
+        logger.info("replaying %d passages into the HNSW graph", len(missing))
+    for i in range(0, len(missing), 10_000):
+        chunk = missing[i : i + 10_000]
+        ann.add(chunk, store.vectors(chunk, dimension))
+    ann.delete(np.setdiff1d(have, truth))
 
 
 def _versions() -> dict[str, str]:
@@ -230,6 +259,7 @@ class Index:
         """Upsert documents by id (``{"id", "text", **metadata}``); unchanged ones are skipped."""
         docs = [_document(d) for d in documents]
         latest = {d.id: d for d in docs}  # the last version of a repeated id wins
+        _ = self.encoder  # loaded before the write lock is taken: other writers wait less
         with self._writing():
             known = self.store.hashes(list(latest))
             return self._ingest(iter(latest.values()), known, root=None, show_progress=show_progress)
@@ -252,6 +282,7 @@ class Index:
             max_file_bytes=max_file_bytes or self.config.max_file_bytes,
         )
         root = str(corpus.root)
+        _ = self.encoder  # loaded before the write lock is taken: other writers wait less
         with self._writing():
             known = self.store.hashes_for_root(root)
             seen: set[str] = set()
@@ -350,9 +381,9 @@ class Index:
         """Load the HNSW file, check it is the one SQLite recorded, and replay what it lacks."""
         path = self.path / ANN_FILE
         for attempt in range(3):  # a concurrent writer may save a new file after we read the records
-            recorded = {key: self.store.get_meta(key) for key in ("ann_sig", "ann_pending")}
+            recorded = [Signature.parse(v) for k in ("ann_sig", "ann_pending") if (v := self.store.get_meta(k))]
             if not path.exists():
-                if recorded["ann_sig"] is None and recorded["ann_pending"] is None:
+                if not recorded:
                     ann = self._new_ann()  # never saved yet: the replay below fills it
                     break
                 raise IndexCorruptError(
@@ -360,11 +391,11 @@ class Index:
                     f"`textsearch repair {self.path}`"
                 )
             ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
-            matches = [v for v in recorded.values() if v and v.split("@")[0] == ann.signature]
+            matches = [r for r in recorded if r.file == ann.signature]
             if matches:
                 with self.store.snapshot():  # seq and count of one state, or a commit in between is missed
                     seq = self.store.seq
-                    if int(matches[0].split("@")[1]) == seq:  # nothing to replay
+                    if matches[0].seq == seq:  # nothing to replay
                         ann.live = self.store.passage_count()
                         self._seen_seq = seq
                 break
@@ -389,27 +420,34 @@ class Index:
             if seq == self._seen_seq:
                 return
             truth = self.store.labels()
-            have = self.ann.labels()
-            missing = np.setdiff1d(truth, have)
-            if len(missing):
-                logger.info("replaying %d passages into the HNSW graph", len(missing))
-                for i in range(0, len(missing), 10_000):
-                    chunk = missing[i : i + 10_000]
-                    self.ann.add(chunk, self.store.vectors(chunk, self.config.dimension))
-            self.ann.delete(np.setdiff1d(have, truth))
+            replay(self.ann, self.store, self.config.dimension, self.ann.labels(), truth)
             self.ann.live = len(truth)
             self._seen_seq = seq
 
+    def rebuild_graph(self) -> int:
+        """Build the HNSW graph afresh from the stored vectors and save it (the caller holds the
+        write lock, as ``check.repair`` does). Returns its number of passages."""
+        self.ann, self._seen_seq = self._new_ann(), -1
+        self._refresh()
+        self._save_ann()
+        return self.ann.count()
+
     def _save_ann(self) -> None:
         """Rename protocol: record the new file's signature as pending, rename, then confirm.
-        Whichever moment a crash hits, the file on disk matches one of the two records."""
+        Whichever moment a crash hits, the file on disk matches one of the two records; a rename
+        left unconfirmed by a crash is confirmed before the next save, so that two crashes in a row
+        cannot leave a file that neither record names."""
         path = self.path / ANN_FILE
         seq = self.store.seq
+        pending = self.store.get_meta("ann_pending")
+        if pending and path.exists() and "%d:%d" % file_signature(path) == Signature.parse(pending).file:
+            self.store.set_meta(ann_sig=pending)  # an earlier save renamed, then died before confirming
         tmp = path.with_name(path.name + ".new")
-        size, crc = self.ann.save(tmp)
-        self.store.set_meta(ann_pending=f"{size}:{crc}@{seq}")
+        new = Signature("%d:%d" % self.ann.save(tmp), seq)
+        self.store.set_meta(ann_pending=new)
         os.replace(tmp, path)
-        self.store.set_meta(ann_sig=f"{size}:{crc}@{seq}", ann_pending=None)
+        _fsync_dir(self.path)  # the rename is on disk before SQLite says it happened
+        self.store.set_meta(ann_sig=new, ann_pending=None)
 
     # --- reading ----------------------------------------------------------------------------
     def search(
@@ -519,6 +557,14 @@ class Index:
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
         shutil.rmtree(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def clean_query(query: str) -> str:

@@ -303,6 +303,75 @@ class Store:
         rows = self.db.execute("SELECT label FROM passages").fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
+    # --- integrity (textsearch check / repair) ----------------------------------------------
+    def torn_documents(self) -> list[str]:
+        """Ids of documents whose stored passages are not exactly the ``n_passages`` they recorded."""
+        rows = self.db.execute(
+            "SELECT d.id FROM documents d LEFT JOIN passages p ON p.doc_id = d.id"
+            " GROUP BY d.id HAVING count(p.label) != d.n_passages ORDER BY d.id"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def orphan_count(self) -> int:
+        """Passages whose document is gone."""
+        sql = "SELECT count(*) FROM passages p LEFT JOIN documents d ON d.id = p.doc_id WHERE d.id IS NULL"
+        return int(self.db.execute(sql).fetchone()[0])
+
+    def keyword_mismatch(self) -> int:
+        """Rows of the keyword table without a passage plus passages without a row."""
+        return int(self.db.execute(
+            "SELECT (SELECT count(*) FROM passages WHERE label NOT IN (SELECT rowid FROM passages_fts))"
+            " + (SELECT count(*) FROM passages_fts WHERE rowid NOT IN (SELECT label FROM passages))"
+        ).fetchone()[0])
+
+    def max_label(self) -> int | None:
+        return self.db.execute("SELECT max(label) FROM passages").fetchone()[0]
+
+    def vector_rows(self, chunk: int = 5000) -> Iterator[list[tuple[int, Any]]]:
+        """(label, raw vector blob) of every passage, in label order, ``chunk`` rows at a time."""
+        last = -1
+        while rows := self.db.execute(
+            "SELECT label, vector FROM passages WHERE label > ? ORDER BY label LIMIT ?", [last, chunk]
+        ).fetchall():
+            last = rows[-1][0]
+            yield rows
+
+    def texts(self, labels: Sequence[int] | np.ndarray) -> list[str]:
+        """The passage text of each label, in order."""
+        found: dict[int, str] = {}
+        for chunk in _chunks([int(x) for x in labels]):
+            sql = f"SELECT label, text FROM passages WHERE label IN ({_marks(chunk)})"
+            found.update(self.db.execute(sql, chunk).fetchall())
+        return [found[int(label)] for label in labels]
+
+    def remove_orphans(self) -> int:
+        """Delete passages whose document is gone (call inside a transaction)."""
+        self.db.execute("DELETE FROM passages_fts WHERE rowid IN"
+                        " (SELECT label FROM passages WHERE doc_id NOT IN (SELECT id FROM documents))")
+        return self.db.execute("DELETE FROM passages WHERE doc_id NOT IN (SELECT id FROM documents)").rowcount
+
+    def relabel(self, labels: Sequence[int] | np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Give passages new vectors under new labels (call inside a transaction): a label names one
+        vector forever, so every open graph sees the old ones go and the new ones come."""
+        first = int(self.get_meta("next_label", "0") or 0)
+        new = np.arange(first, first + len(labels), dtype=np.int64)
+        self.db.conn.executemany(
+            "UPDATE passages SET label = ?, vector = ? WHERE label = ?",
+            [(int(n), v.astype(np.float32).tobytes(), int(old)) for n, v, old in zip(new, vectors, labels, strict=True)],
+        )
+        self.db.conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(int(old),) for old in labels])
+        self.db.conn.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
+                                 zip(new.tolist(), (segment(t or "") for t in self.texts(new)), strict=True))
+        self.set_meta(next_label=first + len(labels))
+        return new
+
+    def rebuild_keywords(self) -> None:
+        """Refill the keyword table from the passages (call inside a transaction)."""
+        self.db.execute("DELETE FROM passages_fts")
+        rows = self.db.execute("SELECT label, text FROM passages").fetchall()
+        self.db.conn.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
+                                 ((label, segment(text or "")) for label, text in rows))
+
     # --- keyword search and metadata filters ------------------------------------------------
     def keyword_search(
         self, expression: str, limit: int, where: Where | None = None
