@@ -469,7 +469,7 @@ def test_a_held_write_lock_times_out(tmp_path: Path, monkeypatch) -> None:
     import fcntl
 
     from textsearch.errors import IndexLockedError
-    from textsearch.index import LOCK_FILE
+    from textsearch.graphfile import LOCK_FILE
 
     monkeypatch.setenv("TEXTSEARCH_LOCK_TIMEOUT", "0.2")
     with Index.create(tmp_path / "idx", encoder=KeywordEncoder()) as index:

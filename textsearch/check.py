@@ -23,7 +23,8 @@ from .ann import ANN_FILE, AnnIndex
 from .config import CONFIG_FILE, IndexConfig, is_index_dir
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
-from .index import Index, Signature, replay, write_lock
+from .graphfile import recorded, replay, write_lock
+from .index import Index
 from .store import DB_FILE, Store
 
 LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp")
@@ -126,9 +127,9 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
     recorded (damaged, or saved by a writer after the snapshot: worth a second look), and the
     graph brought to the snapshot's state when it can be searched."""
     file = path / ANN_FILE
-    recorded = [Signature.parse(v) for v in (store.get_meta("ann_sig"), store.get_meta("ann_pending")) if v]
+    records = recorded(store)
     if not file.exists():
-        if recorded:
+        if records:
             report.problems.append(f"HNSW file {file.name} is missing")
         elif report.passages:  # the first write was interrupted before the graph was saved
             report.notes.append("HNSW file not written yet; opening the index builds it from the database")
@@ -137,7 +138,7 @@ def _check_graph(path: Path, store: Store, config: IndexConfig, report: Report) 
         ann = AnnIndex.load(file, config.dimension, config.ef)
     except IndexCorruptError:
         ann = None
-    match = [r for r in recorded if ann is not None and r.file == ann.signature]
+    match = [r for r in records if ann is not None and r.file == ann.signature]
     if ann is None or not match:
         report.problems.append(f"HNSW file {file.name} is not the one the database recorded (truncated or replaced)")
         return True, None

@@ -6,13 +6,12 @@ An index is a directory::
     store.db          SQLite: documents, passages, vectors, label counter, seq
     hnsw.bin          hnswlib graph; the state it reflects is recorded in store.db's meta
 
-SQLite is the source of truth. The HNSW file is rewritten (temporary name + rename) after each
-write call; if a process dies in between, the next open replays the difference from SQLite.
+SQLite is the source of truth; ``graphfile`` keeps the HNSW file in step with it (and the write
+lock that allows one writer at a time).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -26,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .ann import ANN_FILE, AnnIndex, file_signature
+from . import graphfile
+from .ann import AnnIndex
 from .config import IndexConfig, is_index_dir
 from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
@@ -34,7 +34,6 @@ from .errors import (
     CorpusError,
     IndexCorruptError,
     IndexExistsError,
-    IndexLockedError,
     IndexNotFoundError,
     InvalidArgumentError,
     ModelMismatchError,
@@ -46,8 +45,7 @@ from .store import DB_FILE, Store
 
 logger = logging.getLogger(__name__)
 
-LOCK_FILE = ".write.lock"
-BATCH_PASSAGES = 512  # passages embedded and committed per transaction
+BATCH_PASSAGES = 256  # passages embedded and committed per transaction: a kill loses at most these
 
 
 @dataclass
@@ -101,35 +99,6 @@ def _document(item: Any) -> Document:
     if not doc.id or not doc.text.strip():
         raise InvalidArgumentError(f"every document needs an 'id' and a non-empty 'text' (got id={doc.id!r})")
     return doc
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What SQLite records about an HNSW file: its ``size:crc32`` and the ``seq`` it reflects."""
-
-    file: str
-    seq: int
-
-    @classmethod
-    def parse(cls, text: str) -> Signature:
-        file, _, seq = text.partition("@")
-        return cls(file, int(seq or -1))
-
-    def __str__(self) -> str:
-        return f"{self.file}@{self.seq}"
-
-
-def replay(ann: AnnIndex, store: Store, dimension: int, have: np.ndarray, truth: np.ndarray) -> None:
-    """Bring a graph holding labels ``have`` to the stored labels ``truth``: add the missing ones
-    from their stored vectors, delete the rest. Labels are never reused, so a set difference is
-    enough and replaying twice is harmless."""
-    missing = np.setdiff1d(truth, have)
-    if len(missing):
-        logger.info("replaying %d passages into the HNSW graph", len(missing))
-    for i in range(0, len(missing), 10_000):
-        chunk = missing[i : i + 10_000]
-        ann.add(chunk, store.vectors(chunk, dimension))
-    ann.delete(np.setdiff1d(have, truth))
 
 
 def _versions() -> dict[str, str]:
@@ -372,39 +341,14 @@ class Index:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the index's write lock (one writer at a time) and start from the latest state."""
-        with write_lock(self.path):
+        with graphfile.write_lock(self.path):
             self._refresh()
             yield
 
     # --- the HNSW file ----------------------------------------------------------------------
     def _load_ann(self) -> AnnIndex:
-        """Load the HNSW file, check it is the one SQLite recorded, and replay what it lacks."""
-        path = self.path / ANN_FILE
-        for attempt in range(3):  # a concurrent writer may save a new file after we read the records
-            recorded = [Signature.parse(v) for k in ("ann_sig", "ann_pending") if (v := self.store.get_meta(k))]
-            if not path.exists():
-                if not recorded:
-                    ann = self._new_ann()  # never saved yet: the replay below fills it
-                    break
-                raise IndexCorruptError(
-                    f"HNSW file {path} is missing — rebuild it from the stored vectors with "
-                    f"`textsearch repair {self.path}`"
-                )
-            ann = AnnIndex.load(path, self.config.dimension, self.config.ef)
-            matches = [r for r in recorded if r.file == ann.signature]
-            if matches:
-                with self.store.snapshot():  # seq and count of one state, or a commit in between is missed
-                    seq = self.store.seq
-                    if matches[0].seq == seq:  # nothing to replay
-                        ann.live = self.store.passage_count()
-                        self._seen_seq = seq
-                break
-            time.sleep(0.05 * (attempt + 1))
-        else:
-            raise IndexCorruptError(
-                f"HNSW file {path} does not match what the index recorded (truncated or damaged) — "
-                f"rebuild it from the stored vectors with `textsearch repair {self.path}`"
-            )
+        """Load the HNSW file SQLite recorded (see ``graphfile``); ``_refresh`` replays what it lacks."""
+        ann, self._seen_seq = graphfile.load(self.path, self.store, self._new_ann())
         return ann
 
     def _new_ann(self) -> AnnIndex:
@@ -420,7 +364,7 @@ class Index:
             if seq == self._seen_seq:
                 return
             truth = self.store.labels()
-            replay(self.ann, self.store, self.config.dimension, self.ann.labels(), truth)
+            graphfile.replay(self.ann, self.store, self.config.dimension, self.ann.labels(), truth)
             self.ann.live = len(truth)
             self._seen_seq = seq
 
@@ -433,21 +377,7 @@ class Index:
         return self.ann.count()
 
     def _save_ann(self) -> None:
-        """Rename protocol: record the new file's signature as pending, rename, then confirm.
-        Whichever moment a crash hits, the file on disk matches one of the two records; a rename
-        left unconfirmed by a crash is confirmed before the next save, so that two crashes in a row
-        cannot leave a file that neither record names."""
-        path = self.path / ANN_FILE
-        seq = self.store.seq
-        pending = self.store.get_meta("ann_pending")
-        if pending and path.exists() and "%d:%d" % file_signature(path) == Signature.parse(pending).file:
-            self.store.set_meta(ann_sig=pending)  # an earlier save renamed, then died before confirming
-        tmp = path.with_name(path.name + ".new")
-        new = Signature("%d:%d" % self.ann.save(tmp), seq)
-        self.store.set_meta(ann_pending=new)
-        os.replace(tmp, path)
-        _fsync_dir(self.path)  # the rename is on disk before SQLite says it happened
-        self.store.set_meta(ann_sig=new, ann_pending=None)
+        graphfile.save(self.path, self.ann, self.store)
 
     # --- reading ----------------------------------------------------------------------------
     def search(
@@ -559,40 +489,9 @@ class Index:
         shutil.rmtree(path)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def clean_query(query: str) -> str:
     """What tokenizers accept: no NUL bytes, no lone surrogates (replaced, not an error)."""
     return query.replace("\x00", " ").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-@contextmanager
-def write_lock(path: Path) -> Iterator[None]:
-    """The index's write lock: one writer at a time. Waits up to TEXTSEARCH_LOCK_TIMEOUT seconds
-    (default 30), then fails with a clear message. The kernel drops it when a process dies."""
-    lock = open(Path(path) / LOCK_FILE, "a+")
-    deadline = time.monotonic() + float(os.environ.get("TEXTSEARCH_LOCK_TIMEOUT", "30"))
-    try:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise IndexLockedError(
-                        f"index {path} is being written by another process — "
-                        "wait for it to finish, then retry"
-                    ) from None
-                time.sleep(0.1)
-        yield
-    finally:
-        lock.close()
 
 
 @contextmanager
