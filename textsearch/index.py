@@ -23,8 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import graphfile
 from .ann import AnnIndex
 from .config import IndexConfig, is_index_dir
@@ -32,7 +30,6 @@ from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
     CorpusError,
-    IndexCorruptError,
     IndexExistsError,
     IndexNotFoundError,
     InvalidArgumentError,
