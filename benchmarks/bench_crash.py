@@ -58,8 +58,9 @@ idx.index_folder(sys.argv[1])
 
 def build_versions(work: Path, files: int, seed: int, fake: bool) -> tuple[Path, Path]:
     """Corpus A (demo corpus plus HSK sentences as files, or small generated files for --fake)
-    and corpus B: half of A's files changed (so going from one to the other takes several
-    transactions), a tenth removed, a tenth new."""
+    and corpus B: every text file of A changed (so that going from one to the other takes
+    several write transactions, and kills land between a commit and the graph save), a tenth of
+    the files removed, a tenth new."""
     rng = random.Random(seed)
     a, b = work / "A", work / "B"
     if fake:
@@ -82,8 +83,9 @@ def build_versions(work: Path, files: int, seed: int, fake: bool) -> tuple[Path,
             path.write_text("\n".join(r["chinese"] for r in rows), encoding="utf-8")
     shutil.copytree(a, b)
     listing = sorted(p for p in b.rglob("*") if p.is_file())
-    for path in rng.sample(listing, len(listing) // 2):
-        path.write_bytes(path.read_bytes() + " 又改了一次。changed again.".encode())
+    for path in listing:
+        if path.suffix in (".txt", ".md"):  # (appending to a table would only break its last row)
+            path.write_bytes(path.read_bytes() + " 又改了一次。changed again.".encode())
     for path in rng.sample(listing, len(listing) // 10):
         if path.exists():
             path.unlink()
