@@ -24,14 +24,14 @@ run in minutes without the model.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,41 +42,10 @@ from textsearch import Index
 from textsearch.ann import AnnIndex
 from textsearch.encoder import Encoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import HashEncoder  # the test suite's fake encoder, here clustered
+
 FILES = ("hnsw.bin", "store.db", "store.db-wal")
-
-
-class ClusteredHashEncoder(Encoder):
-    """Each text maps to a fixed unit vector near one of ``centres`` random centres (both seeded
-    by hashes): a realistic, clustered spread for recall, at no model cost."""
-
-    def __init__(self, dimension: int = 384, centres: int = 50, noise: float = 0.08) -> None:
-        self.name = "clustered-hash"
-        self.dimension = dimension
-        self.prompts = {}
-        rng = np.random.default_rng(0)
-        self.centres = rng.standard_normal((centres, dimension)).astype(np.float32)
-        self.centres /= np.linalg.norm(self.centres, axis=1, keepdims=True)
-        self.noise = noise
-
-    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-            rng = np.random.default_rng(seed)
-            v = self.centres[seed % len(self.centres)] + self.noise * rng.standard_normal(
-                self.dimension
-            )
-            out[row] = v / np.linalg.norm(v)
-        return out
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._vectors(texts)
-
-    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return self._vectors(texts)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(t.split()) for t in texts]
 
 
 def doc_text(i: int, round_: int) -> str:
@@ -245,7 +214,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    encoder = ClusteredHashEncoder()
+    encoder = HashEncoder("clustered-hash", dimension=384, centres=50, noise=0.08)
     queries = encoder.encode_queries([f"query {j}" for j in range(args.queries)])
     patterns = {"api": api_pattern, "folder": folder_pattern}
     result: dict[str, Any] = {

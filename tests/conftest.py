@@ -56,19 +56,25 @@ class KeywordEncoder(Encoder):
 
 
 class HashEncoder(Encoder):
-    """A random unit vector per distinct text (seeded by its hash): realistic dimension and
-    spread, no model. For tests of storage, concurrency and churn, not of meaning."""
+    """A fixed unit vector per distinct text, seeded by its hash: a realistic dimension and spread,
+    no model. With ``centres``, each vector lies near one of that many random centres (clustered,
+    like real embeddings). For tests and benchmarks of storage, concurrency and churn, not of
+    meaning."""
 
-    def __init__(self, name: str = "hash-test", dimension: int = 64) -> None:
+    def __init__(self, name: str = "hash-test", dimension: int = 64, centres: int = 0, noise: float = 0.08) -> None:
         self.name = name
         self.dimension = dimension
         self.prompts = {}
+        self.noise = noise
+        self.centres = np.random.default_rng(0).standard_normal((centres, dimension)).astype(np.float32)
+        self.centres /= np.linalg.norm(self.centres, axis=1, keepdims=True) if centres else 1.0
 
     def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-            v = np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+            noise = np.random.default_rng(seed).standard_normal(self.dimension)
+            v = self.centres[seed % len(self.centres)] + self.noise * noise if len(self.centres) else noise.astype(np.float32)
             out[row] = v / np.linalg.norm(v)
         return out
 
