@@ -28,7 +28,7 @@ from .index import Index
 from .store import DB_FILE, Store
 
 LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp")
-SAMPLE = 20  # stored passages searched for in the graph: each must find itself
+SAMPLE = 20  # stored passages searched for in the graph: each must be among its own 10 nearest
 NORM_TOLERANCE = 1e-3  # stored vectors are unit length
 
 
