@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from textsearch.check import check
+    from textsearch.config import is_index_dir
     from textsearch.index import Index
 
     if args.fake:
@@ -230,15 +231,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if not outcome["killed"] and outcome["phase"] == "writing" and current:
                 held[current + target] = outcome["held_s"]  # the machine's speed now, not at the start
             current = target if not outcome["killed"] else ""
-            report = check(index)
-            row: dict[str, Any] = {"round": i, "target": target, **outcome, "check_ok": report.ok,
-                                   "problems": report.problems, "notes": report.notes}
-            try:
-                with Index.open(index, encoder=encoder) as idx:
-                    idx.search(QUERIES[i % len(QUERIES)], min_score=-1.0)
-                row["query_ok"] = True
-            except Exception as exc:  # noqa: BLE001 — any failure here is what the test reports
-                row["query_ok"], row["query_error"] = False, f"{type(exc).__name__}: {exc}"
+            row: dict[str, Any] = {"round": i, "target": target, **outcome}
+            if is_index_dir(index):
+                report = check(index)
+                row.update(check_ok=report.ok, problems=report.problems, notes=report.notes)
+                try:
+                    with Index.open(index, encoder=encoder) as idx:
+                        idx.search(QUERIES[i % len(QUERIES)], min_score=-1.0)
+                    row["query_ok"] = True
+                except Exception as exc:  # noqa: BLE001 — any failure here is what the test reports
+                    row["query_ok"], row["query_error"] = False, f"{type(exc).__name__}: {exc}"
+            else:  # killed before the index existed (while creating it): nothing there to lose
+                row.update(check_ok=True, problems=[], notes=["killed before the index was created"], query_ok=True)
             if rng.random() < 0.5 or i == args.kills - 1:
                 run_and_kill(corpus, index, args.fake, None)
                 got, want = state(index, encoder), reference[target]
@@ -252,7 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rounds.append(row)
             print(f"round {i:3d} {target} killed={outcome['killed']!s:5} {outcome['phase']:8} "
                   f"after {outcome['held_s']:.2f} s  "
-                  f"check={'ok' if report.ok else report.problems}  query={'ok' if row['query_ok'] else row['query_error']}"
+                  f"check={'ok' if row['check_ok'] else row['problems']}  "
+                  f"query={'ok' if row['query_ok'] else row['query_error']}"
                   + (f"  completed: lost={row['docs_lost']} extra={row['docs_extra']} stale={row['docs_stale']} "
                      f"hits_same={row['hits_same']}" if row.get("completed") else ""), flush=True)
         completed = [r for r in rounds if r.get("completed")]
