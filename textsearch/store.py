@@ -67,21 +67,22 @@ def _m002_keyword(db: sqlite_utils.Database) -> None:
     """Keyword search: an FTS5 table of segmented passage text, rowid = passage label, filled
     from the passages already there (an index built before this migration gets it on open)."""
     db.execute(f"CREATE VIRTUAL TABLE passages_fts USING fts5(terms, tokenize='{FTS_TOKENIZE}')")
+    if filled := _fill_keywords(db):
+        logger.info("keyword index built for %d existing passages", filled)
+
+
+def _fill_keywords(db: sqlite_utils.Database) -> int:
+    """Insert every passage's segmented text into the (empty) keyword table, a chunk at a time."""
     last, filled = -1, 0
-    while True:
-        rows = db.execute(
-            "SELECT label, text FROM passages WHERE label > ? ORDER BY label LIMIT ?",
-            [last, _CHUNK],
-        ).fetchall()
-        if not rows:
-            break
+    while rows := db.execute(
+        "SELECT label, text FROM passages WHERE label > ? ORDER BY label LIMIT ?", [last, _CHUNK]
+    ).fetchall():
         db.conn.executemany(
             "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
             [(label, segment(text or "")) for label, text in rows],
         )
         last, filled = rows[-1][0], filled + len(rows)
-    if filled:
-        logger.info("keyword index built for %d existing passages", filled)
+    return filled
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_keyword]
@@ -190,17 +191,16 @@ class Store:
 
     def sources(self, ids: Sequence[str]) -> dict[str, str]:
         """The source file (relative to its root) of each document that came from a folder."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(ids)):
-            sql = f"SELECT id, source FROM documents WHERE source IS NOT NULL AND id IN ({_marks(chunk)})"
-            found.update(self.db.execute(sql, chunk).fetchall())
-        return found
+        return self._lookup("SELECT id, source FROM documents WHERE source IS NOT NULL AND id", ids)
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(ids)):
-            sql = f"SELECT id, content_hash FROM documents WHERE id IN ({_marks(chunk)})"
-            found.update(self.db.execute(sql, chunk).fetchall())
+        return self._lookup("SELECT id, content_hash FROM documents WHERE id", ids)
+
+    def _lookup(self, select: str, keys: Iterable[Any]) -> dict[Any, Any]:
+        """Rows of ``select ... IN (keys)`` as a dict of their two columns, keys sent in chunks."""
+        found: dict[Any, Any] = {}
+        for chunk in _chunks(list(keys)):
+            found.update(self.db.execute(f"{select} IN ({_marks(chunk)})", chunk).fetchall())
         return found
 
     def write(
@@ -338,10 +338,7 @@ class Store:
 
     def texts(self, labels: Sequence[int] | np.ndarray) -> list[str]:
         """The passage text of each label, in order."""
-        found: dict[int, str] = {}
-        for chunk in _chunks([int(x) for x in labels]):
-            sql = f"SELECT label, text FROM passages WHERE label IN ({_marks(chunk)})"
-            found.update(self.db.execute(sql, chunk).fetchall())
+        found = self._lookup("SELECT label, text FROM passages WHERE label", [int(x) for x in labels])
         return [found[int(label)] for label in labels]
 
     def remove_orphans(self) -> int:
@@ -368,9 +365,7 @@ class Store:
     def rebuild_keywords(self) -> None:
         """Refill the keyword table from the passages (call inside a transaction)."""
         self.db.execute("DELETE FROM passages_fts")
-        rows = self.db.execute("SELECT label, text FROM passages").fetchall()
-        self.db.conn.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
-                                 ((label, segment(text or "")) for label, text in rows))
+        _fill_keywords(self.db)
 
     # --- keyword search and metadata filters ------------------------------------------------
     def keyword_search(
