@@ -53,7 +53,7 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
     copy in the cache for a LoRA adapter (built once). A bi-encoder adapter (kind ``lora``) gives a
     sentence-transformers folder; a reranker adapter (kind ``reranker-lora``) gives a plain
     transformers sequence-classification folder (one relevance logit) for a CrossEncoder."""
-    from .models import _file_lock, _progress, cache_dir, resolve_model
+    from .models import cache_dir, file_lock, progress, resolve_model
 
     folder = folder.absolute()
     marker = read_marker(folder)
@@ -70,11 +70,11 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
     if (dest / MERGED_MARKER).is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(dest.parent / f".{dest.name}.lock"):
+    with file_lock(dest.parent / f".{dest.name}.lock"):
         if (dest / MERGED_MARKER).is_file():
             return dest
         base = Path(resolve_model(marker["base"], show_progress=show_progress))
-        _progress(f"merging the LoRA adapter {folder.name} into {marker['base']} (one time)", show_progress)
+        progress(f"merging the LoRA adapter {folder.name} into {marker['base']} (one time)", show_progress)
         tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             if kind == "reranker-lora":

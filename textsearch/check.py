@@ -231,7 +231,7 @@ def _repair_store(store: Store, config: IndexConfig, reembed: bool, encoder: Enc
     labels = store.labels() if reembed else np.asarray(bad_vectors(store, config.dimension), dtype=np.int64)
     vectors = None
     if len(labels):
-        encoder = encoder or SentenceTransformerEncoder(config.model)
+        encoder = encoder or SentenceTransformerEncoder(config.model, runtime=config.runtime)
         if not same_model(encoder, config.dimension, config.probe):
             raise ModelMismatchError(
                 f"cannot re-embed: '{encoder.name}' is not the model the index was built with ({config.model})"

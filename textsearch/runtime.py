@@ -1,0 +1,317 @@
+"""The encoder's fast CPU path: the model's transformer run by ONNX Runtime. The only module that
+imports onnxruntime and onnx.
+
+A sentence-transformers model is exported once into ``cache_dir()/onnx`` and checked there
+against the torch model it came from; the sentence-transformers model still tokenises and
+pools, only its transformer forward runs here. Two precisions:
+
+- ``fp32``: the exported graph with ONNX Runtime's transformer fusions (attention, GELU, layer
+  norm). The vectors are torch's (the export is refused below cosine 0.9999 on every check text).
+- ``int8``: MatMul weights quantised to int8 per output channel, activations per batch
+  (dynamic quantisation). A linear layer whose inputs carry outlier activations — largest |x|
+  over OUTLIER_RATIO times the mean |x| on the check texts, as in LLM.int8() — stays fp32:
+  one such layer alone is what pulls int8 vectors away from fp32. The export records the
+  cosines to fp32 it reached and is refused below MIN_INT8_COSINE on average.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .models import cache_dir, file_lock, progress
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "int8")
+EXPORT_VERSION = 2  # bump when the export changes: cached exports are then rebuilt
+OUTLIER_RATIO = 250.0
+MIN_FP32_COSINE = 0.9999
+MIN_INT8_COSINE = 0.98
+MARKER = "export.json"
+# Text the export is checked (and int8 calibrated) on: zh and en, short and long, queries and
+# passages; nothing from any evaluation split.
+CHECK_TEXTS = [
+    "可爱的宝宝", "惹人喜欢的孩子在公园里玩", "宝宝的可爱玩具坏了，我们明天去商店再买一个新的。",
+    "今天天气很好，我们一起去爬山吧。", "他每天早上七点起床，先跑步，然后吃早饭。",
+    "这本书讲的是一个小村庄一百年来的变化，作者用平实的语言写出了普通人的生活。",
+    "请问去火车站怎么走？", "会议推迟到下周三下午两点，请大家准时参加。", "你好", "谢谢",
+    "a cute baby", "The meeting has been moved to next Wednesday at 2 pm.",
+    "How do I get to the train station from here?",
+    "Sentence embeddings map text to vectors so that cosine similarity reflects meaning, "
+    "which lets a search engine find paraphrases that share no words with the query.",
+    "I broke my phone screen yesterday and the repair shop says it will take a week.",
+    "ok", "Mixed 中文 and English in one line, 混合在一起。", "1234 5678",
+]
+
+
+def precision_of(runtime: str) -> str:
+    """``onnx`` → fp32, ``onnx-int8`` → int8."""
+    return "int8" if runtime.endswith("int8") else "fp32"
+
+
+class OnnxForward:
+    """The transformer forward as an ONNX Runtime session: token features in, token embeddings out."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        marker = path.parent / MARKER  # absent while the export is being checked
+        self.info: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+
+    def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: np.ascontiguousarray(features[name], dtype=np.int64) for name in self.inputs}
+        return self.session.run(None, feed)[0]
+
+
+def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int) -> np.ndarray:
+    """``model.encode(texts, prompt=prompt, normalize_embeddings=True)`` with the transformer on
+    ONNX Runtime: longest texts first so that each batch pads little, then pooled by the model's
+    own modules after its transformer."""
+    import torch
+
+    texts = [prompt + t for t in texts]
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    tail, out = list(model)[1:], np.zeros((0, 0), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        encoded = model.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                  max_length=model.max_seq_length, return_tensors="np")
+        tokens = forward(dict(encoded))
+        features = {name: torch.from_numpy(np.asarray(value)) for name, value in encoded.items()}
+        features["token_embeddings"] = torch.from_numpy(tokens)
+        with torch.inference_mode():
+            for module in tail:
+                features = module(features)
+        vectors = features["sentence_embedding"].float().numpy()
+        if not out.size:
+            out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+def is_exported(model_path: str, precision: str) -> bool:
+    return _is_complete(_export_folder(model_path, precision))
+
+
+def load(model: Any, model_path: str, precision: str, show_progress: bool = False) -> OnnxForward:
+    """The model's exported transformer at ``precision``, exporting it on first use (which needs
+    ``model``'s weights). From then on ``model`` only tokenises and pools: its transformer weights
+    are released. The session maps the weights file rather than reading it, so a process holds
+    in memory only the pages the texts touch (of the 250k-row embedding table, few)."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision '{precision}' — use one of {', '.join(PRECISIONS)}")
+    folder = _export_folder(model_path, precision)
+    if not _is_complete(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder.parent / f".{folder.name}.lock"):
+            if not _is_complete(folder):
+                _export_atomically(model, folder, precision, show_progress)
+    model[0].auto_model.to("meta")
+    return OnnxForward(folder / "model.onnx")
+
+
+def _export_folder(model_path: str, precision: str) -> Path:
+    """One folder per model folder, its weights' size and time, ONNX Runtime version and precision."""
+    import hashlib
+
+    import onnxruntime
+
+    source = Path(model_path)
+    stamp = [str(source.absolute()), onnxruntime.__version__, precision, str(EXPORT_VERSION), str(OUTLIER_RATIO)]
+    for weights in sorted(source.rglob("*.safetensors")) if source.is_dir() else []:
+        stat = weights.stat()
+        stamp.append(f"{weights.relative_to(source)}:{stat.st_size}:{stat.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    return cache_dir() / "onnx" / f"{source.name or 'model'}-{precision}-{key}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / MARKER).is_file() and (folder / "model.onnx").is_file()
+
+
+def _export_atomically(model: Any, folder: Path, precision: str, show_progress: bool) -> None:
+    progress(f"exporting the encoder to ONNX ({precision}, one time, ~30 s) into {folder}", show_progress)
+    for leftover in folder.parent.glob(f".{folder.name}.tmp-*"):  # from killed exports
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        info = _export(model, tmp, precision)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(f"exported in {info['seconds']:.0f} s; cosine to torch: mean {info['mean_cosine']}, "
+             f"min {info['min_cosine']}", show_progress)
+
+
+def _export(model: Any, folder: Path, precision: str) -> dict[str, Any]:
+    """Export, fuse, quantise (int8), check against torch; the marker is written last."""
+    start = time.perf_counter()
+    reference = model.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    raw, fused = folder / "raw.onnx", folder / "fused.onnx"
+    _export_graph(model, raw)
+    fusions = _fuse(model, raw, fused)
+    kept: list[str] = []
+    if precision == "int8":
+        kept = _quantize(model, fused, folder / "quantized.onnx")
+        fused.unlink()
+        fused = folder / "quantized.onnx"
+    _save_mapped(fused, folder / "model.onnx")
+    fused.unlink()
+    raw.unlink()
+    vectors = encode(model, OnnxForward(folder / "model.onnx"), CHECK_TEXTS, "", 8)
+    cosines = (vectors * reference).sum(axis=1)
+    least = MIN_FP32_COSINE if precision == "fp32" else None
+    if (least and cosines.min() < least) or (precision == "int8" and cosines.mean() < MIN_INT8_COSINE):
+        raise ModelError(
+            f"the ONNX export of this model does not reproduce it (cosine to torch: mean "
+            f"{cosines.mean():.4f}, min {cosines.min():.4f}) — use --runtime torch"
+        )
+    info = {"precision": precision, "export_version": EXPORT_VERSION, "fusions": fusions,
+            "fp32_layers": kept, "mean_cosine": round(float(cosines.mean()), 5),
+            "min_cosine": round(float(cosines.min()), 5), "seconds": round(time.perf_counter() - start, 1)}
+    (folder / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return info
+
+
+def _save_mapped(source: Path, dest: Path) -> None:
+    """Weights in ``model.onnx.data`` beside the graph: ONNX Runtime maps such a file instead of
+    copying it into memory."""
+    import onnx
+
+    onnx.save_model(onnx.load(str(source)), str(dest), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=dest.name + ".data", size_threshold=1024)
+    mode = 0o666 & ~_umask()  # onnx writes the data file 0600; a shared cache wants the umask's
+    for path in (dest, dest.with_name(dest.name + ".data")):
+        path.chmod(mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _export_graph(model: Any, path: Path) -> None:
+    """torch → ONNX with dynamic batch and length; attention in its plain ("eager") form, which
+    ONNX Runtime's fusions recognise."""
+    import warnings
+
+    import torch
+
+    transformer = model[0].auto_model
+    encoded = model.tokenizer(["query: 你好", "passage: hello world"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
+
+    class Forward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.transformer(**dict(zip(names, inputs)), return_dict=True).last_hidden_state
+
+    attention = transformer.config._attn_implementation
+    transformer.set_attn_implementation("eager")
+    try:
+        axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic axes cover
+            torch.onnx.export(Forward().eval(), tuple(encoded[n] for n in names), str(path),
+                              input_names=names, output_names=["token_embeddings"], dynamic_axes=axes,
+                              opset_version=17, dynamo=False)
+    finally:
+        transformer.set_attn_implementation(attention)
+
+
+def _fuse(model: Any, source: Path, dest: Path) -> dict[str, int]:
+    """ONNX Runtime's BERT-family fusions where the architecture is one it knows; else the plain graph."""
+    config = model[0].auto_model.config
+    if config.model_type not in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert"):
+        shutil.copyfile(source, dest)
+        return {}
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(str(source), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=1)
+    optimized.save_model_to_file(str(dest))
+    return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+
+
+def _quantize(model: Any, source: Path, dest: Path) -> list[str]:
+    """Dynamic int8 (per channel) on every MatMul but those fed by outlier activations; returns
+    the names of the layers kept fp32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    outliers = _outlier_layers(model)
+    graph_nodes = {n.name for n in onnx.load(str(source), load_external_data=False).graph.node}
+    keep = {name: f"/transformer/{_scope(name)}/MatMul" for name in outliers}
+    op_types = ["MatMul", "Attention"]
+    if any(node not in graph_nodes for node in keep.values()):
+        op_types = ["MatMul"]  # an outlier inside a fused attention: leave every attention fp32
+    quiet = logging.getLogger()  # the quantiser logs advice for static quantisation on the root logger
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=op_types, nodes_to_exclude=list(keep.values()),
+                         extra_options={"DefaultTensorType": 1})  # 1 = float, for fused ops' outputs
+    finally:
+        quiet.setLevel(level)
+    return sorted(outliers)
+
+
+def _scope(module_name: str) -> str:
+    """A torch module path as the ONNX exporter scopes it: ``encoder.layer.4.output.dense`` →
+    ``encoder/layer.4/output/dense`` (a list's index stays joined to the list by a dot)."""
+    parts: list[str] = []
+    for part in module_name.split("."):
+        if part.isdigit() and parts:
+            parts[-1] += f".{part}"
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def _outlier_layers(model: Any) -> list[str]:
+    """Linear layers whose inputs' largest |x| exceeds OUTLIER_RATIO × their mean |x| on CHECK_TEXTS."""
+    import torch
+
+    seen: dict[str, tuple[float, float]] = {}
+    hooks = []
+    for name, module in model[0].auto_model.named_modules():
+        if isinstance(module, torch.nn.Linear) and "pooler" not in name:
+            def record(_m: Any, inputs: tuple[torch.Tensor, ...], _o: Any, name: str = name) -> None:
+                x = inputs[0].detach().abs()
+                top, mean = seen.get(name, (0.0, 0.0))
+                seen[name] = (max(top, float(x.max())), max(mean, float(x.mean())))
+            hooks.append(module.register_forward_hook(record))
+    try:
+        model.encode(CHECK_TEXTS, batch_size=len(CHECK_TEXTS))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [name for name, (top, mean) in seen.items() if mean > 0 and top > OUTLIER_RATIO * mean]
