@@ -1,7 +1,10 @@
 """textsearch vs chromadb vs a hand-written sentence-transformers + hnswlib script, side by side.
 
-Same encoder (the bundled model, ``SentenceTransformerEncoder()``, with its query/passage prompts),
-same generated zh/en corpus (``bench_ingest_query.generate_passages``), same queries, and the same
+Same model (the bundled one, with its query/passage prompts) for every system: textsearch runs it
+its own default way (``SentenceTransformerEncoder()``: ONNX Runtime fp32 on CPU, the same vectors
+as torch), chroma and the script the way their users do, with sentence-transformers on torch
+(``--others-runtime`` changes that); ``textsearch-torch`` and ``textsearch-int8`` are textsearch
+on the other runtimes. Same generated zh/en corpus (``bench_ingest_query.generate_passages``), same queries, and the same
 HNSW settings everywhere: cosine, M 16, ef_construction 200, ef (search) 200 — textsearch's
 defaults, given to chroma through its collection configuration and to hnswlib directly.
 
@@ -30,7 +33,7 @@ Queries are HSK sentences (zh or en, seeded) that are no passage's whole text. P
 with ratios and writes JSON (benchmarks/results/compare-<N>.json by default):
 
     nice -n 10 python benchmarks/bench_compare.py --passages 10000
-    nice -n 10 python benchmarks/bench_compare.py --passages 100000
+    nice -n 10 python benchmarks/bench_compare.py --passages 100000 --systems textsearch,chroma,script
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class RecordingEncoder(Encoder):
     def __init__(self, inner: SentenceTransformerEncoder, spill: Path) -> None:
         self.inner = inner
         self.name, self.dimension, self.prompts = inner.name, inner.dimension, inner.prompts
+        self.runtime = inner.runtime
         self.calibration = inner.calibration
         self.texts: list[str] = []
         self.seconds = 0.0
@@ -137,13 +141,13 @@ def chroma_function(encoder: Encoder | None, model: str | None = None) -> Any:
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
     class EncoderFunction(EmbeddingFunction[Documents]):
-        def __init__(self, encoder: Encoder | None, model: str | None = None) -> None:
-            self._encoder, self._model = encoder, model  # rebuilt from config: loaded on first use
+        def __init__(self, encoder: Encoder | None, model: str | None = None, runtime: str = "torch") -> None:
+            self._encoder, self._model, self._runtime = encoder, model, runtime  # rebuilt from config: loaded on first use
 
         @property
         def encoder(self) -> Encoder:
             if self._encoder is None:
-                self._encoder = SentenceTransformerEncoder(self._model)
+                self._encoder = SentenceTransformerEncoder(self._model, runtime=self._runtime)
             return self._encoder
 
         def __call__(self, input: Documents) -> Embeddings:
@@ -157,13 +161,13 @@ def chroma_function(encoder: Encoder | None, model: str | None = None) -> Any:
             return "textsearch"
 
         def get_config(self) -> dict[str, Any]:
-            return {"model": self._model or self.encoder.name}
+            return {"model": self._model or self.encoder.name, "runtime": self._runtime}
 
         @staticmethod
         def build_from_config(config: dict[str, Any]) -> EncoderFunction:
-            return EncoderFunction(None, config.get("model"))
+            return EncoderFunction(None, config.get("model"), config.get("runtime", "torch"))
 
-    return EncoderFunction(encoder, model)
+    return EncoderFunction(encoder, model, getattr(encoder, "runtime", "torch"))
 
 
 class ChromaSystem:
@@ -250,8 +254,10 @@ class ScriptSystem:
 
 
 SYSTEMS: dict[str, Callable[[RecordingEncoder, Path], System]] = {
-    "textsearch": TextsearchSystem, "chroma": ChromaSystem, "script": ScriptSystem,
+    "textsearch": TextsearchSystem, "textsearch-torch": TextsearchSystem,
+    "textsearch-int8": TextsearchSystem, "chroma": ChromaSystem, "script": ScriptSystem,
 }
+RUNTIMES = {"textsearch": "auto", "textsearch-torch": "torch", "textsearch-int8": "onnx-int8"}  # others: --others-runtime
 
 
 # --- one system, in a child process -------------------------------------------------------------
@@ -300,13 +306,13 @@ def dir_files(path: Path) -> dict[str, int]:
     return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def measure(name: str, n: int, n_queries: int) -> dict[str, Any]:
-    """All figures of one system (run in a fresh process)."""
+def measure(name: str, n: int, n_queries: int, runtime: str) -> dict[str, Any]:
+    """All figures of one system (run in a fresh process), its encoder on ``runtime``."""
     import torch
 
     docs = generate_passages(n)
     queries = [q for q, _ in make_queries(docs, n_queries)]
-    model = SentenceTransformerEncoder()
+    model = SentenceTransformerEncoder(runtime=runtime)
     model.encode_passages([d["text"] for d in docs[:64]])  # warm-up: the first batches are slow
     model.encode_queries(queries[:8])
     model_mb = peak_rss_mb()
@@ -354,6 +360,7 @@ def measure(name: str, n: int, n_queries: int) -> dict[str, Any]:
             "recall_at_10_batch": recall(encoder, docs, vectors, batch),
             "model": model.name,
             "device": model.device,
+            "runtime": model.runtime,
             "torch_threads": torch.get_num_threads(),
             **details,
         }
@@ -375,15 +382,15 @@ ROWS = [  # (key, label, which way is better; None: no ratio)
     ("recall_at_10", "recall@10 (single)", "higher"),
     ("recall_at_10_batch", "recall@10 (batch)", "higher"),
 ]
-FORMATS = {"encode_share": "{:>12.1%}", "passages_embedded": "{:>12d}",
-           "recall_at_10": "{:>12.3f}", "recall_at_10_batch": "{:>12.3f}"}
+FORMATS = {"encode_share": "{:>17.1%}", "passages_embedded": "{:>17d}",
+           "recall_at_10": "{:>17.3f}", "recall_at_10_batch": "{:>17.3f}"}
 
 
-def run_child(name: str, n: int, n_queries: int) -> dict[str, Any]:
+def run_child(name: str, n: int, n_queries: int, runtime: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--system", name, "--passages", str(n),
-                   "--queries", str(n_queries), "--result", str(out)]
+                   "--queries", str(n_queries), "--runtime", runtime, "--result", str(out)]
         subprocess.run(command, check=True)
         return json.loads(out.read_text())
 
@@ -400,11 +407,11 @@ def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def table(systems: dict[str, dict[str, Any]], ratio: dict[str, dict[str, float]]) -> str:
     names, pairs = list(systems), list(ratio)
-    head = "".join(f"{n:>12}" for n in names) + "".join(f"{p.replace('textsearch', 'ts'):>13}" for p in pairs)
+    head = "".join(f"{n:>17}" for n in names) + "".join(f"{p.replace('textsearch', 'ts'):>22}" for p in pairs)
     lines = [f"{'':24}{head}  better"]
     for key, label, better in ROWS:
-        cells = "".join(FORMATS.get(key, "{:>12.1f}").format(systems[n][key]) for n in names)
-        cells += "".join(f"{ratio[p][key]:>13.2f}" if key in ratio[p] else " " * 13 for p in pairs)
+        cells = "".join(FORMATS.get(key, "{:>17.1f}").format(systems[n][key]) for n in names)
+        cells += "".join(f"{ratio[p][key]:>22.2f}" if key in ratio[p] else " " * 22 for p in pairs)
         lines.append(f"{label:24}{cells}  {better or ''}")
     return "\n".join(lines)
 
@@ -423,7 +430,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("-n", "--passages", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ", ".join(SYSTEMS))
+    parser.add_argument("--systems", default="textsearch,textsearch-torch,chroma,script",
+                        help="comma-separated: " + ", ".join(SYSTEMS))
+    parser.add_argument("--others-runtime", default="torch", help="chroma's and the script's encoder runtime")
+    parser.add_argument("--runtime", help=argparse.SUPPRESS)  # child: its encoder's runtime
     parser.add_argument("--out", type=Path, default=None, help="default: results/compare-<N>.json")
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)  # child: one system
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -431,7 +441,7 @@ def main() -> None:
     if args.passages <= K or args.queries < 1:
         parser.error(f"need more than {K} passages and at least one query")
     if args.system:
-        args.result.write_text(json.dumps(measure(args.system, args.passages, args.queries)))
+        args.result.write_text(json.dumps(measure(args.system, args.passages, args.queries, args.runtime)))
         return
 
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -442,7 +452,8 @@ def main() -> None:
     systems = {}
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        systems[name] = run_child(name, args.passages, args.queries)
+        systems[name] = run_child(name, args.passages, args.queries,
+                                  RUNTIMES.get(name, args.others_runtime))
     first = next(iter(systems.values()))
     ratio = ratios(systems)
     result = {
@@ -468,7 +479,7 @@ def main() -> None:
           f"{first['torch_threads']} torch threads")
     print(f"HNSW for all: cosine, M {M}, ef_construction {EF_CONSTRUCTION}, ef {EF}")
     for name, figures in systems.items():
-        print(f"  {name} reports {figures['hnsw']}")
+        print(f"  {name} (encoder on {figures['runtime']}) reports {figures['hnsw']}")
     if "chroma" in systems:
         print(f"  chroma's HNSW file on disk: {systems['chroma']['hnsw_file']} (elements not yet in "
               "it are in chroma.sqlite3's log until sync_threshold more accumulate)")

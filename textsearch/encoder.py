@@ -107,7 +107,8 @@ def _sentence_transformer(path: str, device: str, weights: bool = True) -> Any:
     options: dict[str, Any] = dict(SAFE_LOAD) if weights else {**SAFE_LOAD, "device_map": "meta"}
     try:
         with quiet_transformers():
-            model = SentenceTransformer(path, device=device, trust_remote_code=False, model_kwargs=options)
+            model = SentenceTransformer(path, device=device if weights else None,  # device_map decides
+                                        trust_remote_code=False, model_kwargs=options)
     except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
         names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
         raise ModelNotFoundError(
@@ -137,7 +138,7 @@ class SentenceTransformerEncoder(Encoder):
         self.name = model or DEFAULT_MODEL
         self.path = resolve_model(self.name, show_progress=show_progress)
         self.device = device or _best_device()
-        self.batch_size = batch_size or (256 if self.device == "cuda" else 64)
+        self.batch_size = batch_size or (256 if self.device == "cuda" else 32)  # 32: as fast as 64 on CPU, half the memory
         self.runtime = self._runtime(runtime)
         try:
             self._model, self._onnx = _load(self.path, self.device, self.runtime, show_progress)

@@ -18,10 +18,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import graphfile
 from .ann import AnnIndex
@@ -312,16 +315,7 @@ class Index:
             todo.append((doc, self._passages(doc)))
         total = sum(len(p) for _, p in todo)
         with _progress(total, show_progress) as bar:
-            batch: list[tuple[Document, list[Passage]]] = []
-            in_batch = 0
-            for item in todo:
-                batch.append(item)
-                in_batch += len(item[1])
-                if in_batch >= BATCH_PASSAGES:
-                    self._write_batch(batch, root, bar)
-                    batch, in_batch = [], 0
-            if batch:
-                self._write_batch(batch, root, bar)
+            self._write_pipelined(_batches(todo), root, bar)
         summary.passages = total
         if todo:
             self._save_ann()
@@ -336,14 +330,30 @@ class Index:
             self.config.overlap_tokens,
         )
 
-    def _write_batch(self, batch: list[tuple[Document, list[Passage]]], root: str | None, bar: Any) -> None:
-        texts = [p.text for _, passages in batch for p in passages]
-        vectors = self.encoder.encode_passages(texts)
+    def _write_pipelined(self, batches: Iterator[list[tuple[Document, list[Passage]]]], root: str | None,
+                         bar: Any) -> None:
+        """Embed batch i+1 in a helper thread while batch i is written (SQLite, keywords, graph)
+        here: the encoder releases the GIL, so the writing is nearly free. Writes stay in order,
+        on this thread, one transaction per batch."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textsearch-encode") as pool:
+            pending: tuple[list[tuple[Document, list[Passage]]], Future[np.ndarray]] | None = None
+            for batch in batches:
+                texts = [p.text for _, passages in batch for p in passages]
+                embedding = pool.submit(self.encoder.encode_passages, texts)
+                if pending:
+                    self._write_batch(*pending, root, bar)
+                pending = (batch, embedding)
+            if pending:
+                self._write_batch(*pending, root, bar)
+
+    def _write_batch(self, batch: list[tuple[Document, list[Passage]]], embedding: Future[np.ndarray],
+                     root: str | None, bar: Any) -> None:
+        vectors = embedding.result()
         labels, removed = self.store.write(batch, vectors, root=root)
         self.ann.delete(removed)
         self.ann.add(labels, vectors)
         self._seen_seq = self.store.seq
-        bar.update(len(texts))
+        bar.update(len(vectors))
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -499,6 +509,20 @@ class Index:
 def clean_query(query: str) -> str:
     """What tokenizers accept: no NUL bytes, no lone surrogates (replaced, not an error)."""
     return query.replace("\x00", " ").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _batches(todo: list[tuple[Document, list[Passage]]]) -> Iterator[list[tuple[Document, list[Passage]]]]:
+    """Whole documents, about BATCH_PASSAGES passages a batch."""
+    batch: list[tuple[Document, list[Passage]]] = []
+    in_batch = 0
+    for item in todo:
+        batch.append(item)
+        in_batch += len(item[1])
+        if in_batch >= BATCH_PASSAGES:
+            yield batch
+            batch, in_batch = [], 0
+    if batch:
+        yield batch
 
 
 @contextmanager
