@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VOCAB, KeywordEncoder
+from conftest import VOCAB, HashEncoder, KeywordEncoder
 
 from textsearch.ann import ANN_FILE
-from textsearch.check import repair
+from textsearch.check import check, repair
 from textsearch.errors import (
     CorpusError,
     IndexCorruptError,
@@ -626,3 +626,45 @@ def test_query_with_lone_surrogates_and_nul_is_cleaned() -> None:
 
     assert clean_query("cat\x00dog\ud800") == "cat dog\ufffd"
     assert clean_query("猫\udcff").encode("utf-8") == "猫\ufffd".encode()  # what every tokenizer needs
+
+
+def test_pipelined_batches_keep_each_vector_with_its_passage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch i+1 embeds in a helper thread while batch i is written: with two-passage batches,
+    every stored vector must still be the one its own text embeds to."""
+    import textsearch.index as index_module
+
+    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
+    encoder = HashEncoder()
+    docs = [{"id": f"d{i}", "text": f"document number {i} about {VOCAB[i % len(VOCAB)]}"} for i in range(25)]
+    with Index.create(tmp_path / "idx", encoder=encoder) as idx:
+        summary = idx.add(docs)
+        assert (summary.added, summary.passages) == (25, 25)
+        labels = idx.store.labels()
+        stored = idx.store.vectors(labels, encoder.dimension)
+        assert np.allclose(stored, encoder.encode_passages(idx.store.texts(labels)), atol=1e-6)
+        assert [h.doc_id for h in idx.search(docs[17]["text"], k=1, min_score=-1)] == ["d17"]
+    assert check(tmp_path / "idx").ok
+
+
+def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import textsearch.index as index_module
+
+    class FailsThirdBatch(HashEncoder):
+        calls = 0  # call 1 is the probe Index.create records
+
+        def encode_passages(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == 4:
+                raise RuntimeError("out of memory")
+            return super().encode_passages(texts, show_progress)
+
+    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
+    docs = [{"id": f"d{i}", "text": f"text {i}"} for i in range(10)]
+    with Index.create(tmp_path / "idx", encoder=FailsThirdBatch()) as idx:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            idx.add(docs)
+        assert idx.count() == 4  # the two batches embedded before the failure, nothing after
+    assert check(tmp_path / "idx").ok
+    with Index.open(tmp_path / "idx", encoder=HashEncoder()) as idx:  # the rest, on a rerun
+        summary = idx.add(docs)
+        assert (summary.added, summary.unchanged, idx.count()) == (6, 4, 10)
