@@ -105,24 +105,49 @@ class OnnxForward:
         return list(pool.map(lambda batch: self(batch, session), batches))
 
 
+TOKENS_PER_ROW = 128  # a batch holds at most batch_size × this many tokens, padding included
+
+
 def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int) -> np.ndarray:
     """``model.encode(texts, prompt=prompt, normalize_embeddings=True)`` on ONNX Runtime, whose
-    graph holds the whole model (transformer, pooling and what follows): longest texts first so
-    that each batch pads little."""
-    texts = [prompt + t for t in texts]
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
+    graph holds the whole model (transformer, pooling and what follows). Texts are tokenised
+    once, sorted by token count and batched by a token budget: short texts go batch_size at a
+    time, long ones fewer (attention's memory grows with the square of the length), and each
+    batch pads little."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
     # tokenised here, in one thread: a fast tokenizer shared between threads can fail ("Already borrowed")
-    encoded = [dict(model.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                    max_length=model.max_seq_length, return_tensors="np"))
-               for rows in batches]
+    tokens = model.tokenizer([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length,
+                             return_attention_mask=False)
+    features = [name for name in forward.inputs if name in tokens]
+    lengths = np.array([len(ids) for ids in tokens["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(1, min(batch_size, batch_size * TOKENS_PER_ROW // int(lengths[order[start]])))
+        batches.append(order[start:start + rows])
+        start += rows
+    pad = model.tokenizer.pad_token_id or 0
+    padded = [_pad(tokens, features, rows, int(lengths[rows[0]]), pad) for rows in batches]
     out = np.zeros((0, 0), dtype=np.float32)
-    for rows, vectors in zip(batches, forward.map(encoded)):
+    for rows, vectors in zip(batches, forward.map(padded)):
         if not out.size:
             out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         out[rows] = vectors
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
+
+
+def _pad(tokens: Any, features: list[str], rows: np.ndarray, width: int, pad: int) -> dict[str, np.ndarray]:
+    """The batch's token features, right-padded to ``width``, with its attention mask."""
+    batch = {name: np.full((len(rows), width), pad if name == "input_ids" else 0, dtype=np.int64)
+             for name in [*features, "attention_mask"]}
+    for i, row in enumerate(rows):
+        n = len(tokens["input_ids"][row])
+        batch["attention_mask"][i, :n] = 1
+        for name in features:
+            batch[name][i, :n] = tokens[name][row]
+    return batch
 
 
 def is_exported(model_path: str, precision: str) -> bool:
