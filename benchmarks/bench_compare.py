@@ -4,7 +4,7 @@ Same model (the bundled one, with its query/passage prompts) for every system: t
 its own default way (``SentenceTransformerEncoder()``: ONNX Runtime fp32 on CPU, the same vectors
 as torch), chroma and the script the way their users do, with sentence-transformers on torch
 (``--others-runtime`` changes that); ``textsearch-torch`` and ``textsearch-int8`` are textsearch
-on the other runtimes. Same generated zh/en corpus (``bench_ingest_query.generate_passages``), same queries, and the same
+on the other runtimes, ``textsearch-fp16`` textsearch keeping float16 vectors in SQLite. Same generated zh/en corpus (``bench_ingest_query.generate_passages``), same queries, and the same
 HNSW settings everywhere: cosine, M 16, ef_construction 200, ef (search) 200 — textsearch's
 defaults, given to chroma through its collection configuration and to hnswlib directly.
 
@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,11 +115,11 @@ class System(Protocol):
 
 
 class TextsearchSystem:
-    def __init__(self, encoder: RecordingEncoder, path: Path) -> None:
-        self.encoder, self.path = encoder, path
+    def __init__(self, encoder: RecordingEncoder, path: Path, vector_dtype: str = "float32") -> None:
+        self.encoder, self.path, self.vector_dtype = encoder, path, vector_dtype
 
     def ingest(self, docs: list[dict[str, str]]) -> None:
-        self.index = Index.create(self.path, encoder=self.encoder)
+        self.index = Index.create(self.path, encoder=self.encoder, vector_dtype=self.vector_dtype)
         self.index.add(docs)
 
     def search(self, query: str) -> Hits:
@@ -255,9 +256,11 @@ class ScriptSystem:
 
 SYSTEMS: dict[str, Callable[[RecordingEncoder, Path], System]] = {
     "textsearch": TextsearchSystem, "textsearch-torch": TextsearchSystem,
-    "textsearch-int8": TextsearchSystem, "chroma": ChromaSystem, "script": ScriptSystem,
+    "textsearch-int8": TextsearchSystem, "textsearch-fp16": partial(TextsearchSystem, vector_dtype="float16"),
+    "chroma": ChromaSystem, "script": ScriptSystem,
 }
-RUNTIMES = {"textsearch": "auto", "textsearch-torch": "torch", "textsearch-int8": "onnx-int8"}  # others: --others-runtime
+RUNTIMES = {"textsearch": "auto", "textsearch-torch": "torch", "textsearch-int8": "onnx-int8",
+            "textsearch-fp16": "auto"}  # others: --others-runtime
 
 
 # --- one system, in a child process -------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_bad_vectors_are_found_and_re_embedded(built: Path) -> None:
     before = results(built)
     sql(built, "UPDATE passages SET vector = ? WHERE label = 0", (np.zeros(len(KeywordEncoder().vocab), np.float32).tobytes(),))
     sql(built, "UPDATE passages SET vector = ? WHERE label = 1", (b"\x00\x01",))
-    assert "2 stored vectors are not unit vectors" in " | ".join(check(built).problems)
+    assert "2 stored vectors are not float32 unit vectors" in " | ".join(check(built).problems)
     report = repair(built, encoder=KeywordEncoder())
     assert report.ok and "re-embedded 2 passages" in report.repaired
     assert results(built) == before

@@ -668,3 +668,38 @@ def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, mon
     with Index.open(tmp_path / "idx", encoder=HashEncoder()) as idx:  # the rest, on a rerun
         summary = idx.add(docs)
         assert (summary.added, summary.unchanged, idx.count()) == (6, 4, 10)
+
+
+def test_float16_vectors_halve_the_stored_bytes_and_still_serve(tmp_path: Path) -> None:
+    docs = [{"id": f"d{i}", "text": f"text number {i}"} for i in range(40)]
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        with Index.create(tmp_path / dtype, encoder=HashEncoder(), vector_dtype=dtype) as idx:
+            idx.add(docs)
+            assert idx.config.vector_dtype == idx.info()["vector_dtype"] == dtype
+            blobs = [len(b) for rows in idx.store.vector_rows() for _, b in rows]
+            sizes[dtype] = set(blobs)
+            stored = idx.store.vectors(idx.store.labels(), 64)
+            assert stored.dtype == np.float32 and np.allclose(np.linalg.norm(stored, axis=1), 1, atol=1e-3)
+            assert [h.doc_id for h in idx.search("text number 7", k=1, min_score=-1)] == ["d7"]
+        report = check(tmp_path / dtype)
+        assert report.ok, report.problems
+    assert sizes == {"float32": {256}, "float16": {128}}  # 64 dimensions × 4 bytes, × 2 bytes
+    # the graph rebuilt from float16 vectors still finds every passage
+    with Index.open(tmp_path / "float16", encoder=HashEncoder()) as idx:
+        idx.rebuild_graph()
+        assert [h.doc_id for h in idx.search("text number 23", k=1, min_score=-1)] == ["d23"]
+    # repair re-embeds into the index's dtype
+    report = repair(tmp_path / "float16", reembed=True, encoder=HashEncoder())
+    assert report.ok and any("re-embedded 40" in line for line in report.repaired)
+    with Index.open(tmp_path / "float16", encoder=HashEncoder()) as idx:
+        assert {len(b) for rows in idx.store.vector_rows() for _, b in rows} == {128}
+
+
+def test_vector_dtype_is_chosen_at_creation(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown vector dtype 'int4'"):
+        Index.create(tmp_path / "bad", encoder=HashEncoder(), vector_dtype="int4")
+    Index.create(tmp_path / "idx", encoder=HashEncoder()).close()
+    with pytest.raises(InvalidArgumentError, match="keeps float32 vectors.*build a new index"):
+        Index.open_or_create(tmp_path / "idx", encoder=HashEncoder(), vector_dtype="float16")
+    assert Index.open_or_create(tmp_path / "idx", encoder=HashEncoder(), vector_dtype="float32").config.vector_dtype == "float32"

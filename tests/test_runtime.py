@@ -126,6 +126,14 @@ def test_cli_runtime_option(tmp_path: Path, tiny_corpus: Path) -> None:
     assert ok.exit_code == 0, ok.output
     hits = runner.invoke(app, ["query", "a cat sleeping in the sun", "--indexes", indexes, "--json", "--show-low"])
     assert hits.exit_code == 0 and json.loads(hits.output.splitlines()[0])["doc_id"].startswith("pets/cat")
+    half = runner.invoke(app, ["index", str(tiny_corpus), "--indexes", indexes, "--name", "half",
+                               "--vector-dtype", "float16", "-q"])
+    assert half.exit_code == 0, half.output
+    info = runner.invoke(app, ["info", "half", "--indexes", indexes])
+    assert "runtime auto, vectors kept as float16" in info.output
+    again = runner.invoke(app, ["index", str(tiny_corpus), "--indexes", indexes, "--name", "half",
+                                "--vector-dtype", "float32", "-q"])
+    assert again.exit_code == 2 and "keeps float16 vectors" in again.output  # a bad argument
 
 
 @pytest.mark.model

@@ -25,7 +25,7 @@ from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .graphfile import recorded, replay, write_lock
 from .index import Index
-from .store import DB_FILE, Store
+from .store import DB_FILE, VECTOR_DTYPES, Store
 
 LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp")
 SAMPLE = 20  # stored passages searched for in the graph: each must be among its own 10 nearest
@@ -100,23 +100,24 @@ def _check_store(store: Store, config: IndexConfig, report: Report) -> list[int]
     next_label, top = int(store.get_meta("next_label", "0") or 0), store.max_label()
     if top is not None and top >= next_label:
         report.problems.append(f"passage label {top} is not below the label counter {next_label}")
-    if bad := bad_vectors(store, config.dimension):
-        report.problems.append(f"{len(bad)} stored vectors are not unit vectors of dimension {config.dimension}")
+    if bad := bad_vectors(store, config.dimension, config.vector_dtype):
+        report.problems.append(f"{len(bad)} stored vectors are not {config.vector_dtype} unit vectors of dimension {config.dimension}")
     if unmatched := store.keyword_mismatch():
         report.problems.append(f"keyword index out of step with the passages ({unmatched} rows differ)")
     return bad
 
 
-def bad_vectors(store: Store, dimension: int) -> list[int]:
-    """Labels whose stored vector has the wrong size, is not finite or not unit length."""
+def bad_vectors(store: Store, dimension: int, dtype: str = "float32") -> list[int]:
+    """Labels whose stored vector has the wrong size for ``dtype``, is not finite or not unit length."""
+    size = np.dtype(VECTOR_DTYPES[dtype]).itemsize * dimension
     bad: list[int] = []
     for rows in store.vector_rows():
-        sized = [(label, blob) for label, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dimension]
-        bad += [label for label, blob in rows if not (isinstance(blob, bytes) and len(blob) == 4 * dimension)]
+        sized = [(label, blob) for label, blob in rows if isinstance(blob, bytes) and len(blob) == size]
+        bad += [label for label, blob in rows if not (isinstance(blob, bytes) and len(blob) == size)]
         if sized:
-            vectors = np.frombuffer(b"".join(blob for _, blob in sized), dtype=np.float32).reshape(-1, dimension)
+            vectors = np.frombuffer(b"".join(blob for _, blob in sized), dtype=VECTOR_DTYPES[dtype])
             with np.errstate(all="ignore"):
-                norms = np.linalg.norm(vectors, axis=1)
+                norms = np.linalg.norm(vectors.reshape(-1, dimension).astype(np.float32), axis=1)
             off = ~np.isfinite(norms) | (np.abs(norms - 1.0) > NORM_TOLERANCE)
             bad += [sized[i][0] for i in np.flatnonzero(off)]
     return bad
@@ -228,7 +229,7 @@ def _repair_store(store: Store, config: IndexConfig, reembed: bool, encoder: Enc
     if torn := store.torn_documents():
         store.delete(torn)
         done.append(f"removed {len(torn)} torn documents ({_ids(torn)}); re-index to restore them")
-    labels = store.labels() if reembed else np.asarray(bad_vectors(store, config.dimension), dtype=np.int64)
+    labels = store.labels() if reembed else np.asarray(bad_vectors(store, config.dimension, config.vector_dtype), dtype=np.int64)
     vectors = None
     if len(labels):
         encoder = encoder or SentenceTransformerEncoder(config.model, runtime=config.runtime)
@@ -236,7 +237,7 @@ def _repair_store(store: Store, config: IndexConfig, reembed: bool, encoder: Enc
             raise ModelMismatchError(
                 f"cannot re-embed: '{encoder.name}' is not the model the index was built with ({config.model})"
             )
-        vectors = encoder.encode_passages(store.texts(labels))
+        vectors = encoder.encode_passages(store.texts(labels)).astype(VECTOR_DTYPES[config.vector_dtype])
     with store.transaction():
         if orphans := store.remove_orphans():
             done.append(f"removed {orphans} passages that belonged to no document")

@@ -89,6 +89,9 @@ def index_cmd(
     text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
     max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
     runtime: Optional[str] = RuntimeOpt,
+    vector_dtype: Optional[str] = typer.Option(
+        None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
+    ),
     indexes: str = IndexesOpt,
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
@@ -102,7 +105,8 @@ def index_cmd(
     created = not is_index_dir(target)
     try:
         Corpus(folder)  # a missing folder fails before any index is created
-        with Index.open_or_create(target, model, runtime=runtime, show_progress=_show_progress(quiet)) as idx:
+        with Index.open_or_create(target, model, runtime=runtime, vector_dtype=vector_dtype,
+                                  show_progress=_show_progress(quiet)) as idx:
             summary = idx.index_folder(
                 folder,
                 id_field=id_field,
@@ -234,7 +238,8 @@ def _info_text(info: dict[str, Any]) -> str:
         f"index       {info['path']}",
         f"documents   {info['documents']}",
         f"passages    {info['passages']}",
-        f"model       {info['model']} (dimension {info['dimension']}, prompts {info['prompts'] or 'none'})",
+        f"model       {info['model']} (dimension {info['dimension']}, prompts {info['prompts'] or 'none'}, "
+        f"runtime {info['runtime']}, vectors kept as {info['vector_dtype']})",
         f"hnsw        space={info['space']} M={hnsw['M']} ef_construction={hnsw['ef_construction']} "
         f"ef={hnsw['ef']} capacity={hnsw['capacity']} slots_used={hnsw['slots_used']}",
         f"chunking    max {info['chunking']['max_passage_tokens']} tokens, "

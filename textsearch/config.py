@@ -26,6 +26,7 @@ class IndexConfig:
     prompts: dict[str, str] = field(default_factory=dict)
     probe: list[float] = field(default_factory=list)  # the model's embedding of PROBE_TEXT
     runtime: str = "auto"  # "onnx-int8" when built with it (its vectors differ from fp32's)
+    vector_dtype: str = "float32"  # how SQLite keeps each vector: float32, or float16 (half the bytes)
     space: str = "cosine"
     M: int = 16
     ef_construction: int = 200

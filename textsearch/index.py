@@ -41,7 +41,7 @@ from .errors import (
 from .rerank import Reranker
 from .search import RRF_K
 from .search import run as run_search
-from .store import DB_FILE, Store
+from .store import DB_FILE, VECTOR_DTYPES, Store
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +148,21 @@ class Index:
         max_passage_tokens: int = 256,
         overlap_tokens: int = 32,
         runtime: str = "auto",
+        vector_dtype: str = "float32",
         show_progress: bool = False,
     ) -> Index:
         """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)
-        on ``runtime`` (see ``encoder.RUNTIMES``; "onnx-int8" stays with the index)."""
+        on ``runtime`` (see ``encoder.RUNTIMES``; "onnx-int8" stays with the index). SQLite keeps
+        each vector (what the graph is rebuilt and replayed from) as ``vector_dtype``: float32,
+        or float16 for half the bytes (the graph then gets vectors rounded to float16 when it is
+        rebuilt or replayed: scores move by about 1e-4)."""
         path = Path(path)
         if is_index_dir(path):
             raise IndexExistsError(f"an index already exists at {path} — open it with Index.open")
         if max_passage_tokens < 8 or not 0 <= overlap_tokens < max_passage_tokens:
             raise InvalidArgumentError("need max_passage_tokens >= 8 and 0 <= overlap < max")
+        if vector_dtype not in VECTOR_DTYPES:
+            raise InvalidArgumentError(f"unknown vector dtype '{vector_dtype}' — use {' or '.join(VECTOR_DTYPES)}")
         encoder = encoder or SentenceTransformerEncoder(model, runtime=runtime, show_progress=show_progress)
         config = IndexConfig(
             model=encoder.name,
@@ -164,6 +170,7 @@ class Index:
             prompts=dict(encoder.prompts),
             probe=encoder.probe(),
             runtime="onnx-int8" if getattr(encoder, "runtime", "") == "onnx-int8" else "auto",
+            vector_dtype=vector_dtype,
             M=M,
             ef_construction=ef_construction,
             ef=ef,
@@ -205,10 +212,15 @@ class Index:
         cls, path: str | os.PathLike[str], model: str | None = None, **options: Any
     ) -> Index:
         if is_index_dir(Path(path)):
-            return cls.open(path, model, encoder=options.get("encoder"), runtime=options.get("runtime"))
-        if options.get("runtime") is None:
-            options.pop("runtime", None)
-        return cls.create(path, model, **options)
+            index = cls.open(path, model, encoder=options.get("encoder"), runtime=options.get("runtime"))
+            wanted = options.get("vector_dtype")
+            if wanted and wanted != index.config.vector_dtype:
+                index.close()
+                raise InvalidArgumentError(
+                    f"index {path} keeps {index.config.vector_dtype} vectors; the vector dtype is chosen "
+                    "when an index is created — build a new index to change it")
+            return index
+        return cls.create(path, model, **{k: v for k, v in options.items() if v is not None})
 
     @property
     def encoder(self) -> Encoder:
@@ -349,7 +361,7 @@ class Index:
     def _write_batch(self, batch: list[tuple[Document, list[Passage]]], embedding: Future[np.ndarray],
                      root: str | None, bar: Any) -> None:
         vectors = embedding.result()
-        labels, removed = self.store.write(batch, vectors, root=root)
+        labels, removed = self.store.write(batch, vectors.astype(VECTOR_DTYPES[self.config.vector_dtype]), root=root)
         self.ann.delete(removed)
         self.ann.add(labels, vectors)
         self._seen_seq = self.store.seq
@@ -478,6 +490,8 @@ class Index:
             "model": self.config.model,
             "dimension": self.config.dimension,
             "prompts": self.config.prompts,
+            "runtime": self.config.runtime,
+            "vector_dtype": self.config.vector_dtype,
             "space": self.config.space,
             "hnsw": {"M": self.config.M, "ef_construction": self.config.ef_construction,
                      "ef": self.config.ef, **self.ann.settings},

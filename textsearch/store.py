@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 DB_FILE = "store.db"
 _CHUNK = 500  # SQLite host parameters per IN (...) list
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+# How a passage's vector may be kept: the blob's length tells which (4 or 2 bytes a dimension)
+VECTOR_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def decode_vector(blob: bytes, dimension: int) -> np.ndarray:
+    """A stored vector blob as numbers: float16 when it holds 2 bytes a dimension, else float32."""
+    return np.frombuffer(blob, dtype=np.float16 if len(blob) == 2 * dimension else np.float32)
 Where = tuple[str, list[Any]]  # an SQL condition over documents ``d`` and its parameters
 
 
@@ -291,12 +298,13 @@ class Store:
         return found
 
     def vectors(self, labels: Sequence[int] | np.ndarray, dimension: int) -> np.ndarray:
+        """The stored vectors as float32 (whichever of VECTOR_DTYPES they are kept in)."""
         out = np.zeros((len(labels), dimension), dtype=np.float32)
         position = {int(label): i for i, label in enumerate(labels)}
         for chunk in _chunks([int(x) for x in labels]):
             sql = f"SELECT label, vector FROM passages WHERE label IN ({_marks(chunk)})"
             for label, blob in self.db.execute(sql, chunk):
-                out[position[label]] = np.frombuffer(blob, dtype=np.float32)
+                out[position[label]] = decode_vector(blob, dimension)
         return out
 
     def labels(self) -> np.ndarray:
@@ -354,7 +362,7 @@ class Store:
         new = np.arange(first, first + len(labels), dtype=np.int64)
         self.db.conn.executemany(
             "UPDATE passages SET label = ?, vector = ? WHERE label = ?",
-            [(int(n), v.astype(np.float32).tobytes(), int(old)) for n, v, old in zip(new, vectors, labels, strict=True)],
+            [(int(n), np.asarray(v).tobytes(), int(old)) for n, v, old in zip(new, vectors, labels, strict=True)],
         )
         self.db.conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(int(old),) for old in labels])
         self.db.conn.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
