@@ -703,3 +703,33 @@ def test_vector_dtype_is_chosen_at_creation(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="keeps float32 vectors.*build a new index"):
         Index.open_or_create(tmp_path / "idx", encoder=HashEncoder(), vector_dtype="float16")
     assert Index.open_or_create(tmp_path / "idx", encoder=HashEncoder(), vector_dtype="float32").config.vector_dtype == "float32"
+
+
+def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingestion streams: the first batch is embedded (and written) before the later documents
+    are split (for a folder, read and decoded too), so that work overlaps with encoding."""
+    import textsearch.index as index_module
+
+    events: list[str] = []
+
+    class Logging(HashEncoder):
+        def encode_passages(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
+            vectors = super().encode_passages(texts, show_progress)
+            events.append(f"encoded {len(texts)}")
+            return vectors
+
+    split = Index._passages
+
+    def logged(self: Index, doc):  # type: ignore[no-untyped-def]
+        events.append(f"split {doc.id}")
+        return split(self, doc)
+
+    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
+    monkeypatch.setattr(Index, "_passages", logged)
+    with Index.create(tmp_path / "idx", encoder=Logging()) as idx:
+        events.clear()  # the probe
+        summary = idx.add([{"id": f"d{i}", "text": f"text {i}"} for i in range(10)], show_progress=True)
+        assert (summary.added, summary.passages, idx.count()) == (10, 10, 10)
+    # batch 1 (d0, d1) is written, which waits for its vectors, before batch 3 (d4...) is split
+    assert events.index("encoded 2") < events.index("split d4")
+    assert events.count("encoded 2") == 5

@@ -69,8 +69,12 @@ def same_model(encoder: Encoder, dimension: int, probe: Sequence[float]) -> bool
     return cosine >= 0.999
 
 
-_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
+# One thread at a time in a tokenizer: a fast tokenizer that one thread reconfigures (truncation,
+# padding) while another encodes fails with "Already borrowed". Ingestion splits documents (which
+# counts tokens) while a helper thread embeds the previous batch.
+_TOKENIZING = threading.RLock()
 
 
 def _best_device() -> str:
@@ -182,15 +186,17 @@ class SentenceTransformerEncoder(Encoder):
             from . import runtime as onnx_runtime
 
             prompt = self.prompts.get(prompt_name or "", "")
-            return onnx_runtime.encode(self._model, self._onnx, list(texts), prompt, self.batch_size)
-        vectors = self._model.encode(
-            list(texts),
-            prompt_name=prompt_name,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+            return onnx_runtime.encode(self._model, self._onnx, list(texts), prompt, self.batch_size,
+                                       tokenizing=_TOKENIZING)
+        with _TOKENIZING:  # sentence-transformers tokenises inside encode
+            vectors = self._model.encode(
+                list(texts),
+                prompt_name=prompt_name,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -202,7 +208,8 @@ class SentenceTransformerEncoder(Encoder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self._model.tokenizer(
-            list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
-        )
+        with _TOKENIZING:
+            encoded = self._model.tokenizer(
+                list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
+            )
         return [len(ids) for ids in encoded["input_ids"]]

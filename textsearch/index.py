@@ -315,21 +315,25 @@ class Index:
     ) -> Summary:
         started = time.perf_counter()
         summary = Summary()
-        todo: list[tuple[Document, list[Passage]]] = []
-        for doc in docs:
-            if known.get(doc.id) == doc.content_hash:
-                summary.unchanged += 1
-                continue
-            if doc.id in known:
-                summary.updated += 1
-            else:
-                summary.added += 1
-            todo.append((doc, self._passages(doc)))
-        total = sum(len(p) for _, p in todo)
-        with _progress(total, show_progress) as bar:
-            self._write_pipelined(_batches(todo), root, bar)
-        summary.passages = total
-        if todo:
+
+        def changed() -> Iterator[tuple[Document, list[Passage]]]:
+            """Read, decode and split lazily: this runs between writes, while the encoder works."""
+            for doc in docs:
+                if known.get(doc.id) == doc.content_hash:
+                    summary.unchanged += 1
+                    continue
+                if doc.id in known:
+                    summary.updated += 1
+                else:
+                    summary.added += 1
+                passages = self._passages(doc)
+                summary.passages += len(passages)
+                bar.grow(len(passages))
+                yield doc, passages
+
+        with _Progress(show_progress) as bar:
+            self._write_pipelined(_batches(changed()), root, bar)
+        if summary.passages:
             self._save_ann()
         summary.seconds = time.perf_counter() - started
         return summary
@@ -525,7 +529,7 @@ def clean_query(query: str) -> str:
     return query.replace("\x00", " ").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _batches(todo: list[tuple[Document, list[Passage]]]) -> Iterator[list[tuple[Document, list[Passage]]]]:
+def _batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[list[tuple[Document, list[Passage]]]]:
     """Whole documents, about BATCH_PASSAGES passages a batch."""
     batch: list[tuple[Document, list[Passage]]] = []
     in_batch = 0
@@ -539,9 +543,29 @@ def _batches(todo: list[tuple[Document, list[Passage]]]) -> Iterator[list[tuple[
         yield batch
 
 
-@contextmanager
-def _progress(total: int, show: bool) -> Iterator[Any]:
-    from tqdm import tqdm
+class _Progress:
+    """A bar of passages embedded, made on the first passage (a run with nothing to embed shows
+    none), its total growing as documents are read and split ahead of the encoder."""
 
-    with tqdm(total=total, unit="passage", desc="embedding", disable=not show or total == 0) as bar:
-        yield bar
+    def __init__(self, show: bool) -> None:
+        self.show, self.bar = show, None
+
+    def grow(self, n: int) -> None:
+        if self.show and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=0, unit="passage", desc="embedding")
+        if self.bar is not None:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

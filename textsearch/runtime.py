@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +109,18 @@ class OnnxForward:
 TOKENS_PER_ROW = 128  # a batch holds at most batch_size × this many tokens, padding included
 
 
-def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int) -> np.ndarray:
+def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int,
+           tokenizing: AbstractContextManager[Any] = nullcontext()) -> np.ndarray:
     """``model.encode(texts, prompt=prompt, normalize_embeddings=True)`` on ONNX Runtime, whose
     graph holds the whole model (transformer, pooling and what follows). Texts are tokenised
     once, sorted by token count and batched by a token budget: short texts go batch_size at a
     time, long ones fewer (attention's memory grows with the square of the length), and each
-    batch pads little."""
+    batch pads little. ``tokenizing`` is held while the tokenizer runs."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    # tokenised here, in one thread: a fast tokenizer shared between threads can fail ("Already borrowed")
-    tokens = model.tokenizer([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length,
-                             return_attention_mask=False)
+    with tokenizing:  # here, once: a fast tokenizer shared between threads can fail ("Already borrowed")
+        tokens = model.tokenizer([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length,
+                                 return_attention_mask=False)
     features = [name for name in forward.inputs if name in tokens]
     lengths = np.array([len(ids) for ids in tokens["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
