@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from textsearch import Index
+from textsearch import Index, runtime
 from textsearch import encoder as encoder_module
-from textsearch import runtime
 from textsearch.cli import app
 from textsearch.encoder import SentenceTransformerEncoder
 from textsearch.errors import ModelError, ModelMismatchError

@@ -51,8 +51,8 @@ CHECK_TEXTS = [
     "请问去火车站怎么走？", "会议推迟到下周三下午两点，请大家准时参加。", "你好", "谢谢",
     "a cute baby", "The meeting has been moved to next Wednesday at 2 pm.",
     "How do I get to the train station from here?",
-    "Sentence embeddings map text to vectors so that cosine similarity reflects meaning, "
-    "which lets a search engine find paraphrases that share no words with the query.",
+    ("Sentence embeddings map text to vectors so that cosine similarity reflects meaning, "
+     "which lets a search engine find paraphrases that share no words with the query."),
     "I broke my phone screen yesterday and the repair shop says it will take a week.",
     "ok", "Mixed 中文 and English in one line, 混合在一起。", "1234 5678",
 ]
@@ -110,7 +110,7 @@ TOKENS_PER_ROW = 128  # a batch holds at most batch_size × this many tokens, pa
 
 
 def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int,
-           tokenizing: AbstractContextManager[Any] = nullcontext()) -> np.ndarray:
+           tokenizing: AbstractContextManager[Any] | None = None) -> np.ndarray:
     """``model.encode(texts, prompt=prompt, normalize_embeddings=True)`` on ONNX Runtime, whose
     graph holds the whole model (transformer, pooling and what follows). Texts are tokenised
     once, sorted by token count and batched by a token budget: short texts go batch_size at a
@@ -118,7 +118,7 @@ def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, 
     batch pads little. ``tokenizing`` is held while the tokenizer runs."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    with tokenizing:  # here, once: a fast tokenizer shared between threads can fail ("Already borrowed")
+    with tokenizing or nullcontext():  # here, once: a fast tokenizer shared between threads can fail ("Already borrowed")
         tokens = model.tokenizer([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length,
                                  return_attention_mask=False)
     features = [name for name in forward.inputs if name in tokens]
