@@ -124,11 +124,12 @@ def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, 
     features = [name for name in forward.inputs if name in tokens]
     lengths = np.array([len(ids) for ids in tokens["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
-    batches, start = [], 0
+    batches: list[np.ndarray] = []
+    start = 0
     while start < len(order):
-        rows = max(1, min(batch_size, batch_size * TOKENS_PER_ROW // int(lengths[order[start]])))
-        batches.append(order[start:start + rows])
-        start += rows
+        size = max(1, min(batch_size, batch_size * TOKENS_PER_ROW // int(lengths[order[start]])))
+        batches.append(order[start:start + size])
+        start += size
     pad = model.tokenizer.pad_token_id or 0
     padded = [_pad(tokens, features, rows, int(lengths[rows[0]]), pad) for rows in batches]
     out = np.zeros((0, 0), dtype=np.float32)
