@@ -5,7 +5,7 @@ its own default way (``SentenceTransformerEncoder()``: ONNX Runtime fp32 on CPU,
 as torch), chroma and the script the way their users do, with sentence-transformers on torch
 (``--others-runtime`` changes that); ``textsearch-torch`` and ``textsearch-int8`` are textsearch
 on the other runtimes, ``textsearch-fp16`` textsearch keeping float16 vectors in SQLite. Same generated zh/en corpus (``bench_ingest_query.generate_passages``), same queries, and the same
-HNSW settings everywhere: cosine, M 16, ef_construction 200, ef (search) 200 — textsearch's
+HNSW settings everywhere: cosine, M 16, ef_construction 200, ef (search) 400 — textsearch's
 defaults, given to chroma through its collection configuration and to hnswlib directly.
 
 Each system runs in its own child process (this script with ``--system``), so that peak memory is
@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest_query import generate_passages, percentile
 
 K = 10
-M, EF_CONSTRUCTION, EF = 16, 200, 200  # textsearch's defaults, used by all three
+M, EF_CONSTRUCTION, EF = 16, 200, 400  # textsearch's defaults, used by all three
 TIE = 1e-4  # a hit within this cosine of the exact 10th best counts as a true neighbour
 Hits = list[tuple[str, str]]  # (id, text) per hit: every system has to fetch the text
 

@@ -32,7 +32,7 @@ class AnnIndex:
         *,
         M: int = 16,
         ef_construction: int = 200,
-        ef: int = 200,
+        ef: int = 400,
         capacity: int = 1024,
         _index: hnswlib.Index | None = None,
         _deleted: set[int] | None = None,

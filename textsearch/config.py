@@ -30,7 +30,7 @@ class IndexConfig:
     space: str = "cosine"
     M: int = 16
     ef_construction: int = 200
-    ef: int = 200
+    ef: int = 400
     max_passage_tokens: int = 256
     overlap_tokens: int = 32
     max_file_bytes: int = 10_000_000

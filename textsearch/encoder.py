@@ -85,8 +85,8 @@ def _best_device() -> str:
 
 def _load(path: str, device: str, runtime: str = "torch", show_progress: bool = False) -> tuple[Any, Any]:
     """One (SentenceTransformer, ONNX forward or None) per (path, device, runtime) per process,
-    kept warm between calls. On ONNX Runtime the model only tokenises and pools: its transformer
-    weights are released once the session holds them."""
+    kept warm between calls. On ONNX Runtime the model only tokenises: once exported, it is
+    loaded without its transformer's weights (or they are released after the export)."""
     key = (path, device, runtime)
     with _CACHE_LOCK:
         if key not in _CACHE:
@@ -97,7 +97,13 @@ def _load(path: str, device: str, runtime: str = "torch", show_progress: bool = 
                 from . import runtime as onnx_runtime
 
                 precision = onnx_runtime.precision_of(runtime)
-                model = _sentence_transformer(path, device, weights=not onnx_runtime.is_exported(path, precision))
+                model = None
+                if onnx_runtime.is_exported(path, precision):
+                    try:
+                        model = _sentence_transformer(path, device, weights=False)
+                    except ModelNotFoundError:  # a model that cannot be built weightless: load it whole
+                        model = None
+                model = model or _sentence_transformer(path, device)
                 forward = onnx_runtime.load(model, path, precision, show_progress)
             _CACHE[key] = (model, forward)
         return _CACHE[key]

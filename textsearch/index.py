@@ -144,7 +144,7 @@ class Index:
         encoder: Encoder | None = None,
         M: int = 16,
         ef_construction: int = 200,
-        ef: int = 200,
+        ef: int = 400,
         max_passage_tokens: int = 256,
         overlap_tokens: int = 32,
         runtime: str = "auto",
@@ -333,7 +333,7 @@ class Index:
 
         with _Progress(show_progress) as bar:
             self._write_pipelined(_batches(changed()), root, bar)
-        if summary.passages:
+        if summary.added or summary.updated:
             self._save_ann()
         summary.seconds = time.perf_counter() - started
         return summary

@@ -159,8 +159,8 @@ def is_exported(model_path: str, precision: str) -> bool:
 
 def load(model: Any, model_path: str, precision: str, show_progress: bool = False) -> OnnxForward:
     """The model's exported transformer at ``precision``, exporting it on first use (which needs
-    ``model``'s weights). From then on ``model`` only tokenises and pools: its transformer weights
-    are released. The session maps the weights file rather than reading it, so a process holds
+    ``model``'s weights). From then on ``model`` only tokenises: its transformer weights are
+    released. The session maps the weights file rather than reading it, so a process holds
     in memory only the pages the texts touch (of the 250k-row embedding table, few)."""
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}' — use one of {', '.join(PRECISIONS)}")
@@ -212,7 +212,7 @@ def _export_atomically(model: Any, folder: Path, precision: str, show_progress: 
 
 
 def _export(model: Any, folder: Path, precision: str) -> dict[str, Any]:
-    """Export, fuse, quantise (int8), check against torch; the marker is written last."""
+    """Export, quantise (int8), check against torch; the marker is written last."""
     start = time.perf_counter()
     reference = model.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     graph = folder / "raw.onnx"
@@ -232,8 +232,9 @@ def _export(model: Any, folder: Path, precision: str) -> dict[str, Any]:
             f"the ONNX export of this model does not reproduce it (cosine to torch: mean "
             f"{cosines.mean():.4f}, min {cosines.min():.4f}) — use --runtime torch"
         )
-    info = {"precision": precision, "export_version": EXPORT_VERSION, "fp32_layers": kept, "mean_cosine": round(float(cosines.mean()), 5),
-            "min_cosine": round(float(cosines.min()), 5), "seconds": round(time.perf_counter() - start, 1)}
+    info = {"precision": precision, "export_version": EXPORT_VERSION, "fp32_layers": kept,
+            "mean_cosine": round(float(cosines.mean()), 5), "min_cosine": round(float(cosines.min()), 5),
+            "seconds": round(time.perf_counter() - start, 1)}
     (folder / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info
 
