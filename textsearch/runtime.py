@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .models import cache_dir, file_lock, progress
+from .models import building, cache_dir, file_lock, progress
 
 logger = logging.getLogger(__name__)
 
@@ -195,18 +193,8 @@ def _is_complete(folder: Path) -> bool:
 
 def _export_atomically(model: Any, folder: Path, precision: str, show_progress: bool) -> None:
     progress(f"exporting the encoder to ONNX ({precision}, one time, ~10 s) into {folder}", show_progress)
-    for leftover in folder.parent.glob(f".{folder.name}.tmp-*"):  # from killed exports
-        shutil.rmtree(leftover, ignore_errors=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with building(folder) as tmp:
         info = _export(model, tmp, precision)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(f"exported in {info['seconds']:.0f} s; cosine to torch: mean {info['mean_cosine']}, "
              f"min {info['min_cosine']}", show_progress)
 
