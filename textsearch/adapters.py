@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
     copy in the cache for a LoRA adapter (built once). A bi-encoder adapter (kind ``lora``) gives a
     sentence-transformers folder; a reranker adapter (kind ``reranker-lora``) gives a plain
     transformers sequence-classification folder (one relevance logit) for a CrossEncoder."""
-    from .models import cache_dir, file_lock, progress, resolve_model
+    from .models import building, cache_dir, file_lock, progress, resolve_model
 
     folder = folder.absolute()
     marker = read_marker(folder)
@@ -75,8 +74,7 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
             return dest
         base = Path(resolve_model(marker["base"], show_progress=show_progress))
         progress(f"merging the LoRA adapter {folder.name} into {marker['base']} (one time)", show_progress)
-        tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
+        with building(dest) as tmp:
             if kind == "reranker-lora":
                 _build_reranker(base, folder, tmp)
                 prompts = {"prompts": marker.get("prompts") or {}}
@@ -88,17 +86,11 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
             )
             # safetensors writes 0600 whatever the umask; a shared cache wants the umask's mode
             shutil.copymode(tmp / MERGED_MARKER, tmp / "model.safetensors")
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return dest
 
 
 def _build_encoder(base: Path, adapter: Path, tmp: Path) -> None:
-    shutil.copytree(base, tmp, copy_function=_link_or_copy,
+    shutil.copytree(base, tmp, copy_function=_link_or_copy, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("model.safetensors", "textsearch_*.json"))
     weights = load_file(str(base / "model.safetensors"))
     merge_lora(weights, adapter)
@@ -108,7 +100,6 @@ def _build_encoder(base: Path, adapter: Path, tmp: Path) -> None:
 def _build_reranker(base: Path, adapter: Path, tmp: Path) -> None:
     """Base encoder weights under the backbone prefix (``bert.``), the adapter's pooler and head,
     LoRA merged; config.json turned into a one-logit sequence classifier's."""
-    tmp.mkdir(parents=True)
     for name in RERANKER_FILES:
         if (base / name).is_file():
             _link_or_copy(str(base / name), str(tmp / name))
