@@ -1,8 +1,9 @@
 """Reranking benchmark: what the second stage costs and what it buys, per candidate count.
 
 Prints tables and writes JSON (benchmarks/results/rerank-<device>.json by default):
-- quality: MRR@10 / Recall@1 of recall only and of recall + rerank of the top C candidates, for C
-  in --candidates, on held-out pair files (each file's own texts are the corpus);
+- quality: MRR@10 / Recall@1 of recall only and of recall + rerank of the top C candidates (at the
+  reranker's weight, and of the reranker alone), for C in --candidates, on held-out pair files
+  (each file's own texts are the corpus);
 - latency: the time ``Index.search`` adds when reranking C candidates (p50/p95 over the queries of
   corpora/demo_queries.jsonl against an index of corpora/demo), same process, model kept warm;
 - throughput: reranker pairs/s on demo passages (batch as in search), on this device.
@@ -19,14 +20,11 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from textsearch import Index, SentenceTransformerEncoder
 from textsearch.evaluate import evaluate_pairs, read_pairs
-from textsearch.rerank import CrossEncoderReranker, Reranker
+from textsearch.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldout/zh_en.jsonl",
@@ -34,27 +32,20 @@ SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldo
           "corpora/pairs/test_zh.jsonl", "corpora/pairs/test_en.jsonl", "corpora/pairs/test_zh_en.jsonl"]
 
 
-class CachedReranker(Reranker):
-    """Scores each (query, passage) once, so every candidate count reuses the deepest one's work."""
-
-    def __init__(self, inner: Reranker) -> None:
-        self.inner, self.name, self.seen = inner, inner.name, {}
-
-    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
-        todo = [p for p in dict.fromkeys(passages) if (query, p) not in self.seen]
-        if todo:
-            self.seen.update(zip(((query, p) for p in todo), self.inner.score(query, todo).tolist()))
-        return np.asarray([self.seen[(query, p)] for p in passages], dtype=np.float32)
-
-
 def quality(encoder, reranker, candidates: list[int], splits: list[str]) -> dict[str, dict]:
+    """MRR@10 etc. of recall only, then of recall + rerank at the reranker's weight (and of the
+    reranker alone, weight 1, when its weight is another) for each candidate count."""
     out: dict[str, dict] = {}
-    reranker = CachedReranker(reranker)
+    weights = sorted({reranker.weight, 1.0})
+    reranker = Memoized(reranker)
     for split in splits:
         pairs = read_pairs(ROOT / split)
         row = {"recall only": evaluate_pairs(encoder, pairs)["all"]}
         for c in sorted(candidates, reverse=True):  # the deepest first: the others reuse its scores
-            row[f"rerank {c}"] = evaluate_pairs(encoder, pairs, reranker=reranker, candidates=c)["all"]
+            for w in weights:
+                reranker.weight = w
+                name = f"rerank {c}" if w == weights[0] else f"reranker alone {c}"
+                row[name] = evaluate_pairs(encoder, pairs, reranker=reranker, candidates=c)["all"]
         out[split] = {name: {m: round(v, 4) for m, v in metrics.items()} for name, metrics in row.items()}
         cells = "  ".join(f"{name} {m['mrr@10']:.3f}" for name, m in out[split].items())
         print(f"{split:<34} MRR@10  {cells}", flush=True)
@@ -99,17 +90,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rerank-model", default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--rerank-weight", type=float, default=None, help="default: the reranker's calibrated one")
     parser.add_argument("--candidates", default="10,20,30,50", help="for quality")
-    parser.add_argument("--latency-candidates", default="20,50,100")
+    parser.add_argument("--latency-candidates", default="10,20,50,100")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     candidates = [int(c) for c in args.candidates.split(",")]
     encoder = SentenceTransformerEncoder(device=args.device)
-    reranker = CrossEncoderReranker(args.rerank_model, device=args.device)
-    print(f"reranker {reranker.name} on {reranker.device}, encoder {encoder.name}", flush=True)
+    reranker = CrossEncoderReranker(args.rerank_model, device=args.device, weight=args.rerank_weight)
+    print(f"reranker {reranker.name} (weight {reranker.weight:g}) on {reranker.device}, encoder {encoder.name}",
+          flush=True)
 
-    result = {"reranker": reranker.name, "device": reranker.device, "machine": platform.processor() or platform.machine(),
+    result = {"reranker": reranker.name, "weight": reranker.weight, "device": reranker.device, "machine": platform.processor() or platform.machine(),
               "quality": quality(encoder, reranker, candidates, [s for s in args.splits.split(",") if s])}
     queries = [json.loads(line)["query"] for line in (ROOT / "corpora/demo_queries.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,7 +81,7 @@ def test_query_json_lines_have_hit_fields(run, built: Path) -> None:
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(hits) == 2
     assert set(hits[0]) == {"doc_id", "score", "text", "metadata", "passage", "passages", "start", "end",
-                            "dense_score", "low_confidence", "label"}
+                            "dense_score", "low_confidence", "rerank_score", "label"}
     assert -1.0 <= hits[1]["score"] <= hits[0]["score"] <= 1.0
 
 

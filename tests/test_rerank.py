@@ -60,6 +60,44 @@ def test_rerank_orders_by_reranker_and_keeps_dense_score(idx: Index) -> None:
     assert [h.doc_id for h in everything] == ["c", "a", "d"]  # 'fish water' (10) now competes too
 
 
+def test_rerank_weight_blends_the_reranker_with_the_cosine(idx: Index) -> None:
+    # weight 0.5: b = (0.07 + 1)/2 = 0.535, a = (0.11 + 0.948683)/2 = 0.529342, c = (0.12 + 0.816497)/2
+    hits = idx.search("cat dog", k=3, rerank=LengthReranker(), candidates=3, rerank_weight=0.5)
+    assert [h.doc_id for h in hits] == ["b", "a", "c"]
+    assert [h.score for h in hits] == pytest.approx([0.535, 0.529342, 0.468249], abs=1e-5)
+    assert [h.rerank_score for h in hits] == pytest.approx([0.07, 0.11, 0.12])
+    assert [h.dense_score for h in hits] == pytest.approx([1.0, 0.948683, 0.816497], abs=1e-5)
+    only_cosine = idx.search("cat dog", k=3, rerank=LengthReranker(), candidates=3, rerank_weight=0.0)
+    assert [(h.doc_id, h.score) for h in only_cosine] == [(h.doc_id, h.score) for h in idx.search("cat dog", k=3)]
+    with pytest.raises(InvalidArgumentError, match="rerank weight"):
+        idx.search("cat dog", rerank=LengthReranker(), rerank_weight=1.5)
+
+
+def test_hybrid_rerank_blends_with_the_cosine_not_the_fused_score(idx: Index) -> None:
+    dense = {h.doc_id: h.score for h in idx.search("cat dog", k=4, min_score=-1.0)}
+    hits = idx.search("cat dog", k=3, mode="hybrid", rerank=LengthReranker(), candidates=3, rerank_weight=0.5)
+    for hit in hits:
+        assert hit.dense_score == pytest.approx(dense[hit.doc_id], abs=1e-5)
+        assert hit.score == pytest.approx(0.5 * len(hit.text) / 100 + 0.5 * dense[hit.doc_id], abs=1e-5)
+
+
+def test_choosing_the_rerank_weight(encoder) -> None:
+    from textsearch.evaluate import choose_rerank_weight
+
+    rows = [{"anchor": "cat dog", "positive": "cat dog fish", "negative": ["cat dog"]}]
+    weight, curve = choose_rerank_weight(encoder, rows, LengthReranker(), candidates=3)
+    assert curve[0.0] == 0.5 and curve[1.0] == 1.0  # dense puts the answer 2nd, length 1st
+    # cosines 1 and 0.8165, lengths 0.07 and 0.12: the answer wins from w = 0.786; the lowest of the best
+    assert weight == 0.8 and curve[0.75] == 0.5
+
+    class Backwards(LengthReranker):
+        def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+            return 1 - super().score(query, passages)
+
+    weight, curve = choose_rerank_weight(encoder, rows, Backwards(), candidates=3)
+    assert weight == 0.0 and curve[0.0] == 0.5  # a reranker that only hurts gets no say
+
+
 def test_candidates_bound_what_is_reranked(idx: Index) -> None:
     reranker = LengthReranker()
     hits = idx.search("cat dog", k=1, rerank=reranker, candidates=2)
@@ -127,6 +165,15 @@ def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
     assert _peft_scores(out, "the train is late", ["the railway service is delayed"]) == pytest.approx(
         scores[:1], abs=1e-4)  # the merged folder computes what the adapter on its backbone computes
 
+    # eval --calibrate chooses the reranker's weight on the file and stores it next to it
+    result = CliRunner().invoke(app, ["eval", str(data), "--model", BASE, "--rerank-model", str(out), "--calibrate"])
+    assert result.exit_code == 0, result.output
+    assert "MRR@10 by rerank weight" in result.output and "calibrated: rerank weight" in result.output
+    stored = json.loads((out / "textsearch_calibration.json").read_text(encoding="utf-8"))
+    assert 0 <= stored["weight"] <= 1 and "min_score" in stored
+    assert CrossEncoderReranker(str(out), device="cpu").weight == stored["weight"]
+    assert CrossEncoderReranker(str(out), device="cpu", weight=0.25).weight == 0.25
+
 
 def _peft_scores(adapter: Path, query: str, passages: list[str]) -> np.ndarray:
     """The adapter applied with peft onto a fresh backbone: what the merge must reproduce."""
@@ -153,10 +200,14 @@ def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -
         {"id": "rain", "text": "明天会下大雨"},
     ])
     dense = {h.doc_id: h.score for h in index.search("可爱的宝宝", k=3, min_score=-1.0)}
-    hits = index.search("可爱的宝宝", k=3, rerank=True, min_score=0.0)  # keep every reranked hit
+    hits = index.search("可爱的宝宝", k=3, rerank=True, min_score=-1.0)  # keep every reranked hit
     assert sorted(h.doc_id for h in hits) == ["kid", "rain", "toy"]
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert all(0 <= h.score <= 1 for h in hits)
     assert {h.doc_id: h.dense_score for h in hits} == pytest.approx(dense)  # the cosine is kept
-    direct = CrossEncoderReranker().score("可爱的宝宝", [h.text for h in hits])
-    assert [h.score for h in hits] == pytest.approx(direct.tolist(), abs=1e-5)
+    shipped = CrossEncoderReranker()
+    assert 0 < shipped.weight < 1  # calibrated on the dev split (README, "Two-stage search")
+    direct = shipped.score("可爱的宝宝", [h.text for h in hits])
+    assert [h.rerank_score for h in hits] == pytest.approx(direct.tolist(), abs=1e-5)
+    assert all(0 <= h.rerank_score <= 1 for h in hits)
+    blended = [shipped.weight * r + (1 - shipped.weight) * h.dense_score for r, h in zip(direct, hits)]
+    assert [h.score for h in hits] == pytest.approx(blended, abs=1e-5)

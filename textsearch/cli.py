@@ -33,6 +33,10 @@ IndexesOpt = typer.Option(
 )
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no warnings.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+RerankWeightOpt = typer.Option(
+    None, "--rerank-weight", help="Reranker's share of a reranked hit's score, the rest the cosine: 0-1, "
+    "1 = the reranker alone (default: the one calibrated for the reranker).",
+)
 RuntimeOpt = typer.Option(
     None, "--runtime", help="How the model runs: auto (ONNX Runtime on CPU, torch on GPU), torch, onnx, "
     "onnx-int8 (faster, slightly different vectors; stays with the index). Default: the index's, else auto.",
@@ -146,6 +150,7 @@ def query_cmd(
     rerank: bool = typer.Option(False, "--rerank", help="Rescore the top candidates with the cross-encoder."),
     rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
+    rerank_weight: Optional[float] = RerankWeightOpt,
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Confidence threshold (default: the calibrated one)."),
     show_low: bool = typer.Option(False, "--show-low", help="Also show hits under the threshold, marked 'low'."),
     rrf_k: int = typer.Option(RRF_K, "--rrf-k", help="Reciprocal rank fusion constant (hybrid)."),
@@ -163,7 +168,8 @@ def query_cmd(
         filter = combine([parse_where(w) for w in where]) if where else None
         with Index.open(resolve_index(index, indexes), model) as idx:
             hits = idx.search(text, k=k, mode=mode, filter=filter, group=not passages, ef=ef, rerank=rerank,
-                              rerank_model=rerank_model, candidates=candidates, min_score=min_score,
+                              rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
+                              min_score=min_score,
                               include_low_confidence=show_low, rrf_k=rrf_k)
             empty = idx.count() == 0
     except TextsearchError as exc:
@@ -459,7 +465,9 @@ def eval_cmd(
     rerank: bool = typer.Option(False, "--rerank", help="Also rerank: recall only vs recall + rerank."),
     rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's (or reranker's) min-score threshold."),
+    rerank_weight: Optional[float] = RerankWeightOpt,
+    calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's min-score threshold (with --rerank: "
+                                   "the reranker's weight chosen on the file, and its threshold)."),
     runtime: Optional[str] = RuntimeOpt,
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
@@ -477,14 +485,15 @@ def eval_cmd(
             with Index.open(resolve_index(index, indexes)) as idx:
                 if queries is None:
                     raise InvalidArgumentError("--index needs --queries (and --qrels unless queries hold 'relevant')")
-                reranker = idx.reranker(rerank_model) if rerank or rerank_model else None
+                reranker = idx.reranker(rerank_model, rerank_weight) if rerank or rerank_model else None
                 results = evaluate_index(idx, queries, qrels, reranker=reranker, candidates=candidates)
         elif pairs_file is None:
             raise InvalidArgumentError("give a pairs file, or --index with --queries")
         else:
-            reranker = CrossEncoderReranker(rerank_model) if rerank or rerank_model else None
-            results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker,
-                                    candidates=candidates, runtime=runtime or "auto")
+            reranker = (CrossEncoderReranker(rerank_model, weight=rerank_weight) if rerank or rerank_model
+                        else None)
+            results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker, candidates=candidates,
+                                    runtime=runtime or "auto", choose_weight=calibrate and rerank_weight is None)
         note = _calibrate(results, pairs_file, model, reranker) if calibrate else ""
     except TextsearchError as exc:
         _fail(exc)
@@ -506,8 +515,12 @@ def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optio
     data = {"min_score": round(found["min_score"], 4), "pairs_file": str(pairs_file),
             "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs score below min_score",
             "best_accuracy_threshold": round(found["threshold"], 4)}
+    if reranker is not None:
+        data = {"weight": reranker.weight, **data, "weight_rule": "the rerank weight of best MRR@10 on the file "
+                f"(top {results.get('candidates', DEFAULT_CANDIDATES)} candidates; ties: the lowest)"}
     path = write_calibration(spec, data)
-    return f"calibrated: min_score {data['min_score']} written to {path}"
+    weight = f"rerank weight {reranker.weight:g}, " if reranker is not None else ""
+    return f"calibrated: {weight}min_score {data['min_score']} written to {path}"
 
 
 def main() -> None:

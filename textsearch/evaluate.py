@@ -28,7 +28,7 @@ import numpy as np
 
 from .encoder import Encoder
 from .errors import InvalidArgumentError
-from .rerank import DEFAULT_CANDIDATES, Reranker
+from .rerank import DEFAULT_CANDIDATES, Memoized, Reranker, blend
 
 if TYPE_CHECKING:
     from .index import Index
@@ -41,6 +41,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "score": ("sentence1", "sentence2", "score"),
 }
 KS = (1, 5, 10)
+WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))  # rerank weights tried by choose_rerank_weight
 MAX_REFUSED = 0.05  # calibration: share of labeled answers a "no confident match" threshold may refuse
 COUNTS = {"n_queries": "queries", "n_corpus": "documents", "n_pairs": "pairs",
           "n_missing_docs": "judged ids missing from the index"}
@@ -267,7 +268,8 @@ def evaluate_retrieval(
     reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES,
 ) -> dict[str, float]:
     """Exact cosine search of every query over the corpus (ties: the earlier corpus text first);
-    with a reranker, its order over each query's first ``candidates`` texts."""
+    with a reranker, its order (scores blended with the cosine as in search) over each query's
+    first ``candidates`` texts."""
     if not ir.queries:
         raise InvalidArgumentError(
             "no query to evaluate — a query needs a positive (label 1 or score >= 0.5)")
@@ -277,16 +279,18 @@ def evaluate_retrieval(
     rankings: list[list[int]] = []
     for start in range(0, len(queries), 1024):
         scores = queries[start : start + 1024] @ docs.T
-        rankings += np.argsort(-scores, axis=1, kind="stable")[:, :depth].tolist()
-    if reranker is not None:
-        rankings = [_reranked(reranker, q, ranked, ir.corpus, candidates)
-                    for q, ranked in zip(ir.queries, rankings)]
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        if reranker is not None:
+            top = [_reranked(reranker, ir.queries[start + i], ranked, row[ranked], ir.corpus, candidates)
+                   for i, (ranked, row) in enumerate(zip(top.tolist(), scores))]
+        rankings += [list(r) for r in top]
     return {**ranking_metrics(rankings, ir.relevant, ks), "n_corpus": len(ir.corpus)}
 
 
-def _reranked(reranker: Reranker, query: str, ranked: list[int], corpus: Sequence[str], n: int) -> list[int]:
+def _reranked(reranker: Reranker, query: str, ranked: list[int], cosines: np.ndarray, corpus: Sequence[str],
+              n: int) -> list[int]:
     top = ranked[:n]
-    scores = reranker.score(query, [corpus[i] for i in top])
+    scores = blend(reranker.weight, reranker.score(query, [corpus[i] for i in top]), cosines[:n])
     return [top[i] for i in np.argsort(-scores, kind="stable")] + ranked[n:]
 
 
@@ -340,9 +344,7 @@ def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row]) -> dict[
     """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold."""
     items = labeled_pairs(rows)
     encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
-    a = encoder.encode_queries([x[0] for x in items]).astype(np.float64)
-    b = encoder.encode_passages([x[1] for x in items]).astype(np.float64)
-    return _classification(np.sum(a * b, axis=1).tolist(), [x[2] for x in items])
+    return _classification(_pair_cosines(encoder, items).tolist(), [x[2] for x in items])
 
 
 def _classification(scores: list[float], labels: list[int]) -> dict[str, float]:
@@ -350,8 +352,15 @@ def _classification(scores: list[float], labels: list[int]) -> dict[str, float]:
     return {**best_threshold(scores, labels), "min_score": refusal_threshold(scores, labels), "n_pairs": len(labels)}
 
 
-def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row]) -> dict[str, float]:
-    """The reranker's score of each labeled pair, best threshold."""
+def _pair_cosines(encoder: Encoder, items: Sequence[tuple[str, str, int]]) -> np.ndarray:
+    a = encoder.encode_queries([x[0] for x in items]).astype(np.float64)
+    b = encoder.encode_passages([x[1] for x in items]).astype(np.float64)
+    return np.sum(a * b, axis=1)
+
+
+def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row], encoder: Encoder) -> dict[str, float]:
+    """The second stage's score of each labeled pair (the reranker's blended with the cosine, as
+    in search), best threshold."""
     items = labeled_pairs(rows)
     by_query: dict[str, list[int]] = {}
     for i, (query, _, _) in enumerate(items):
@@ -359,6 +368,8 @@ def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row]) ->
     scores = np.zeros(len(items))
     for query, at in by_query.items():
         scores[at] = reranker.score(query, [items[i][1] for i in at])
+    if reranker.weight < 1.0:
+        scores = blend(reranker.weight, scores, _pair_cosines(encoder, items))
     return _classification(scores.tolist(), [x[2] for x in items])
 
 
@@ -373,29 +384,56 @@ def evaluate_pairs(
     cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder, show_progress)
     report = evaluate_by_group(cached, rows, distractors, ks, reranker=reranker, candidates=candidates)
     if len({label for *_, label in labeled_pairs(rows)}) == 2:
-        report["classification"] = (evaluate_reranker_classification(reranker, rows) if reranker
+        report["classification"] = (evaluate_reranker_classification(reranker, rows, cached) if reranker
                                     else evaluate_pair_classification(cached, rows))
     return report
+
+
+def choose_rerank_weight(
+    encoder: Encoder, pairs: PairSet | Sequence[Row], reranker: Reranker, candidates: int = DEFAULT_CANDIDATES,
+    weights: Sequence[float] = WEIGHTS,
+) -> tuple[float, dict[float, float]]:
+    """The rerank weight of best MRR@10 over the pair file's queries (ties: the lowest, the
+    closest to recall alone), and MRR@10 at each weight tried."""
+    rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
+    cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    memo = reranker if isinstance(reranker, Memoized) else Memoized(reranker)
+    curve = {}
+    for weight in weights:
+        memo.weight = weight
+        curve[weight] = evaluate_by_group(cached, rows, (), reranker=memo, candidates=candidates)["all"][f"mrr@{max(KS)}"]
+    best = max(curve, key=lambda w: (round(curve[w], 6), -w))
+    return best, curve
 
 
 def evaluate_file(
     path: str | os.PathLike[str], model: str | None = None, *, baseline: str | None = None,
     encoder: Encoder | None = None, baseline_encoder: Encoder | None = None,
     reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES, show_progress: bool = False,
-    runtime: str = "auto",
+    runtime: str = "auto", choose_weight: bool = False,
 ) -> dict[str, Any]:
     """`textsearch eval`: a model (default: the default model, on ``runtime``) on a pair file, and
     optionally a baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
-    of the first ``candidates`` texts."""
+    of the first ``candidates`` texts; ``choose_weight`` first sets the reranker's weight to the
+    file's best (``choose_rerank_weight``), with the curve in ``rerank_weights``."""
     from .encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
     tuned = _Cached(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)
+    curve = None
+    if reranker is not None and choose_weight:
+        memo = Memoized(reranker)
+        reranker.weight, curve = choose_rerank_weight(tuned, pairs, memo, candidates)
+        memo.weight = reranker.weight
+        reranker = memo
     result: dict[str, Any] = {"file": str(path), "format": pairs.format, "model": tuned.name,
                               "results": evaluate_pairs(tuned, pairs, reranker=reranker, candidates=candidates)}
     if reranker is not None:
-        result.update(model=f"{tuned.name} + rerank {reranker.name} (top {candidates})",
-                      baseline=f"{tuned.name}, recall only", baseline_results=evaluate_pairs(tuned, pairs))
+        result.update(model=f"{tuned.name} + rerank {reranker.name} (top {candidates}, weight {reranker.weight:g})",
+                      baseline=f"{tuned.name}, recall only", baseline_results=evaluate_pairs(tuned, pairs),
+                      rerank_weight=reranker.weight, candidates=candidates)
+        if curve is not None:
+            result["rerank_weights"] = {f"{w:g}": round(m, 4) for w, m in curve.items()}
         result["comparison"] = compare(result["baseline_results"], result["results"])
     elif baseline or baseline_encoder:
         base = baseline_encoder or SentenceTransformerEncoder(baseline, runtime=runtime)
@@ -486,7 +524,7 @@ def evaluate_index(
 
     result = {"file": str(queries), "model": index.config.model, "results": run(reranker)}
     if reranker is not None:
-        result.update(model=f"{index.config.model} + rerank {reranker.name} (top {candidates})",
+        result.update(model=f"{index.config.model} + rerank {reranker.name} (top {candidates}, weight {reranker.weight:g})",
                       baseline=f"{index.config.model}, recall only", baseline_results=run(None))
         result["comparison"] = compare(result["baseline_results"], result["results"])
     return result
@@ -515,6 +553,9 @@ def format_table(results: Mapping[str, Any]) -> str:
     if "results" in results:
         extra = f", baseline {results['baseline']}" if "baseline_results" in results else ""
         lines.append(f"{results.get('file', '')} — model {results.get('model', '?')}{extra}")
+    if "rerank_weights" in results:
+        curve = "  ".join(f"{w} {m:.4f}" for w, m in results["rerank_weights"].items())
+        lines.append(f"MRR@10 by rerank weight: {curve}; chosen {results['rerank_weight']:g}")
     groups = _groups(report)
     if any(isinstance(v, dict) for m in groups.values() for v in m.values()):
         table, groups = groups, {}  # already a comparison: no counts to show

@@ -12,6 +12,7 @@ lock that allows one writer at a time).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from .errors import (
     InvalidArgumentError,
     ModelMismatchError,
 )
-from .rerank import Reranker
+from .rerank import Reranker, check_weight
 from .search import RRF_K
 from .search import run as run_search
 from .store import DB_FILE, VECTOR_DTYPES, Store
@@ -53,7 +54,7 @@ class Hit:
     """One search result: the best passage of a document (or one passage, ungrouped)."""
 
     doc_id: str
-    score: float  # cosine similarity in [-1, 1]; with reranking, the reranker's score in [0, 1]
+    score: float  # cosine similarity in [-1, 1]; reranked: the reranker's score blended with the cosine
     text: str  # the passage text
     metadata: dict[str, Any]
     passage: int  # position of the passage in its document, from 0
@@ -62,6 +63,7 @@ class Hit:
     end: int
     dense_score: float | None = None  # the cosine, when ``score`` is another score (rerank, BM25, RRF)
     low_confidence: bool = False  # under the confidence threshold (kept only on request)
+    rerank_score: float | None = None  # the reranker's own score (0-1), when reranked
     label: int = -1  # the passage's label in the HNSW graph and the store
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +131,7 @@ class Index:
         self.store = Store(self.path / DB_FILE)
         self._seen_seq = -1
         self._fields: tuple[int, set[str]] | None = None
-        self._rerankers: dict[str | None, Reranker] = {}
+        self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -416,8 +418,8 @@ class Index:
     def search(
         self, query: str, k: int = 10, *, mode: str | None = None, filter: dict[str, Any] | None = None,
         group: bool = True, ef: int | None = None, rerank: bool | Reranker = False,
-        rerank_model: str | None = None, candidates: int | None = None, min_score: float | None = None,
-        include_low_confidence: bool = False, rrf_k: int = RRF_K,
+        rerank_model: str | None = None, candidates: int | None = None, rerank_weight: float | None = None,
+        min_score: float | None = None, include_low_confidence: bool = False, rrf_k: int = RRF_K,
     ) -> list[Hit]:
         """The k best documents for ``query`` (best passage each), or the k best passages when
         ``group=False``.
@@ -426,13 +428,14 @@ class Index:
         reciprocal rank); default ``search.DEFAULT_MODE``. ``filter``: metadata conditions applied
         before the top k is cut, e.g. ``{"lang": "zh", "year": {"$gte": 2020}}``. ``rerank``: rescore the
         first ``candidates`` hits with a cross-encoder (``rerank_model``, default: the shipped
-        one; or pass a ``Reranker``); scores are then the reranker's. Hits under ``min_score``
+        one; or pass a ``Reranker``); scores are then ``rerank_weight`` × the reranker's plus the rest
+        × the cosine (default weight: the reranker's calibrated one). Hits under ``min_score``
         (default: the threshold calibrated for the model, or the reranker) are left out, or kept
         and marked ``low_confidence`` with ``include_low_confidence``: an empty list means "no
         confident match"."""
         return self.search_many(
             [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
-            candidates=candidates, min_score=min_score, include_low_confidence=include_low_confidence, rrf_k=rrf_k,
+            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score, include_low_confidence=include_low_confidence, rrf_k=rrf_k,
         )[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
@@ -448,8 +451,12 @@ class Index:
         if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
             raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
         rerank, rerank_model = options.pop("rerank", False), options.pop("rerank_model", None)
+        weight = options.pop("rerank_weight", None)
         reranker = rerank if isinstance(rerank, Reranker) else (
-            self.reranker(rerank_model) if rerank or rerank_model else None)
+            self.reranker(rerank_model, weight) if rerank or rerank_model else None)
+        if weight is not None and reranker is not None and reranker.weight != weight:
+            reranker = copy.copy(reranker)
+            reranker.weight = check_weight(weight)
         cleaned = [clean_query(q) for q in queries]
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
@@ -464,14 +471,15 @@ class Index:
             self._fields = (seq, self.store.metadata_fields())
         return self._fields[1]
 
-    def reranker(self, model: str | None = None) -> Reranker:
-        """The cross-encoder for ``model`` (default: the shipped one), made once per index: resolving
-        it hashes the adapter file, which must not happen on every query."""
+    def reranker(self, model: str | None = None, weight: float | None = None) -> Reranker:
+        """The cross-encoder for ``model`` (default: the shipped one) with ``weight`` (default: its
+        calibrated one), made once per index: resolving it hashes the adapter file, which must not
+        happen on every query."""
         from .rerank import CrossEncoderReranker
 
-        if model not in self._rerankers:
-            self._rerankers[model] = CrossEncoderReranker(model)
-        return self._rerankers[model]
+        if (model, weight) not in self._rerankers:
+            self._rerankers[(model, weight)] = CrossEncoderReranker(model, weight=weight)
+        return self._rerankers[(model, weight)]
 
     def count(self) -> int:
         """Number of documents."""

@@ -5,6 +5,11 @@ the top candidates of the first (bi-encoder) stage. The only module that loads a
 more relevant, in [0, 1]); ``CrossEncoderReranker`` implements it for any sentence-transformers
 CrossEncoder with one output: the reranker that ships with textsearch (``zh-en-reranker``, a LoRA
 adapter plus head trained by ``textsearch train-reranker``), a folder of your own, or a hub name.
+
+A reranked hit's score blends both stages: ``weight × reranker score + (1 − weight) × cosine``.
+``weight`` 1 is the reranker alone; the shipped reranker's weight was chosen on the dev split
+(``textsearch eval corpora/pairs/dev.jsonl --rerank --calibrate``) and is stored next to it,
+because our reranker alone ranks worse than the tuned bi-encoder but corrects its near misses.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
-from .errors import ModelNotFoundError
+from .errors import InvalidArgumentError, ModelNotFoundError
 from .models import (
     SAFE_LOAD,
     looks_like_path,
@@ -67,22 +72,59 @@ def calibration_spec(name: str) -> str:
     return str(RERANKER_ADAPTER) if name == DEFAULT_RERANKER else name
 
 
+def blend(weight: float, rerank_scores: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+    """The second stage's score: ``weight`` of the reranker's score, the rest the cosine."""
+    return weight * np.asarray(rerank_scores, dtype=np.float64) + (1.0 - weight) * np.asarray(cosines, dtype=np.float64)
+
+
+def check_weight(weight: float) -> float:
+    if not 0.0 <= weight <= 1.0:
+        raise InvalidArgumentError(f"rerank weight {weight} is out of range — give a number from 0 (cosine only) "
+                                   "to 1 (reranker only)")
+    return float(weight)
+
+
 class Reranker:
-    """Scores (query, passage) pairs; higher is more relevant."""
+    """Scores (query, passage) pairs; higher is more relevant. ``weight``: the reranker's share of
+    a reranked hit's score, the rest being its cosine (1: the reranker alone)."""
 
     name: str = "reranker"
+    weight: float = 1.0
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
-        """The hits sorted by reranker score (ties keep the first-stage order); each hit's
-        ``score`` becomes the reranker's and ``dense_score`` keeps the first-stage score."""
+        """The hits sorted by their blended score (ties keep the first-stage order): each hit's
+        ``score`` becomes ``blend(weight, reranker score, cosine)``, ``rerank_score`` the
+        reranker's own and ``dense_score`` the cosine."""
         if not hits:
             return []
         scores = self.score(query, [h.text for h in hits])
-        order = np.argsort(-scores, kind="stable")
-        return [replace(hits[i], score=round(float(scores[i]), 6), dense_score=hits[i].score) for i in order]
+        cosines = np.array([h.score if h.dense_score is None else h.dense_score for h in hits])
+        final = blend(self.weight, scores, cosines)
+        order = np.argsort(-final, kind="stable")
+        return [replace(hits[i], score=round(float(final[i]), 6), rerank_score=round(float(scores[i]), 6),
+                        dense_score=float(cosines[i])) for i in order]
+
+
+class Memoized(Reranker):
+    """Scores each (query, passage) once; its own ``weight``. Choosing a weight or a candidate
+    count ranks the same pairs many times."""
+
+    def __init__(self, inner: Reranker) -> None:
+        self.inner, self.name, self.weight = inner, inner.name, inner.weight
+        self.seen: dict[tuple[str, str], float] = {}
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        return dict(getattr(self.inner, "calibration", {}))
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        todo = [p for p in dict.fromkeys(passages) if (query, p) not in self.seen]
+        if todo:
+            self.seen.update(zip(((query, p) for p in todo), self.inner.score(query, todo).tolist()))
+        return np.asarray([self.seen[(query, p)] for p in passages], dtype=np.float32)
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -118,11 +160,12 @@ def read_prompts(folder: str | Path) -> dict[str, str]:
 
 
 class CrossEncoderReranker(Reranker):
-    """A sentence-transformers CrossEncoder with one output; scores are sigmoid probabilities."""
+    """A sentence-transformers CrossEncoder with one output; scores are sigmoid probabilities.
+    ``weight`` (default: the one calibrated for the reranker, else 1) blends them with the cosine."""
 
     def __init__(
         self, model: str | None = None, *, device: str | None = None, batch_size: int | None = None,
-        max_length: int = 320, show_progress: bool = False,
+        max_length: int = 320, show_progress: bool = False, weight: float | None = None,
     ) -> None:
         import torch
 
@@ -132,10 +175,11 @@ class CrossEncoderReranker(Reranker):
         self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
         self._model = _load(self.path, self.device, max_length)
         self.prompts = read_prompts(self.path)
+        self.weight = check_weight(self.calibration.get("weight", 1.0) if weight is None else weight)
 
     @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
-        """The stored calibration, e.g. ``{"min_score": 0.3}`` (``textsearch eval --rerank --calibrate``)."""
+        """The stored calibration, e.g. ``{"weight": 0.15, "min_score": 0.6}`` (``textsearch eval --rerank --calibrate``)."""
         return read_calibration(calibration_spec(self.name))
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
