@@ -211,3 +211,32 @@ def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -
     assert all(0 <= h.rerank_score <= 1 for h in hits)
     blended = [shipped.weight * r + (1 - shipped.weight) * h.dense_score for r, h in zip(direct, hits)]
     assert [h.score for h in hits] == pytest.approx(blended, abs=1e-5)
+
+
+@pytest.mark.model
+def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    from textsearch import rerank as rerank_module
+    from textsearch import runtime
+    from textsearch.errors import ModelError
+
+    fast, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")
+    assert (fast.runtime, slow.runtime) == ("onnx", "torch")  # ONNX Runtime is the CPU default
+    passages = ["惹人喜欢的孩子", "宝宝的可爱玩具坏了", "明天会下大雨", "a cute baby smiling at everyone in the park"]
+    assert fast.score("可爱的宝宝", passages) == pytest.approx(slow.score("可爱的宝宝", passages).tolist(), abs=1e-4)
+    assert fast.score("可爱的宝宝", []).shape == (0,)
+    info = json.loads((fast._onnx.path.parent / "export.json").read_text(encoding="utf-8"))
+    assert info["kind"] == "reranker" and info["max_score_diff"] <= runtime.MAX_SCORE_DIFF
+    assert fast._model.model.bert.embeddings.word_embeddings.weight.is_meta  # no torch weights held
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no kernel for this graph")
+
+    monkeypatch.setattr(rerank_module, "_CACHE", {})
+    monkeypatch.setattr(runtime, "load_reranker", broken)
+    fallback = CrossEncoderReranker(device="cpu")
+    assert fallback.runtime == "torch" and "ONNX Runtime unavailable" in caplog.text
+    with pytest.raises(ModelError, match="cannot run reranker .*no kernel"):
+        CrossEncoderReranker(device="cpu", runtime="onnx")
+    with pytest.raises(InvalidArgumentError, match="unknown reranker runtime"):
+        CrossEncoderReranker(device="cpu", runtime="fast")

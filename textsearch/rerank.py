@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
-from .errors import InvalidArgumentError, ModelNotFoundError
+from .errors import InvalidArgumentError, ModelError, ModelNotFoundError
 from .models import (
     SAFE_LOAD,
     looks_like_path,
@@ -127,14 +127,18 @@ class Memoized(Reranker):
         return np.asarray([self.seen[(query, p)] for p in passages], dtype=np.float32)
 
 
-_CACHE: dict[tuple[str, str], Any] = {}
+RUNTIMES = ("auto", "torch", "onnx")  # auto: ONNX Runtime on CPU, torch on CUDA
+_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
+_TOKENIZING = threading.Lock()  # one thread at a time in a fast tokenizer ("Already borrowed")
 
 
-def _load(path: str, device: str, max_length: int) -> Any:
-    """One CrossEncoder per (path, device) per process: kept warm between queries."""
+def _load(path: str, device: str, max_length: int, runtime: str, show_progress: bool = False) -> tuple[Any, Any]:
+    """One (CrossEncoder, ONNX forward or None) per (path, device, runtime) per process: kept warm
+    between queries. On ONNX Runtime the CrossEncoder only tokenises."""
+    key = (path, device, runtime)
     with _CACHE_LOCK:
-        if (path, device) not in _CACHE:
+        if key not in _CACHE:
             from sentence_transformers.cross_encoder import CrossEncoder
 
             try:
@@ -146,10 +150,15 @@ def _load(path: str, device: str, max_length: int) -> Any:
                     f"cannot load reranker '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) — "
                     f"give a CrossEncoder folder, or {HOW_TO_TRAIN}"
                 ) from exc
-            if device == "cuda":
+            forward = None
+            if runtime == "onnx":
+                from .runtime import load_reranker
+
+                forward = load_reranker(model, path, show_progress)
+            elif device == "cuda":
                 model.half()
-            _CACHE[(path, device)] = model
-        return _CACHE[(path, device)]
+            _CACHE[key] = (model, forward)
+        return _CACHE[key]
 
 
 def read_prompts(folder: str | Path) -> dict[str, str]:
@@ -165,15 +174,29 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(
         self, model: str | None = None, *, device: str | None = None, batch_size: int | None = None,
-        max_length: int = 320, show_progress: bool = False, weight: float | None = None,
+        max_length: int = 320, show_progress: bool = False, weight: float | None = None, runtime: str = "auto",
     ) -> None:
         import torch
 
+        if runtime not in RUNTIMES:
+            raise InvalidArgumentError(f"unknown reranker runtime '{runtime}' — use one of {', '.join(RUNTIMES)}")
         self.name = model or DEFAULT_RERANKER
         self.path = resolve_reranker(self.name, show_progress)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
-        self._model = _load(self.path, self.device, max_length)
+        self.runtime = "onnx" if runtime == "onnx" or (runtime == "auto" and self.device == "cpu") else "torch"
+        try:
+            self._model, self._onnx = _load(self.path, self.device, max_length, self.runtime, show_progress)
+        except ModelNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - "auto" falls back; an explicit choice fails clearly
+            if runtime != "auto":
+                raise exc if isinstance(exc, ModelError) else ModelError(
+                    f"cannot run reranker '{self.name}' on ONNX Runtime ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}) — use runtime torch") from exc
+            logger.warning("ONNX Runtime unavailable for reranker %s (%s); using torch", self.name, exc)
+            self.runtime = "torch"
+            self._model, self._onnx = _load(self.path, self.device, max_length, "torch")
         self.prompts = read_prompts(self.path)
         self.weight = check_weight(self.calibration.get("weight", 1.0) if weight is None else weight)
 
@@ -187,6 +210,12 @@ class CrossEncoderReranker(Reranker):
             return np.zeros(0, dtype=np.float32)
         q = self.prompts.get("query", "") + query
         p = self.prompts.get("passage", "")
-        scores = self._model.predict([(q, p + text) for text in passages], batch_size=self.batch_size,
-                                     show_progress_bar=False, convert_to_numpy=True)
+        if self._onnx is not None:
+            from .runtime import score_pairs
+
+            return score_pairs(self._model, self._onnx, [q] * len(passages), [p + text for text in passages],
+                               self.batch_size, _TOKENIZING)
+        with _TOKENIZING:  # predict tokenises and runs in one call: the torch path is serial
+            scores = self._model.predict([(q, p + text) for text in passages], batch_size=self.batch_size,
+                                         show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(scores, dtype=np.float32).reshape(-1)

@@ -1,5 +1,5 @@
-"""The encoder's fast CPU path: the model run by ONNX Runtime. The only module that imports
-onnxruntime and onnx.
+"""The fast CPU path of the encoder and the reranker: the model run by ONNX Runtime. The only
+module that imports onnxruntime and onnx.
 
 A sentence-transformers model is exported once into ``cache_dir()/onnx`` and checked there
 against the torch model it came from. The graph holds the whole model (transformer, pooling and
@@ -39,6 +39,7 @@ EXPORT_VERSION = 4  # bump when the export changes: cached exports are then rebu
 OUTLIER_RATIO = 250.0
 MIN_FP32_COSINE = 0.9999
 MIN_INT8_COSINE = 0.98
+MAX_SCORE_DIFF = 1e-3  # a reranker's export: largest difference of a check pair's score to torch
 MARKER = "export.json"
 # Text the export is checked (and int8 calibrated) on: zh and en, short and long, queries and
 # passages; nothing from any evaluation split.
@@ -110,15 +111,35 @@ TOKENS_PER_ROW = 128  # a batch holds at most batch_size × this many tokens, pa
 def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, batch_size: int,
            tokenizing: AbstractContextManager[Any] | None = None) -> np.ndarray:
     """``model.encode(texts, prompt=prompt, normalize_embeddings=True)`` on ONNX Runtime, whose
-    graph holds the whole model (transformer, pooling and what follows). Texts are tokenised
-    once, sorted by token count and batched by a token budget: short texts go batch_size at a
-    time, long ones fewer (attention's memory grows with the square of the length), and each
-    batch pads little. ``tokenizing`` is held while the tokenizer runs."""
+    graph holds the whole model (transformer, pooling and what follows). ``tokenizing`` is held
+    while the tokenizer runs."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     with tokenizing or nullcontext():  # here, once: a fast tokenizer shared between threads can fail ("Already borrowed")
         tokens = model.tokenizer([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length,
                                  return_attention_mask=False)
+    out = _run(forward, tokens, batch_size, model.tokenizer.pad_token_id or 0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+def score_pairs(model: Any, forward: OnnxForward, queries: Sequence[str], passages: Sequence[str],
+                batch_size: int, tokenizing: AbstractContextManager[Any] | None = None) -> np.ndarray:
+    """``CrossEncoder.predict(list(zip(queries, passages)))`` (the sigmoid of its one logit) on
+    ONNX Runtime."""
+    if not len(queries):
+        return np.zeros(0, dtype=np.float32)
+    with tokenizing or nullcontext():
+        tokens = model.tokenizer(list(queries), list(passages), truncation=True, max_length=model.max_length,
+                                 return_attention_mask=False)
+    logits = _run(forward, tokens, batch_size, model.tokenizer.pad_token_id or 0).reshape(-1)
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
+
+def _run(forward: OnnxForward, tokens: Any, batch_size: int, pad: int) -> np.ndarray:
+    """The graph's output for every tokenised text, in order. Texts are sorted by token count and
+    batched by a token budget: short texts go batch_size at a time, long ones fewer (attention's
+    memory grows with the square of the length), and each batch pads little."""
     features = [name for name in forward.inputs if name in tokens]
     lengths = np.array([len(ids) for ids in tokens["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
@@ -128,15 +149,14 @@ def encode(model: Any, forward: OnnxForward, texts: Sequence[str], prompt: str, 
         size = max(1, min(batch_size, batch_size * TOKENS_PER_ROW // int(lengths[order[start]])))
         batches.append(order[start:start + size])
         start += size
-    pad = model.tokenizer.pad_token_id or 0
     padded = [_pad(tokens, features, rows, int(lengths[rows[0]]), pad) for rows in batches]
     out = np.zeros((0, 0), dtype=np.float32)
-    for rows, vectors in zip(batches, forward.map(padded)):
+    for rows, outputs in zip(batches, forward.map(padded)):
+        outputs = outputs.reshape(len(rows), -1)
         if not out.size:
-            out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-        out[rows] = vectors
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
+            out = np.zeros((len(lengths), outputs.shape[1]), dtype=np.float32)
+        out[rows] = outputs
+    return out
 
 
 def _pad(tokens: Any, features: list[str], rows: np.ndarray, width: int, pad: int) -> dict[str, np.ndarray]:
@@ -170,6 +190,42 @@ def load(model: Any, model_path: str, precision: str, show_progress: bool = Fals
                 _export_atomically(model, folder, precision, show_progress)
     model[0].auto_model.to("meta")
     return OnnxForward(folder / "model.onnx")
+
+
+def load_reranker(model: Any, model_path: str, show_progress: bool = False) -> OnnxForward:
+    """A sentence-transformers CrossEncoder exported as ``load`` exports an encoder (fp32; its
+    transformer weights are released once exported); scores with ``score_pairs``."""
+    folder = _export_folder(model_path, "fp32")
+    if not _is_complete(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder.parent / f".{folder.name}.lock"):
+            if not _is_complete(folder):
+                progress(f"exporting the reranker to ONNX (one time, ~10 s) into {folder}", show_progress)
+                with building(folder) as tmp:
+                    _export_reranker(model, tmp)
+    model.model.to("meta")
+    return OnnxForward(folder / "model.onnx")
+
+
+def _export_reranker(model: Any, folder: Path) -> None:
+    """Export, check against torch (scores within MAX_SCORE_DIFF), mark."""
+    start = time.perf_counter()
+    queries, passages = CHECK_TEXTS[:9], CHECK_TEXTS[9:18]
+    reference = np.asarray(model.predict(list(zip(queries, passages)), convert_to_numpy=True,
+                                         show_progress_bar=False), dtype=np.float64).reshape(-1)
+    graph = folder / "raw.onnx"
+    encoded = model.tokenizer(queries[:2], passages[:2], padding=True, return_tensors="pt")
+    _trace(lambda features: model.model(**features).logits, model.model, model.model, encoded, "logits", graph)
+    _save_mapped(graph, folder / "model.onnx")
+    graph.unlink()
+    scores = score_pairs(model, OnnxForward(folder / "model.onnx"), queries, passages, 4)
+    diff = float(np.abs(scores - reference).max())
+    if diff > MAX_SCORE_DIFF:
+        raise ModelError(f"the ONNX export of this reranker does not reproduce it (largest score difference "
+                         f"to torch {diff:.5f}) — use runtime torch")
+    info = {"precision": "fp32", "kind": "reranker", "export_version": EXPORT_VERSION,
+            "max_score_diff": round(diff, 7), "seconds": round(time.perf_counter() - start, 1)}
+    (folder / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
 def _export_folder(model_path: str, precision: str) -> Path:
@@ -246,33 +302,38 @@ def _umask() -> int:
 
 
 def _export_graph(model: Any, path: Path) -> None:
-    """The whole sentence-transformers model (token features in, sentence embedding out) → ONNX,
-    with dynamic batch and length; attention in its plain ("eager") form, which ONNX Runtime
-    fuses when it loads the graph."""
+    """The whole sentence-transformers model (token features in, sentence embedding out) → ONNX."""
+    encoded = model.tokenizer(["query: 你好", "passage: hello world"], padding=True, return_tensors="pt")
+    _trace(lambda features: model(features)["sentence_embedding"], model, model[0].auto_model, encoded,
+           "sentence_embedding", path)
+
+
+def _trace(forward: Any, owner: Any, transformer: Any, encoded: Any, output: str, path: Path) -> None:
+    """``forward(token features)`` of the torch module ``owner`` → ONNX, with dynamic batch and
+    length; the attention of ``transformer`` (a transformers model in ``owner``) in its plain
+    ("eager") form, which ONNX Runtime fuses when it loads the graph."""
     import warnings
 
     import torch
 
-    transformer = model[0].auto_model
-    encoded = model.tokenizer(["query: 你好", "passage: hello world"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
 
     class Forward(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            self.owner = owner  # registered: its weights become the graph's initializers
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.model(dict(zip(names, inputs)))["sentence_embedding"]
+            return forward(dict(zip(names, inputs)))
 
     attention = transformer.config._attn_implementation
     transformer.set_attn_implementation("eager")
     try:
-        axes = {**{n: {0: "batch", 1: "tokens"} for n in names}, "sentence_embedding": {0: "batch"}}
+        axes = {**{n: {0: "batch", 1: "tokens"} for n in names}, output: {0: "batch"}}
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic axes cover
             torch.onnx.export(Forward().eval(), tuple(encoded[n] for n in names), str(path),
-                              input_names=names, output_names=["sentence_embedding"], dynamic_axes=axes,
+                              input_names=names, output_names=[output], dynamic_axes=axes,
                               opset_version=17, dynamo=False)
     finally:
         transformer.set_attn_implementation(attention)
