@@ -10,6 +10,7 @@ Prints tables and writes JSON (benchmarks/results/rerank-<device>.json by defaul
 
     python benchmarks/bench_rerank.py                       # CPU (or the GPU when there is one)
     python benchmarks/bench_rerank.py --rerank-model models/reranker --device cpu
+    python benchmarks/bench_rerank.py --runtime torch --skip-quality   # the torch path's latency
 """
 
 from __future__ import annotations
@@ -94,16 +95,21 @@ def main() -> None:
     parser.add_argument("--candidates", default="10,20,30,50", help="for quality")
     parser.add_argument("--latency-candidates", default="10,20,50,100")
     parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--runtime", default="auto", help="the reranker's: auto (ONNX Runtime on CPU), torch, onnx")
+    parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     candidates = [int(c) for c in args.candidates.split(",")]
     encoder = SentenceTransformerEncoder(device=args.device)
-    reranker = CrossEncoderReranker(args.rerank_model, device=args.device, weight=args.rerank_weight)
-    print(f"reranker {reranker.name} (weight {reranker.weight:g}) on {reranker.device}, encoder {encoder.name}",
-          flush=True)
+    reranker = CrossEncoderReranker(args.rerank_model, device=args.device, weight=args.rerank_weight,
+                                    runtime=args.runtime)
+    print(f"reranker {reranker.name} (weight {reranker.weight:g}) on {reranker.device} ({reranker.runtime}), "
+          f"encoder {encoder.name}", flush=True)
 
-    result = {"reranker": reranker.name, "weight": reranker.weight, "device": reranker.device, "machine": platform.processor() or platform.machine(),
-              "quality": quality(encoder, reranker, candidates, [s for s in args.splits.split(",") if s])}
+    result = {"reranker": reranker.name, "weight": reranker.weight, "device": reranker.device,
+              "runtime": reranker.runtime, "machine": platform.processor() or platform.machine()}
+    if not args.skip_quality:
+        result["quality"] = quality(encoder, reranker, candidates, [s for s in args.splits.split(",") if s])
     queries = [json.loads(line)["query"] for line in (ROOT / "corpora/demo_queries.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         index = Index.create(Path(tmp) / "demo", encoder=encoder)
@@ -113,8 +119,9 @@ def main() -> None:
         passages = [h.text for h in index.search("我们周末去哪里玩", k=100, group=False, min_score=-1.0)]
         index.close()
     result["throughput_pairs_per_s"] = round(throughput(reranker, passages, "我们周末去哪里玩"), 1)
-    print(f"throughput: {result['throughput_pairs_per_s']} pairs/s ({reranker.device}, {len(passages)} demo passages)")
-    out = Path(args.out or ROOT / f"benchmarks/results/rerank-{reranker.device}.json")
+    print(f"throughput: {result['throughput_pairs_per_s']} pairs/s ({reranker.device}, {reranker.runtime}, "
+          f"{len(passages)} demo passages)")
+    out = Path(args.out or ROOT / f"benchmarks/results/rerank-{reranker.device}-{reranker.runtime}.json")
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
 

@@ -279,11 +279,11 @@ def evaluate_retrieval(
     rankings: list[list[int]] = []
     for start in range(0, len(queries), 1024):
         scores = queries[start : start + 1024] @ docs.T
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth].tolist()
         if reranker is not None:
             top = [_reranked(reranker, ir.queries[start + i], ranked, row[ranked], ir.corpus, candidates)
-                   for i, (ranked, row) in enumerate(zip(top.tolist(), scores))]
-        rankings += [list(r) for r in top]
+                   for i, (ranked, row) in enumerate(zip(top, scores))]
+        rankings += top
     return {**ranking_metrics(rankings, ir.relevant, ks), "n_corpus": len(ir.corpus)}
 
 
