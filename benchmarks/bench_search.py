@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--filter-docs", type=int, default=50_000)
     parser.add_argument("--skip-modes", action="store_true")
     parser.add_argument("--skip-rerank", action="store_true")
+    parser.add_argument("--skip-filters", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/search.json"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -158,7 +159,8 @@ def main() -> None:
                 result["no_match"] = {"recall only": no_match(index, rerank=False)}
                 if not args.skip_rerank:
                     result["no_match"]["rerank"] = no_match(index, rerank=True)
-        result["filters"] = filters(args.filter_docs, Path(tmp))
+        if not args.skip_filters:
+            result["filters"] = filters(args.filter_docs, Path(tmp))
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -170,7 +170,7 @@ def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "MRR@10 by rerank weight" in result.output and "calibrated: rerank weight" in result.output
     stored = json.loads((out / "textsearch_calibration.json").read_text(encoding="utf-8"))
-    assert 0 <= stored["weight"] <= 1 and "min_score" in stored
+    assert 0 <= stored["weight"] <= 1 and "min_score" not in stored  # "no match" stays the cosine's
     assert CrossEncoderReranker(str(out), device="cpu").weight == stored["weight"]
     assert CrossEncoderReranker(str(out), device="cpu", weight=0.25).weight == 0.25
 

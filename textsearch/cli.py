@@ -467,7 +467,7 @@ def eval_cmd(
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
     rerank_weight: Optional[float] = RerankWeightOpt,
     calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's min-score threshold (with --rerank: "
-                                   "the reranker's weight chosen on the file, and its threshold)."),
+                                   "the reranker's weight, chosen on the file)."),
     runtime: Optional[str] = RuntimeOpt,
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
@@ -503,7 +503,8 @@ def eval_cmd(
 
 
 def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optional[str], reranker: Any) -> str:
-    """Store the "no confident match" threshold measured on the pair file with the model."""
+    """Store the "no confident match" threshold measured on the pair file with the model, or with
+    a reranker its weight chosen on the file."""
     from .evaluate import MAX_REFUSED
     from .models import write_calibration
     from .rerank import calibration_spec
@@ -511,16 +512,17 @@ def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optio
     found = results.get("results", {}).get("classification")
     if pairs_file is None or not found:
         raise InvalidArgumentError("--calibrate needs a pairs file with positive and negative pairs")
-    spec = calibration_spec(reranker.name) if reranker is not None else model
+    if reranker is not None:  # its weight only: "no confident match" stays the bi-encoder's cosine threshold
+        data = {"weight": reranker.weight, "pairs_file": str(pairs_file),
+                "rule": f"the rerank weight of best MRR@10 on the file (top {results['candidates']} candidates; "
+                        "ties: the lowest)"}
+        path = write_calibration(calibration_spec(reranker.name), data)
+        return f"calibrated: rerank weight {reranker.weight:g} written to {path}"
     data = {"min_score": round(found["min_score"], 4), "pairs_file": str(pairs_file),
             "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs score below min_score",
             "best_accuracy_threshold": round(found["threshold"], 4)}
-    if reranker is not None:
-        data = {"weight": reranker.weight, **data, "weight_rule": "the rerank weight of best MRR@10 on the file "
-                f"(top {results.get('candidates', DEFAULT_CANDIDATES)} candidates; ties: the lowest)"}
-    path = write_calibration(spec, data)
-    weight = f"rerank weight {reranker.weight:g}, " if reranker is not None else ""
-    return f"calibrated: {weight}min_score {data['min_score']} written to {path}"
+    path = write_calibration(model, data)
+    return f"calibrated: min_score {data['min_score']} written to {path}"
 
 
 def main() -> None:

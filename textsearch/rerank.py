@@ -202,7 +202,8 @@ class CrossEncoderReranker(Reranker):
 
     @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
-        """The stored calibration, e.g. ``{"weight": 0.15, "min_score": 0.6}`` (``textsearch eval --rerank --calibrate``)."""
+        """The stored calibration, e.g. ``{"weight": 0.15}`` (``textsearch eval --rerank --calibrate``); a
+        ``min_score`` there (written by hand) would judge the blended score."""
         return read_calibration(calibration_spec(self.name))
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
