@@ -133,6 +133,14 @@ def test_cli_query_with_a_missing_reranker_fails_clearly(tmp_path: Path, real_en
     assert "textsearch train-reranker" in result.output and "Traceback" not in result.output
 
 
+def test_cli_rerank_weight_out_of_range_is_one_clear_error(tmp_path: Path, encoder) -> None:
+    Index.create(tmp_path / "idx", encoder=encoder).close()
+    for command in (["query", "cat", "--index", str(tmp_path / "idx")], ["eval", str(tmp_path / "pairs.jsonl")]):
+        result = CliRunner().invoke(app, [*command, "--rerank", "--rerank-weight", "1.5"])
+        assert result.exit_code != 0
+        assert "rerank weight 1.5 is out of range" in result.output and "Traceback" not in result.output
+
+
 # --- real models --------------------------------------------------------------------------------
 BASE = "all-MiniLM-L6-v2"
 TRIPLES = ANIMALS  # the training tests' six (anchor, positive, negative) triples

@@ -435,7 +435,8 @@ class Index:
         confident match"."""
         return self.search_many(
             [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
-            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score, include_low_confidence=include_low_confidence, rrf_k=rrf_k,
+            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score,
+            include_low_confidence=include_low_confidence, rrf_k=rrf_k,
         )[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:

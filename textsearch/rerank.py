@@ -180,6 +180,8 @@ class CrossEncoderReranker(Reranker):
 
         if runtime not in RUNTIMES:
             raise InvalidArgumentError(f"unknown reranker runtime '{runtime}' — use one of {', '.join(RUNTIMES)}")
+        if weight is not None:
+            check_weight(weight)  # before the model loads
         self.name = model or DEFAULT_RERANKER
         self.path = resolve_reranker(self.name, show_progress)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
