@@ -8,7 +8,6 @@ run by torch or, on CPU, by ONNX Runtime (``runtime.py``). Tests and other apps 
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from functools import cached_property
@@ -26,8 +25,7 @@ from .models import (
     read_calibration,
     resolve_model,
 )
-
-logger = logging.getLogger(__name__)
+from .runtime import load_or_fall_back
 
 PROBE_TEXT = "textsearch probe — 可爱的宝宝 and a cute baby."
 # How the transformer runs. "auto": ONNX Runtime fp32 on CPU (torch's vectors, faster; torch
@@ -149,19 +147,10 @@ class SentenceTransformerEncoder(Encoder):
         self.path = resolve_model(self.name, show_progress=show_progress)
         self.device = device or _best_device()
         self.batch_size = batch_size or (256 if self.device == "cuda" else 32)  # 32: as fast as 64 on CPU, half the memory
-        self.runtime = self._runtime(runtime)
-        try:
-            self._model, self._onnx = _load(self.path, self.device, self.runtime, show_progress)
-        except ModelNotFoundError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - "auto" falls back; an explicit choice fails clearly
-            if runtime != "auto":
-                raise exc if isinstance(exc, ModelError) else ModelError(
-                    f"cannot run '{self.name}' on ONNX Runtime ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}) — use --runtime torch") from exc
-            logger.warning("ONNX Runtime unavailable for %s (%s); using torch", self.name, exc)
-            self.runtime = "torch"
-            self._model, self._onnx = _load(self.path, self.device)
+        chosen = self._runtime(runtime)
+        (self._model, self._onnx), self.runtime = load_or_fall_back(
+            f"'{self.name}'", runtime, chosen, lambda: _load(self.path, self.device, chosen, show_progress),
+            lambda: _load(self.path, self.device), "use --runtime torch")
         dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
             self._model, "get_sentence_embedding_dimension"
         )

@@ -15,7 +15,6 @@ because our reranker alone ranks worse than the tuned bi-encoder but corrects it
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
-from .errors import InvalidArgumentError, ModelError, ModelNotFoundError
+from .errors import InvalidArgumentError, ModelNotFoundError
 from .models import (
     SAFE_LOAD,
     looks_like_path,
@@ -34,11 +33,10 @@ from .models import (
     read_calibration,
     refuse_pickle_weights,
 )
+from .runtime import load_or_fall_back
 
 if TYPE_CHECKING:
     from .index import Hit
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_RERANKER = "zh-en-reranker"
 RERANKER_ADAPTER = Path(__file__).parent / "data" / DEFAULT_RERANKER
@@ -186,19 +184,11 @@ class CrossEncoderReranker(Reranker):
         self.path = resolve_reranker(self.name, show_progress)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
-        self.runtime = "onnx" if runtime == "onnx" or (runtime == "auto" and self.device == "cpu") else "torch"
-        try:
-            self._model, self._onnx = _load(self.path, self.device, max_length, self.runtime, show_progress)
-        except ModelNotFoundError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - "auto" falls back; an explicit choice fails clearly
-            if runtime != "auto":
-                raise exc if isinstance(exc, ModelError) else ModelError(
-                    f"cannot run reranker '{self.name}' on ONNX Runtime ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}) — use runtime torch") from exc
-            logger.warning("ONNX Runtime unavailable for reranker %s (%s); using torch", self.name, exc)
-            self.runtime = "torch"
-            self._model, self._onnx = _load(self.path, self.device, max_length, "torch")
+        chosen = "onnx" if runtime == "onnx" or (runtime == "auto" and self.device == "cpu") else "torch"
+        (self._model, self._onnx), self.runtime = load_or_fall_back(
+            f"reranker '{self.name}'", runtime, chosen,
+            lambda: _load(self.path, self.device, max_length, chosen, show_progress),
+            lambda: _load(self.path, self.device, max_length, "torch"), "use runtime torch")
         self.prompts = read_prompts(self.path)
         self.weight = check_weight(self.calibration.get("weight", 1.0) if weight is None else weight)
 

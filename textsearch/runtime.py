@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModelNotFoundError
 from .models import building, cache_dir, file_lock, progress
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,24 @@ CHECK_TEXTS = [
     "I broke my phone screen yesterday and the repair shop says it will take a week.",
     "ok", "Mixed 中文 and English in one line, 混合在一起。", "1234 5678",
 ]
+
+
+def load_or_fall_back(what: str, asked: str, chosen: str, load: Callable[[], Any], load_torch: Callable[[], Any],
+                      hint: str) -> tuple[Any, str]:
+    """``(load(), chosen)``. When ``chosen`` is an ONNX runtime and loading fails: under ``auto``
+    (what was ``asked``) ``(load_torch(), "torch")`` with a warning, else one clear ModelError
+    ending in ``hint``. A model that cannot be found fails either way."""
+    try:
+        return load(), chosen
+    except Exception as exc:  # "auto" falls back; an explicit choice fails clearly
+        if chosen == "torch" or isinstance(exc, ModelNotFoundError):
+            raise
+        if asked != "auto":
+            raise exc if isinstance(exc, ModelError) else ModelError(
+                f"cannot run {what} on ONNX Runtime ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}) — {hint}") from exc
+        logger.warning("ONNX Runtime unavailable for %s (%s); using torch", what, exc)
+        return load_torch(), "torch"
 
 
 def precision_of(runtime: str) -> str:
