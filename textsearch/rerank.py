@@ -114,10 +114,6 @@ class Memoized(Reranker):
         self.inner, self.name, self.weight = inner, inner.name, inner.weight
         self.seen: dict[tuple[str, str], float] = {}
 
-    @property
-    def calibration(self) -> dict[str, Any]:
-        return dict(getattr(self.inner, "calibration", {}))
-
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         todo = [p for p in dict.fromkeys(passages) if (query, p) not in self.seen]
         if todo:

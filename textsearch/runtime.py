@@ -201,11 +201,7 @@ def load(model: Any, model_path: str, precision: str, show_progress: bool = Fals
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}' — use one of {', '.join(PRECISIONS)}")
     folder = _export_folder(model_path, precision)
-    if not _is_complete(folder):
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(folder.parent / f".{folder.name}.lock"):
-            if not _is_complete(folder):
-                _export_atomically(model, folder, precision, show_progress)
+    _export_once(folder, lambda: _export_atomically(model, folder, precision, show_progress))
     model[0].auto_model.to("meta")
     return OnnxForward(folder / "model.onnx")
 
@@ -214,15 +210,25 @@ def load_reranker(model: Any, model_path: str, show_progress: bool = False) -> O
     """A sentence-transformers CrossEncoder exported as ``load`` exports an encoder (fp32; its
     transformer weights are released once exported); scores with ``score_pairs``."""
     folder = _export_folder(model_path, "fp32")
+
+    def export() -> None:
+        progress(f"exporting the reranker to ONNX (one time, ~10 s) into {folder}", show_progress)
+        with building(folder) as tmp:
+            _export_reranker(model, tmp)
+
+    _export_once(folder, export)
+    model.model.to("meta")
+    return OnnxForward(folder / "model.onnx")
+
+
+def _export_once(folder: Path, export: Callable[[], None]) -> None:
+    """Run ``export()`` unless ``folder`` holds a complete export; under the folder's lock, so
+    that processes sharing the cache export once."""
     if not _is_complete(folder):
         folder.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(folder.parent / f".{folder.name}.lock"):
             if not _is_complete(folder):
-                progress(f"exporting the reranker to ONNX (one time, ~10 s) into {folder}", show_progress)
-                with building(folder) as tmp:
-                    _export_reranker(model, tmp)
-    model.model.to("meta")
-    return OnnxForward(folder / "model.onnx")
+                export()
 
 
 def _export_reranker(model: Any, folder: Path) -> None:
