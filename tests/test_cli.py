@@ -70,7 +70,7 @@ def test_query_finds_the_paraphrase(run, built: Path) -> None:
     result = run("query", "可爱的宝宝", "-k", "3", "--min-score", "-1")  # ranking only: no threshold
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["#", "score", "document", "text"]
+    assert lines[0].split() == ["#", "score", "margin", "document", "text"]
     top3 = " ".join(lines[1:4])
     assert "kids/neighbour.txt" in top3
 
@@ -81,7 +81,7 @@ def test_query_json_lines_have_hit_fields(run, built: Path) -> None:
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(hits) == 2
     assert set(hits[0]) == {"doc_id", "score", "text", "metadata", "passage", "passages", "start", "end",
-                            "dense_score", "low_confidence", "rerank_score", "label"}
+                            "dense_score", "low_confidence", "rerank_score", "margin", "label"}
     assert -1.0 <= hits[1]["score"] <= hits[0]["score"] <= 1.0
 
 
@@ -99,7 +99,7 @@ def test_info_and_list(run, built: Path) -> None:
     assert info.exit_code == 0, info.output
     assert "documents   6" in info.stdout and "dimension 384" in info.stdout
     data = json.loads(run("info", "--json").stdout)
-    assert data["documents"] == 6 and data["model"] == "zh-en-tuned"
+    assert data["documents"] == 6 and data["model"] == "multilingual-e5-small"
     assert run("list").stdout.strip() == "mini"
 
 
@@ -134,7 +134,7 @@ def test_missing_and_empty_corpus(run, tmp_path: Path) -> None:
 def test_another_model_is_refused(run, built: Path, tmp_path: Path) -> None:
     result = run("index", str(built), "--model", "all-MiniLM-L6-v2")
     assert result.exit_code == 1
-    assert "was built with model 'zh-en-tuned'" in result.stderr
+    assert "was built with model 'multilingual-e5-small'" in result.stderr
     assert "documents   6" in run("info").stdout  # the index is untouched
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import VOCAB, HashEncoder, KeywordEncoder
 
+from textsearch import confidence
 from textsearch.ann import ANN_FILE
 from textsearch.check import check, repair
 from textsearch.errors import (
@@ -32,6 +33,11 @@ R2 = 0.707107  # 1 / sqrt(2), rounded to 6 places as Hit.score is
 
 def hits(index: Index, query: str, k: int = 10, **kw) -> list[tuple[str, float]]:
     return [(h.doc_id, h.score) for h in index.search(query, k, **kw)]
+
+
+def level(index: Index, query: str) -> float:
+    """The query's background level (confidence.py), computed here the way search does."""
+    return float(confidence.levels(index.encoder.encode_queries([query]), index.background)[0])
 
 
 def positive(index: Index, query: str, k: int = 10, **kw) -> list[tuple[str, float]]:
@@ -83,6 +89,7 @@ def test_hit_carries_text_metadata_and_offsets(index: Index) -> None:
         passages=1,
         start=0,
         end=3,
+        margin=round(1.0 - level(index, "cat"), 6),  # the cosine minus the query's background level
         label=2,  # the third passage added
     )
     assert hit.to_dict()["doc_id"] == "c"
@@ -650,11 +657,11 @@ def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, mon
     import textsearch.index as index_module
 
     class FailsThirdBatch(HashEncoder):
-        calls = 0  # call 1 is the probe Index.create records
+        calls = 0  # calls 1 and 2 are the probe and the background Index.create records
 
         def encode_passages(self, texts, show_progress=False):  # type: ignore[no-untyped-def]
             self.calls += 1
-            if self.calls == 4:
+            if self.calls == 5:
                 raise RuntimeError("out of memory")
             return super().encode_passages(texts, show_progress)
 

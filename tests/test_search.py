@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KeywordEncoder
-from textsearch import Hit, Index
+from textsearch import Hit, Index, confidence
 from textsearch import search as search_module
 from textsearch.errors import InvalidArgumentError
 from textsearch.search import fuse
 
 
 class CalibratedEncoder(KeywordEncoder):
-    calibration = {"min_score": 0.5}
+    calibration = {"min_margin": 0.5}
 
 
 @pytest.fixture
@@ -108,8 +108,14 @@ def test_min_score_leaves_out_or_marks_low_confidence_hits(idx: Index) -> None:
 def test_calibrated_threshold_is_the_default(tmp_path: Path) -> None:
     idx = Index.create(tmp_path / "cal", encoder=CalibratedEncoder())
     idx.add([{"id": "c", "text": "cat"}, {"id": "d", "text": "dog"}])
-    assert ids(idx.search("cat")) == ["c"]  # dog: cosine 0 < 0.5
-    assert ids(idx.search("cat", min_score=0.0)) == ["c", "d"]  # an explicit threshold wins
+    # margin = cosine − the query's background level, which is under 0.5 for "cat" here
+    level = float(confidence.levels(idx.encoder.encode_queries(["cat"]), idx.background)[0])
+    assert 0.0 <= level < 0.5
+    assert ids(idx.search("cat")) == ["c"]  # cat: margin 1 − level ≥ 0.5; dog: 0 − level < 0.5
+    assert [h.margin for h in idx.search("cat", include_low_confidence=True)] == [
+        round(1.0 - level, 6), round(-level, 6)]
+    assert ids(idx.search("cat", min_score=0.0)) == ["c", "d"]  # an explicit cosine threshold wins
+    assert ids(idx.search("cat", min_margin=-1.0)) == ["c", "d"]  # and so does an explicit margin
 
 
 class CountingEncoder(KeywordEncoder):

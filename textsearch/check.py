@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .ann import ANN_FILE, AnnIndex
+from .confidence import INDEX_FILE as BACKGROUND_FILE
 from .config import CONFIG_FILE, IndexConfig, is_index_dir
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
@@ -27,7 +28,8 @@ from .graphfile import recorded, replay, write_lock
 from .index import Index
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
-LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp")
+LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp",
+             BACKGROUND_FILE + ".tmp")
 SAMPLE = 20  # stored passages searched for in the graph: each must be among its own 10 nearest
 NORM_TOLERANCE = 1e-3  # stored vectors are unit length
 

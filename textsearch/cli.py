@@ -151,7 +151,8 @@ def query_cmd(
     rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
     rerank_weight: Optional[float] = RerankWeightOpt,
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Confidence threshold (default: the calibrated one)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Judge hits by this cosine instead of their margin."),
+    min_margin: Optional[float] = typer.Option(None, "--min-margin", help="Least margin of a confident hit (default: the model's)."),
     show_low: bool = typer.Option(False, "--show-low", help="Also show hits under the threshold, marked 'low'."),
     rrf_k: int = typer.Option(RRF_K, "--rrf-k", help="Reciprocal rank fusion constant (hybrid)."),
     indexes: str = IndexesOpt,
@@ -169,7 +170,7 @@ def query_cmd(
         with Index.open(resolve_index(index, indexes), model) as idx:
             hits = idx.search(text, k=k, mode=mode, filter=filter, group=not passages, ef=ef, rerank=rerank,
                               rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
-                              min_score=min_score,
+                              min_score=min_score, min_margin=min_margin,
                               include_low_confidence=show_low, rrf_k=rrf_k)
             empty = idx.count() == 0
     except TextsearchError as exc:
@@ -207,12 +208,13 @@ def _clip(text: str, width: int) -> str:
 def _hits_table(hits: list[Hit]) -> str:
     ids = [h.doc_id + (f" [{h.passage + 1}/{h.passages}]" if h.passages > 1 else "") for h in hits]
     id_width = min(max(_width(i) for i in ids), 40)
-    lines = [f"{'#':>2}  {'score':>6}  {'document':<{id_width}}  text"]
+    lines = [f"{'#':>2}  {'score':>6}  {'margin':>6}  {'document':<{id_width}}  text"]
     for rank, (hit, doc) in enumerate(zip(hits, ids), 1):
         doc = _clip(doc, id_width + 1) if _width(doc) > id_width else doc
         pad = " " * (id_width - _width(doc))
         low = "  (low)" if hit.low_confidence else ""
-        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {doc}{pad}  {_clip(hit.text, 70)}{low}")
+        margin = f"{hit.margin:>+6.3f}" if hit.margin is not None else f"{'':>6}"
+        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {margin}  {doc}{pad}  {_clip(hit.text, 70)}{low}")
     return "\n".join(lines)
 
 
@@ -430,8 +432,8 @@ def train_reranker_cmd(
     epochs: float = typer.Option(2.0),
     batch_size: int = typer.Option(16),
     lr: float = typer.Option(1e-3),
-    base: Optional[str] = typer.Option(None, "--base", help="Backbone to start from (default: the default model)."),
-    miner: Optional[str] = typer.Option(None, "--miner", help="Bi-encoder that mines negatives (default: the default model)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Backbone to start from (default: zh-en-tuned)."),
+    miner: Optional[str] = typer.Option(None, "--miner", help="Bi-encoder that mines negatives (default: zh-en-tuned)."),
     seed: int = typer.Option(0),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -466,8 +468,10 @@ def eval_cmd(
     rerank_model: Optional[str] = typer.Option(None, "--rerank-model", help="Reranker folder (default: the shipped one)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", help="First-stage hits to rerank."),
     rerank_weight: Optional[float] = RerankWeightOpt,
-    calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's min-score threshold (with --rerank: "
+    calibrate: bool = typer.Option(False, "--calibrate", help="Store the model's min-margin (with --rerank: "
                                    "the reranker's weight, chosen on the file)."),
+    heldout: bool = typer.Option(False, "--heldout", help="Every held-out split under corpora/ (from a checkout): "
+                                 "the model and --baseline side by side, as one table."),
     runtime: Optional[str] = RuntimeOpt,
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
@@ -480,6 +484,8 @@ def eval_cmd(
     from .rerank import CrossEncoderReranker
 
     _setup_logging(True)
+    if heldout:
+        return _heldout_table(model, baseline, runtime, as_json)
     try:
         if index or queries:
             with Index.open(resolve_index(index, indexes)) as idx:
@@ -493,13 +499,25 @@ def eval_cmd(
             reranker = (CrossEncoderReranker(rerank_model, weight=rerank_weight) if rerank or rerank_model
                         else None)
             results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker, candidates=candidates,
-                                    runtime=runtime or "auto", choose_weight=calibrate and rerank_weight is None)
+                                    runtime=runtime or "auto", choose_weight=calibrate and rerank_weight is None,
+                                    margins=calibrate)
         note = _calibrate(results, pairs_file, model, reranker) if calibrate else ""
     except TextsearchError as exc:
         _fail(exc)
     typer.echo(json.dumps(results, ensure_ascii=False, indent=2) if as_json else format_table(results))
     if note:
         typer.echo(note, err=as_json)
+
+
+def _heldout_table(model: Optional[str], baseline: Optional[str], runtime: Optional[str], as_json: bool) -> None:
+    from .quality import report, table
+
+    try:
+        reports = [report(m, runtime=runtime or "auto", log=lambda line: typer.echo(line, err=True))
+                   for m in ([baseline] if baseline else []) + [model]]
+    except TextsearchError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(reports, ensure_ascii=False, indent=2) if as_json else table(reports))
 
 
 def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optional[str], reranker: Any) -> str:
@@ -518,11 +536,11 @@ def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optio
                         "ties: the lowest)"}
         path = write_calibration(calibration_spec(reranker.name), data)
         return f"calibrated: rerank weight {reranker.weight:g} written to {path}"
-    data = {"min_score": round(found["min_score"], 4), "pairs_file": str(pairs_file),
-            "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs score below min_score",
+    data = {"min_margin": round(found["min_margin"], 4), "pairs_file": str(pairs_file),
+            "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs have a margin below min_margin",
             "best_accuracy_threshold": round(found["threshold"], 4)}
     path = write_calibration(model, data)
-    return f"calibrated: min_score {data['min_score']} written to {path}"
+    return f"calibrated: min_margin {data['min_margin']} written to {path}"
 
 
 def main() -> None:

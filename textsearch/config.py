@@ -11,6 +11,9 @@ from typing import Any
 from .errors import IndexCorruptError
 
 CONFIG_FILE = "textsearch.json"
+# Passages of at most 128 tokens: a fact inside a long document is found twice as often as with
+# 256 (docs/quality.md, "Long documents"); documents of one passage are unaffected
+PASSAGE_TOKENS = 128
 FORMAT_VERSION = 1
 
 
@@ -31,7 +34,7 @@ class IndexConfig:
     M: int = 16
     ef_construction: int = 200
     ef: int = 400
-    max_passage_tokens: int = 256
+    max_passage_tokens: int = PASSAGE_TOKENS
     overlap_tokens: int = 32
     max_file_bytes: int = 10_000_000
     format_version: int = FORMAT_VERSION

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .confidence import DEFAULT_MIN_MARGIN
 from .errors import ModelError, ModelNotFoundError
 from .models import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
     SAFE_LOAD,
-    TUNED_MODEL,
+    SHIPPED_ADAPTERS,
     quiet_transformers,
     read_calibration,
     resolve_model,
@@ -118,7 +119,7 @@ def _sentence_transformer(path: str, device: str, weights: bool = True) -> Any:
             model = SentenceTransformer(path, device=device if weights else None,  # device_map decides
                                         trust_remote_code=False, model_kwargs=options)
     except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
-        names = ", ".join([TUNED_MODEL, *BUILTIN_MODELS])
+        names = ", ".join([*SHIPPED_ADAPTERS, *BUILTIN_MODELS])
         raise ModelNotFoundError(
             f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
             f"— give a sentence-transformers folder, a builtin name ({names}), "
@@ -168,8 +169,9 @@ class SentenceTransformerEncoder(Encoder):
 
     @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
-        """The model's stored calibration, e.g. ``{"min_score": 0.62}`` (``textsearch eval --calibrate``)."""
-        return read_calibration(self.name)
+        """The model's confidence rule: ``min_margin`` (``confidence.py``), the one ``textsearch eval
+        --calibrate`` stored for the model, else ``DEFAULT_MIN_MARGIN``."""
+        return {"min_margin": DEFAULT_MIN_MARGIN, **read_calibration(self.name)}
 
     def _prompt_name(self, *candidates: str) -> str | None:
         return next((c for c in candidates if c in self.prompts), None)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import confidence
 from .encoder import Encoder
 from .errors import InvalidArgumentError
 from .rerank import DEFAULT_CANDIDATES, Memoized, Reranker, blend
@@ -340,11 +341,19 @@ def refusal_threshold(scores: Sequence[float], labels: Sequence[int], max_refuse
     return float(positives[int(np.floor(max_refused * len(positives)))])
 
 
-def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row]) -> dict[str, float]:
-    """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold."""
+def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row], margins: bool = False) -> dict[str, float]:
+    """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold; with
+    ``margins``, also ``min_margin``: the confidence rule (``confidence.py``) under which at most
+    5% of the positive pairs fall."""
     items = labeled_pairs(rows)
     encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
-    return _classification(_pair_cosines(encoder, items).tolist(), [x[2] for x in items])
+    cosines = _pair_cosines(encoder, items)
+    labels = [x[2] for x in items]
+    report = _classification(cosines.tolist(), labels)
+    if margins:
+        level = confidence.levels(encoder.encode_queries([x[0] for x in items]), confidence.embed(encoder))
+        report["min_margin"] = refusal_threshold((cosines - level).tolist(), labels)
+    return report
 
 
 def _classification(scores: list[float], labels: list[int]) -> dict[str, float]:
@@ -376,16 +385,16 @@ def evaluate_reranker_classification(reranker: Reranker, rows: Iterable[Row], en
 def evaluate_pairs(
     encoder: Encoder, pairs: PairSet | Sequence[Row], distractors: Sequence[str] = (),
     ks: Sequence[int] = KS, *, show_progress: bool = False, reranker: Reranker | None = None,
-    candidates: int = DEFAULT_CANDIDATES,
+    candidates: int = DEFAULT_CANDIDATES, margins: bool = False,
 ) -> dict[str, Any]:
-    """Retrieval overall and per language, plus ``classification`` when both labels occur; with a
-    reranker, ranking and classification are the reranker's."""
+    """Retrieval overall and per language, plus ``classification`` when both labels occur (with
+    ``margins``, its ``min_margin`` too); with a reranker, ranking and classification are the reranker's."""
     rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
     cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder, show_progress)
     report = evaluate_by_group(cached, rows, distractors, ks, reranker=reranker, candidates=candidates)
     if len({label for *_, label in labeled_pairs(rows)}) == 2:
         report["classification"] = (evaluate_reranker_classification(reranker, rows, cached) if reranker
-                                    else evaluate_pair_classification(cached, rows))
+                                    else evaluate_pair_classification(cached, rows, margins))
     return report
 
 
@@ -410,7 +419,7 @@ def evaluate_file(
     path: str | os.PathLike[str], model: str | None = None, *, baseline: str | None = None,
     encoder: Encoder | None = None, baseline_encoder: Encoder | None = None,
     reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES, show_progress: bool = False,
-    runtime: str = "auto", choose_weight: bool = False,
+    runtime: str = "auto", choose_weight: bool = False, margins: bool = False,
 ) -> dict[str, Any]:
     """`textsearch eval`: a model (default: the default model, on ``runtime``) on a pair file, and
     optionally a baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
@@ -427,7 +436,8 @@ def evaluate_file(
         memo.weight = reranker.weight
         reranker = memo
     result: dict[str, Any] = {"file": str(path), "format": pairs.format, "model": tuned.name,
-                              "results": evaluate_pairs(tuned, pairs, reranker=reranker, candidates=candidates)}
+                              "results": evaluate_pairs(tuned, pairs, reranker=reranker, candidates=candidates,
+                                                        margins=margins and reranker is None)}
     if reranker is not None:
         result.update(model=f"{tuned.name} + rerank {reranker.name} (top {candidates}, weight {reranker.weight:g})",
                       baseline=f"{tuned.name}, recall only", baseline_results=evaluate_pairs(tuned, pairs),
@@ -489,8 +499,9 @@ def evaluate_index(
     index: Index, queries: str | os.PathLike[str], qrels: str | os.PathLike[str] | None = None,
     k: int = 10, *, reranker: Reranker | None = None, candidates: int = DEFAULT_CANDIDATES,
 ) -> dict[str, Any]:
-    """Search a built index with each judged query: Recall@1/5…/k, MRR@k, nDCG@k by doc id; with a
-    reranker, recall only (as the baseline) against recall + rerank.
+    """Search a built index with each judged query: Recall@1/5…/k, MRR@k, nDCG@k by doc id (of the
+    ranking: hits under the confidence rule count too); with a reranker, recall only (as the
+    baseline) against recall + rerank.
 
     ``queries``: JSONL ``{"id", "text"}`` (or ``"query"``) with a qrels file (JSONL
     ``query_id, doc_id, relevance`` or TSV), or JSONL ``{"query", "relevant": [doc ids]}`` alone."""
@@ -516,8 +527,8 @@ def evaluate_index(
     ks = sorted({c for c in KS if c < k} | {k})
 
     def run(rerank: Reranker | None) -> dict[str, Any]:
-        rankings = [[hit.doc_id for hit in index.search(texts[q], k=k, rerank=rerank or False,
-                                                        candidates=candidates)] for q in judged]
+        rankings = [[hit.doc_id for hit in index.search(texts[q], k=k, rerank=rerank or False, candidates=candidates,
+                                                        include_low_confidence=True)] for q in judged]
         metrics = ranking_metrics(rankings, [relevant[q] for q in judged], ks)
         metrics.update(n_corpus=index.count(), n_missing_docs=len(missing))
         return {"all": metrics, "n_queries": metrics["n_queries"], "n_corpus": metrics["n_corpus"]}

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from . import graphfile
+from . import confidence, graphfile
 from .ann import AnnIndex
-from .config import IndexConfig, is_index_dir
+from .config import PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
@@ -64,6 +64,7 @@ class Hit:
     dense_score: float | None = None  # the cosine, when ``score`` is another score (rerank, BM25, RRF)
     low_confidence: bool = False  # under the confidence threshold (kept only on request)
     rerank_score: float | None = None  # the reranker's own score (0-1), when reranked
+    margin: float | None = None  # the cosine minus the query's background level (confidence.py)
     label: int = -1  # the passage's label in the HNSW graph and the store
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +133,7 @@ class Index:
         self._seen_seq = -1
         self._fields: tuple[int, set[str]] | None = None
         self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
+        self._background: np.ndarray | None = None
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -147,7 +149,7 @@ class Index:
         M: int = 16,
         ef_construction: int = 200,
         ef: int = 400,
-        max_passage_tokens: int = 256,
+        max_passage_tokens: int = PASSAGE_TOKENS,
         overlap_tokens: int = 32,
         runtime: str = "auto",
         vector_dtype: str = "float32",
@@ -181,6 +183,7 @@ class Index:
             versions=_versions(),
         )
         path.mkdir(parents=True, exist_ok=True)
+        confidence.save(path, confidence.embed(encoder))
         config.save(path)
         return cls(path, config, encoder)
 
@@ -235,7 +238,9 @@ class Index:
 
     def _check_encoder(self) -> None:
         assert self._encoder is not None
-        if not same_model(self._encoder, self.config.dimension, self.config.probe):
+        # int8 vectors differ from fp32 ones (cosine ~0.99) even where the probe text agrees
+        runtime_differs = self.config.runtime == "onnx-int8" and getattr(self._encoder, "runtime", "onnx-int8") != "onnx-int8"
+        if runtime_differs or not same_model(self._encoder, self.config.dimension, self.config.probe):
             built = f"'{self.config.model}'" + (" on onnx-int8" if self.config.runtime == "onnx-int8" else "")
             given = f"'{self._encoder.name}'" + (f" on {getattr(self._encoder, 'runtime', '')}"
                                                   if getattr(self._encoder, "runtime", "") else "")
@@ -317,6 +322,8 @@ class Index:
     ) -> Summary:
         started = time.perf_counter()
         summary = Summary()
+        if confidence.load(self.path, self.config.dimension) is None:  # an index made before it was kept
+            confidence.save(self.path, self.background)
 
         def changed() -> Iterator[tuple[Document, list[Passage]]]:
             """Read, decode and split lazily: this runs between writes, while the encoder works."""
@@ -419,7 +426,8 @@ class Index:
         self, query: str, k: int = 10, *, mode: str | None = None, filter: dict[str, Any] | None = None,
         group: bool = True, ef: int | None = None, rerank: bool | Reranker = False,
         rerank_model: str | None = None, candidates: int | None = None, rerank_weight: float | None = None,
-        min_score: float | None = None, include_low_confidence: bool = False, rrf_k: int = RRF_K,
+        min_score: float | None = None, min_margin: float | None = None, include_low_confidence: bool = False,
+        rrf_k: int = RRF_K,
     ) -> list[Hit]:
         """The k best documents for ``query`` (best passage each), or the k best passages when
         ``group=False``.
@@ -429,13 +437,14 @@ class Index:
         before the top k is cut, e.g. ``{"lang": "zh", "year": {"$gte": 2020}}``. ``rerank``: rescore the
         first ``candidates`` hits with a cross-encoder (``rerank_model``, default: the shipped
         one; or pass a ``Reranker``); scores are then ``rerank_weight`` × the reranker's plus the rest
-        × the cosine (default weight: the reranker's calibrated one). Hits under ``min_score``
-        (default: the threshold calibrated for the model, or the reranker) are left out, or kept
-        and marked ``low_confidence`` with ``include_low_confidence``: an empty list means "no
-        confident match"."""
+        × the cosine (default weight: the reranker's calibrated one). Each hit's ``margin`` is its
+        cosine minus the query's background level (``confidence.py``); hits whose margin is under
+        ``min_margin`` (default: the model's), or whose cosine is under ``min_score`` when that is
+        given, are left out, or kept and marked ``low_confidence`` with ``include_low_confidence``:
+        an empty list means "no confident match"."""
         return self.search_many(
             [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
-            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score,
+            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score, min_margin=min_margin,
             include_low_confidence=include_low_confidence, rrf_k=rrf_k,
         )[0]
 
@@ -460,10 +469,21 @@ class Index:
             reranker.weight = check_weight(weight)
         cleaned = [clean_query(q) for q in queries]
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
+        levels = confidence.levels(vectors, self.background)
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
-            return [run_search(self, query, k, vector=vector, reranker=reranker, **options)
-                    for query, vector in zip(cleaned, vectors, strict=True)]
+            return [run_search(self, query, k, vector=vector, level=float(level), reranker=reranker, **options)
+                    for query, vector, level in zip(cleaned, vectors, levels, strict=True)]
+
+    @property
+    def background(self) -> np.ndarray:
+        """The background sentences embedded by this index's model (``confidence.py``): read from
+        the index directory, or embedded once in this process for an index made before it kept them."""
+        if self._background is None:
+            self._background = confidence.load(self.path, self.config.dimension)
+        if self._background is None:
+            self._background = confidence.embed(self.encoder)
+        return self._background
 
     def metadata_fields(self) -> set[str]:
         """The metadata fields a filter may name (read again only after a write)."""

@@ -7,11 +7,11 @@
   sets are searched exactly over their stored vectors, larger ones through hnswlib's filter
   callback;
 - an optional cross-encoder reranks the first ``candidates`` hits;
-- every hit carries its cosine to the query (``dense_score``); hits under the confidence
-  threshold (``min_score``, by default the one calibrated for the model and stored with it) are
-  dropped, or kept and marked ``low_confidence`` on request. The calibrated default applies to
-  dense search and to reranked results; keyword and hybrid results only to an explicit
-  ``min_score``.
+- every hit carries its cosine to the query (``dense_score``) and its ``margin`` over the query's
+  background level (``confidence.py``); hits under the confidence rule (by default a margin of
+  the model's ``min_margin``; an explicit ``min_score`` judges the cosine instead) are dropped,
+  or kept and marked ``low_confidence`` on request. The default rule applies to dense search and
+  to reranked results; keyword and hybrid results only to an explicit ``min_score``.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ Where = tuple[str, list[Any]]
 
 
 def run(
-    index: Index, query: str, k: int, *, vector: np.ndarray, mode: str | None = None,
+    index: Index, query: str, k: int, *, vector: np.ndarray, level: float | None = None, mode: str | None = None,
     filter: dict[str, Any] | None = None, group: bool = True, ef: int | None = None,
     reranker: Reranker | None = None, candidates: int | None = None, min_score: float | None = None,
-    include_low_confidence: bool = False, rrf_k: int = RRF_K,
+    min_margin: float | None = None, include_low_confidence: bool = False, rrf_k: int = RRF_K,
 ) -> list[Hit]:
-    """The hits for ``query`` whose embedding is ``vector`` (options as in ``Index.search``)."""
+    """The hits for ``query`` whose embedding is ``vector`` and background level ``level``
+    (``confidence.levels``; options as in ``Index.search``)."""
     mode = mode or DEFAULT_MODE
     if mode not in MODES:
         raise InvalidArgumentError(f"unknown search mode '{mode}' — choose one of {', '.join(MODES)}")
@@ -61,27 +62,39 @@ def run(
     if reranker is not None:
         hits = reranker.rerank(query, hits)
     hits = hits[:k]
-    threshold, on_rerank = _threshold(index, reranker, min_score)
-    if threshold is None or (min_score is None and mode != "dense" and reranker is None):
-        # the calibrated cosine threshold judges dense rankings: a keyword hit is there because
-        # the query's exact terms are, which the cosine does not measure (ZK-7741 is 0.45)
+    if level is not None:
+        hits = [replace(h, margin=round(_cosine(h) - level, 6)) for h in hits]
+    rule = _rule(index, reranker, min_score, min_margin)
+    if rule is None or (min_score is None and min_margin is None and mode != "dense" and reranker is None):
+        # the default rule judges dense rankings: a keyword hit is there because the query's exact
+        # terms are, which the cosine does not measure (ZK-7741 is 0.45)
         return hits
-    confidence = [h.score if on_rerank else h.dense_score if h.dense_score is not None else h.score for h in hits]
-    marked = [replace(h, low_confidence=c < threshold) for h, c in zip(hits, confidence)]
+    threshold, judged = rule
+    confidence = [h.score if judged == "score" else h.margin if judged == "margin" else _cosine(h) for h in hits]
+    marked = [replace(h, low_confidence=c is not None and c < threshold) for h, c in zip(hits, confidence)]
     return marked if include_low_confidence else [h for h in marked if not h.low_confidence]
 
 
-def _threshold(index: Index, reranker: Reranker | None, min_score: float | None) -> tuple[float | None, bool]:
-    """(threshold, whether it applies to the reranker's score rather than the cosine). An explicit
-    ``min_score`` applies to the reranker's score when reranking, else to the cosine (in every
-    mode); by default the reranker's calibration when it has one, else the bi-encoder's."""
+def _cosine(hit: Hit) -> float:
+    return hit.dense_score if hit.dense_score is not None else hit.score
+
+
+def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
+          min_margin: float | None) -> tuple[float, str] | None:
+    """(threshold, what it judges: "score", "cosine" or "margin"). An explicit ``min_score``
+    judges the reranker's score when reranking, else the cosine (in every mode); an explicit
+    ``min_margin`` the margin. By default: a ``min_score`` stored with the reranker judges its
+    score; else the hit's margin over the query's background level (``confidence.py``) must reach
+    the model's ``min_margin``."""
     if min_score is not None:
-        return float(min_score), reranker is not None
-    for source, on_rerank in ((reranker, True), (index.encoder, False)):
-        value = getattr(source, "calibration", {}).get("min_score") if source is not None else None
-        if value is not None:
-            return float(value), on_rerank
-    return None, False
+        return float(min_score), "score" if reranker is not None else "cosine"
+    if min_margin is not None:
+        return float(min_margin), "margin"
+    stored = getattr(reranker, "calibration", {}).get("min_score") if reranker is not None else None
+    if stored is not None:
+        return float(stored), "score"
+    min_margin = getattr(index.encoder, "calibration", {}).get("min_margin")
+    return None if min_margin is None else (float(min_margin), "margin")
 
 
 def dense(index: Index, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:

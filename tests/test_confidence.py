@@ -1,0 +1,64 @@
+"""The confidence rule: a hit's margin over the query's background level (confidence.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from conftest import KeywordEncoder
+
+from textsearch import confidence
+from textsearch.index import Index
+
+
+def test_level_is_the_mean_of_the_ten_best_background_cosines() -> None:
+    background = np.eye(12, dtype=np.float32)  # 12 orthogonal background sentences
+    query = np.zeros((1, 12), dtype=np.float32)
+    query[0, :2] = [0.8, 0.6]  # cosines 0.8, 0.6 and ten zeros: the ten best are 0.8, 0.6 and eight 0s
+    assert confidence.levels(query, background)[0] == pytest.approx(0.14)
+    assert confidence.margins([0.9, 0.14], 0.14) == [0.76, 0.0]
+
+
+def test_background_file_round_trip_and_refusals(tmp_path: Path) -> None:
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    confidence.save(tmp_path, vectors)
+    assert np.array_equal(confidence.load(tmp_path, 4), vectors)
+    assert confidence.load(tmp_path, 5) is None  # 48 bytes are not rows of 5 float32
+    (tmp_path / confidence.INDEX_FILE).write_bytes(b"")
+    assert confidence.load(tmp_path, 4) is None
+    assert confidence.load(tmp_path / "missing", 4) is None
+
+
+def test_an_index_keeps_its_background(tmp_path: Path, encoder: KeywordEncoder) -> None:
+    with Index.create(tmp_path / "idx", encoder=encoder) as idx:
+        expected = encoder.encode_passages(confidence.background_texts())
+        assert np.allclose(idx.background, expected)
+    stored = confidence.load(tmp_path / "idx", encoder.dimension)
+    assert stored is not None and np.allclose(stored, expected)
+    assert len(confidence.background_texts()) == 250
+
+
+def test_an_index_without_a_background_file_still_judges_and_gets_one_at_its_next_write(
+    tmp_path: Path, encoder: KeywordEncoder
+) -> None:
+    Index.create(tmp_path / "idx", encoder=encoder).close()
+    (tmp_path / "idx" / confidence.INDEX_FILE).unlink()  # as made by an earlier version
+    with Index.open(tmp_path / "idx", encoder=encoder) as idx:
+        idx.add([{"id": "c", "text": "cat"}])
+        assert (tmp_path / "idx" / confidence.INDEX_FILE).is_file()
+        (hit,) = idx.search("cat", k=1, include_low_confidence=True)
+        assert hit.margin == round(1.0 - float(confidence.levels(encoder.encode_queries(["cat"]), idx.background)[0]), 6)
+
+
+def test_keyword_hits_carry_a_margin_but_are_not_judged_by_default(tmp_path: Path) -> None:
+    class Strict(KeywordEncoder):
+        calibration: ClassVar[dict[str, float]] = {"min_margin": 2.0}  # no hit can reach it
+
+    with Index.create(tmp_path / "idx", encoder=Strict()) as idx:
+        idx.add([{"id": "c", "text": "cat"}])
+        assert idx.search("cat") == []  # dense: judged, refused
+        (hit,) = idx.search("cat", mode="keyword")  # keyword: the exact term is there
+        assert hit.margin is not None and not hit.low_confidence
+        assert idx.search("cat", mode="keyword", min_margin=2.0) == []  # unless asked

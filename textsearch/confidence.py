@@ -1,0 +1,75 @@
+""""No confident match": does the best hit fit the query better than unrelated text does?
+
+A raw cosine is a poor judge. Some queries (short ones, common words) sit close to everything, so
+a single global cut refuses good answers to them and accepts poor answers to others; and the
+scale moves from model to model. So each query is measured against a fixed *background*: 250
+everyday sentences and news lines that no corpus was written to answer (``data/background.txt``,
+from Tatoeba training clusters and 1998 news; see ``sources.probe_queries``). The query's
+*background level* is the mean cosine of its 10 nearest background sentences, and a hit's
+**margin** is its cosine minus that level:
+
+    margin = cosine(query, passage) − mean of the 10 best cosine(query, background sentence)
+
+A margin of 0 means "fits the query no better than typical unrelated sentences"; a hit is
+confident when its margin reaches the model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or the value
+``textsearch eval --calibrate`` stored for the model). The background vectors of an index's model
+are kept in the index directory (``background.f32``), so a query costs one extra 250×d product.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .encoder import Encoder
+
+BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
+INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
+TOP = 10  # background sentences averaged into a query's level
+DEFAULT_MIN_MARGIN = 0.03  # chosen on the dev sets for multilingual-e5-small (docs/quality.md)
+
+
+def background_texts() -> list[str]:
+    return [line for line in BACKGROUND_TEXT.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def embed(encoder: Encoder) -> np.ndarray:
+    """The background sentences as passages of ``encoder``: float32, (250, dimension)."""
+    return np.ascontiguousarray(encoder.encode_passages(background_texts()), dtype=np.float32)
+
+
+def levels(query_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Each query's background level: the mean of its ``TOP`` best cosines to the background."""
+    scores = np.asarray(query_vectors, dtype=np.float32) @ background.T
+    top = min(TOP, scores.shape[1])
+    return np.sort(scores, axis=1)[:, -top:].mean(axis=1) if top else np.zeros(len(scores), np.float32)
+
+
+def margins(cosines: Sequence[float], level: float) -> list[float]:
+    return [round(float(c) - float(level), 6) for c in cosines]
+
+
+def save(directory: Path, background: np.ndarray) -> None:
+    """Write ``background.f32`` atomically (a crash leaves the old file or the new one)."""
+    tmp = Path(directory) / (INDEX_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(np.ascontiguousarray(background, dtype="<f4").tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, Path(directory) / INDEX_FILE)
+
+
+def load(directory: Path, dimension: int) -> np.ndarray | None:
+    """The stored background vectors, or None when absent or not of this index's shape."""
+    try:
+        data = (Path(directory) / INDEX_FILE).read_bytes()
+    except OSError:
+        return None
+    if not data or dimension < 1 or len(data) % (4 * dimension):
+        return None
+    return np.frombuffer(data, dtype="<f4").reshape(-1, dimension).astype(np.float32)
