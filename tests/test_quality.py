@@ -1,0 +1,52 @@
+"""What a new user tries first, with the real default model: small corpora, keyword-like queries,
+a fact inside a long document, and "no confident match" that never hides an obvious answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from textsearch.index import Index
+from textsearch.quality import table
+
+pytestmark = pytest.mark.model
+
+
+def ids(hits) -> list[str]:  # type: ignore[no-untyped-def]
+    return [h.doc_id for h in hits]
+
+
+def test_a_five_file_corpus_answers_the_showcase_query(tmp_path: Path, real_encoder) -> None:
+    folder = tmp_path / "five"
+    folder.mkdir()
+    for name, text in {"kid.txt": "惹人喜欢的孩子", "weather.txt": "今天的天气很好，适合出去散步。",
+                       "stocks.txt": "股市今天大跌，投资者很担心。", "noodles.txt": "这家餐厅的牛肉面很好吃。",
+                       "laptop.txt": "我的电脑坏了，需要修理。"}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    with Index.create(tmp_path / "idx", encoder=real_encoder) as idx:
+        idx.index_folder(folder)
+        hits = idx.search("可爱的宝宝", k=5)
+        assert ids(hits)[:1] == ["kid.txt"]  # confident: not "no confident match"
+        assert hits[0].margin is not None and hits[0].margin >= real_encoder.calibration["min_margin"]
+        assert idx.search("量子计算机的表面码纠错是怎么工作的") == []  # nothing here is about that
+
+
+def test_keyword_like_queries_find_the_documents_that_mean_them(tmp_path: Path, real_encoder) -> None:
+    docs = [{"id": f"zh{i}", "text": f"型号XK-{1000 + i}的笔记本电脑电池续航时间为{3 + i % 8}小时。"} for i in range(300)]
+    docs += [{"id": f"en{i}", "text": f"Model QZ-{2000 + i} laptop battery lasts {2 + i % 9} hours."} for i in range(100)]
+    with Index.create(tmp_path / "idx", encoder=real_encoder) as idx:
+        idx.add(docs)
+        laptop = idx.search("laptop", k=5)
+        assert len(laptop) == 5 and all(i.startswith("en") for i in ids(laptop))
+        chinese = idx.search("笔记本电脑", k=5)
+        assert len(chinese) == 5  # every document holds the word: none is refused
+
+
+def test_the_table_lays_reports_side_by_side() -> None:
+    one = {"model": "a", "restate_en": {"mrr@10": 0.5, "recall@1": 0.25},
+           "demo_refusals": {"out_of_corpus": 0.9, "in_corpus": 0.05}}
+    lines = table([one, {"model": "b"}]).splitlines()
+    assert lines[0] == "| split | a MRR@10 / R@1 | b MRR@10 / R@1 |"
+    assert lines[2] == "| restate_en | 0.500 / 0.250 | — |"
+    assert "| demo: out-of-corpus queries refused | 90.0% | — |" in lines
