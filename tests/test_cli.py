@@ -99,7 +99,7 @@ def test_info_and_list(run, built: Path) -> None:
     assert info.exit_code == 0, info.output
     assert "documents   6" in info.stdout and "dimension 384" in info.stdout
     data = json.loads(run("info", "--json").stdout)
-    assert data["documents"] == 6 and data["model"] == "multilingual-e5-small"
+    assert data["documents"] == 6 and data["model"] == "zh-en-general"
     assert run("list").stdout.strip() == "mini"
 
 
@@ -134,7 +134,7 @@ def test_missing_and_empty_corpus(run, tmp_path: Path) -> None:
 def test_another_model_is_refused(run, built: Path, tmp_path: Path) -> None:
     result = run("index", str(built), "--model", "all-MiniLM-L6-v2")
     assert result.exit_code == 1
-    assert "was built with model 'multilingual-e5-small'" in result.stderr
+    assert "was built with model 'zh-en-general'" in result.stderr
     assert "documents   6" in run("info").stdout  # the index is untouched
 
 

@@ -62,3 +62,29 @@ def test_keyword_hits_carry_a_margin_but_are_not_judged_by_default(tmp_path: Pat
         (hit,) = idx.search("cat", mode="keyword")  # keyword: the exact term is there
         assert hit.margin is not None and not hit.low_confidence
         assert idx.search("cat", mode="keyword", min_margin=2.0) == []  # unless asked
+
+
+def test_the_index_cut_is_the_95th_percentile_of_the_background_sentences_own_margins() -> None:
+    # 3 orthogonal background sentences, each query is one of them: its level is taken over the
+    # other two (cosine 0), so each margin is its best cosine on the index
+    background = np.eye(3, dtype=np.float32)
+    cut = confidence.index_cut(background, background, np.array([0.2, 0.4, 0.6]))
+    assert cut == pytest.approx(np.quantile([0.2, 0.4, 0.6], 0.95))  # 0.58
+
+
+def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
+    class Lenient(KeywordEncoder):
+        calibration: ClassVar[dict[str, float]] = {"min_margin": -5.0}  # the model alone passes everything
+
+    encoder = Lenient()
+    with Index.create(tmp_path / "idx", encoder=encoder) as idx:
+        assert idx.store.get_meta("confidence_cut") is None  # nothing indexed, nothing measured
+        idx.add([{"id": "c", "text": "cat"}, {"id": "d", "text": "dog water"}])
+        queries = encoder.encode_queries(confidence.background_texts())
+        _, best = idx.ann.search(queries, 1)
+        expected = confidence.index_cut(queries, idx.background, best[:, 0])
+        assert float(idx.store.get_meta("confidence_cut")) == pytest.approx(expected)
+        assert [h.doc_id for h in idx.search("cat")] == ["c", "d"]  # cat's margin clears the cut
+        idx.store.set_meta(confidence_cut=5.0)  # an index whose unrelated queries score that high
+        assert idx.search("cat") == []  # "no confident match"
+        assert [h.doc_id for h in idx.search("cat", min_margin=0.0)] == ["c", "d"]  # an explicit rule wins

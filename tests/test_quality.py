@@ -3,6 +3,7 @@ a fact inside a long document, and "no confident match" that never hides an obvi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from textsearch.index import Index
 from textsearch.quality import table
 
 pytestmark = pytest.mark.model
+CORPORA = Path(__file__).resolve().parents[1] / "corpora"
 
 
 def ids(hits) -> list[str]:  # type: ignore[no-untyped-def]
@@ -41,6 +43,19 @@ def test_keyword_like_queries_find_the_documents_that_mean_them(tmp_path: Path, 
         assert len(laptop) == 5 and all(i.startswith("en") for i in ids(laptop))
         chinese = idx.search("笔记本电脑", k=5)
         assert len(chinese) == 5  # every document holds the word: none is refused
+
+
+def test_a_fact_inside_a_long_document_is_found_and_confident(tmp_path: Path, real_encoder) -> None:
+    # 27,000 characters of unrelated everyday sentences (the held-out notes), one fact in the middle
+    notes = [json.loads(line)["text"] for line in (CORPORA / "heldout/real/docs/longdoc_zh.jsonl").open(encoding="utf-8")]
+    text = "".join(notes)[:27_000]
+    middle = text.index("。", 13_500) + 1
+    fact = "我们村子东头那棵三百年的老银杏树，去年秋天被一场雷暴劈成了两半。"
+    with Index.create(tmp_path / "idx", encoder=real_encoder) as idx:
+        idx.add([{"id": "notes", "text": text[:middle] + fact + text[middle:]}])
+        for query in ("老银杏树被雷劈成两半", "村口的古树被闪电击中裂开了"):  # nearly the same words; a paraphrase
+            best = idx.search(query, k=1, group=False)  # the best passage, confident
+            assert len(best) == 1 and fact in best[0].text, query
 
 
 def test_the_table_lays_reports_side_by_side() -> None:

@@ -101,12 +101,12 @@ def test_int8_stays_close_and_stays_with_its_index(tmp_path: Path, real_encoder:
     assert 0.97 < cosines.min() and cosines.max() < 0.99999  # close to fp32, yet not fp32
 
     with Index.create(tmp_path / "i8", runtime="onnx-int8") as idx:
-        idx.add([{"id": "kid", "text": "惹人喜欢的孩子"}, {"id": "toy", "text": "宝宝的可爱玩具坏了"}])
+        idx.add([{"id": "kid", "text": "惹人喜欢的孩子"}, {"id": "stocks", "text": "股市今天大跌，投资者很担心。"}])
         assert idx.config.runtime == "onnx-int8"
     with Index.open(tmp_path / "i8") as idx:  # reopened on the runtime it was built with
         assert idx.encoder.runtime == "onnx-int8"
         assert idx.search("可爱的宝宝", k=1, min_score=-1)[0].doc_id == "kid"
-    with pytest.raises(ModelMismatchError, match="built with model 'zh-en-tuned' on onnx-int8"):
+    with pytest.raises(ModelMismatchError, match="built with model 'zh-en-general' on onnx-int8"):
         Index.open(tmp_path / "i8", runtime="torch").encoder  # noqa: B018 - loading is the check
     with Index.create(tmp_path / "fp32") as idx:
         assert idx.config.runtime == "auto"

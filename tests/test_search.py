@@ -96,13 +96,14 @@ def test_filter_injection_fails_safely(idx: Index) -> None:
     assert idx.count() == 1 and ids(idx.search("cat")) == ["a"]
 
 
-def test_min_score_leaves_out_or_marks_low_confidence_hits(idx: Index) -> None:
+def test_min_score_marks_low_confidence_hits_and_refuses_when_none_passes(idx: Index) -> None:
     idx.add([{"id": "c", "text": "cat"}, {"id": "cd", "text": "cat dog"}, {"id": "f", "text": "fish"}])
-    # cos("cat", c) = 1, cd = 0.7071, f = 0
-    assert ids(idx.search("cat", min_score=0.8)) == ["c"]
-    marked = idx.search("cat", min_score=0.8, include_low_confidence=True)
+    # cos("cat", c) = 1, cd = 0.7071, f = 0: one confident match, so every hit is shown, marked
+    marked = idx.search("cat", min_score=0.8)
     assert [(h.doc_id, h.low_confidence) for h in marked] == [("c", False), ("cd", True), ("f", True)]
-    assert idx.search("fish water", min_score=0.8) == []  # cos = 0.7071: "no confident match"
+    assert idx.search("fish water", min_score=0.8) == []  # best cos = 0.7071: "no confident match"
+    kept = idx.search("fish water", min_score=0.8, include_low_confidence=True)  # unless asked for
+    assert [h.low_confidence for h in kept] == [True, True, True]
 
 
 def test_calibrated_threshold_is_the_default(tmp_path: Path) -> None:
@@ -111,11 +112,11 @@ def test_calibrated_threshold_is_the_default(tmp_path: Path) -> None:
     # margin = cosine − the query's background level, which is under 0.5 for "cat" here
     level = float(confidence.levels(idx.encoder.encode_queries(["cat"]), idx.background)[0])
     assert 0.0 <= level < 0.5
-    assert ids(idx.search("cat")) == ["c"]  # cat: margin 1 − level ≥ 0.5; dog: 0 − level < 0.5
-    assert [h.margin for h in idx.search("cat", include_low_confidence=True)] == [
-        round(1.0 - level, 6), round(-level, 6)]
-    assert ids(idx.search("cat", min_score=0.0)) == ["c", "d"]  # an explicit cosine threshold wins
-    assert ids(idx.search("cat", min_margin=-1.0)) == ["c", "d"]  # and so does an explicit margin
+    hits = idx.search("cat")  # cat: margin 1 − level ≥ 0.5; dog: 0 − level < 0.5, shown marked
+    assert [(h.doc_id, h.margin, h.low_confidence) for h in hits] == [
+        ("c", round(1.0 - level, 6), False), ("d", round(-level, 6), True)]
+    assert idx.search("dog cat", min_score=2.0) == []  # an explicit cosine threshold wins
+    assert [h.low_confidence for h in idx.search("cat", min_margin=-1.0)] == [False, False]  # and a margin
 
 
 class CountingEncoder(KeywordEncoder):

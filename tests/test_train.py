@@ -116,3 +116,21 @@ def test_malformed_row_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match=r"bad.jsonl line 2: column 'positive'"):
         train(bad, tmp_path / "out", TrainConfig(base_model=BASE), device="cpu")
     assert not (tmp_path / "out").exists()
+
+
+def test_interpolate_keeps_a_share_of_the_change(files, tmp_path: Path) -> None:
+    # the same training twice (same seed); the second keeps 0.5 of the LoRA change: the same
+    # matrices, lora_alpha 32 × 0.5 = 16, so its merged update is half the first's
+    whole, half = tmp_path / "whole", tmp_path / "half"
+    train(files["pairs"], whole, TrainConfig(epochs=1, batch_size=4, base_model=BASE, seed=3), device="cpu")
+    train(files["pairs"], half, TrainConfig(epochs=1, batch_size=4, base_model=BASE, seed=3, interpolate=0.5),
+          device="cpu")
+    alphas = [json.loads((d / "adapter_config.json").read_text())["lora_alpha"] for d in (whole, half)]
+    assert alphas == [32, 16.0]
+    one, two = load_file(str(whole / "adapter_model.safetensors")), load_file(str(half / "adapter_model.safetensors"))
+    for key in one:
+        np.testing.assert_allclose(one[key], two[key], atol=1e-6)
+    assert json.loads((half / "textsearch_model.json").read_text())["config"]["interpolate"] == 0.5
+    for bad in (0.0, 1.5):
+        with pytest.raises(InvalidArgumentError, match="interpolate"):
+            train(files["pairs"], tmp_path / "bad", TrainConfig(base_model=BASE, interpolate=bad), device="cpu")

@@ -390,6 +390,7 @@ def train_cmd(
     mine_hard_negatives: int = typer.Option(0, help="Add N mined hard negatives per anchor."),
     full: bool = typer.Option(False, "--full", help="Train every weight instead of a LoRA adapter."),
     base: Optional[str] = typer.Option(None, "--base", help="Model to start from (default: multilingual-e5-small)."),
+    interpolate: float = typer.Option(1.0, "--interpolate", help="Keep this share of the LoRA change, 0-1 (WiSE-FT)."),
     seed: int = typer.Option(0),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="Pairs to evaluate on after training."),
     quiet: bool = QuietOpt,
@@ -404,7 +405,7 @@ def train_cmd(
     _setup_logging(quiet)
     config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
                          distance=distance, mine_hard_negatives=mine_hard_negatives, full=full,
-                         base_model=base, seed=seed)
+                         base_model=base, seed=seed, interpolate=interpolate)
     try:
         result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet))
         loss_note = (

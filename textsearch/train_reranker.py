@@ -23,7 +23,7 @@ from typing import Any
 from .adapters import reranker_config
 from .errors import InvalidArgumentError
 from .evaluate import PairSet, labeled_pairs, read_pairs
-from .models import DEFAULT_MODEL, SAFE_LOAD, quiet_transformers, resolve_model
+from .models import SAFE_LOAD, TUNED_MODEL, quiet_transformers, resolve_model
 from .train import TrainResult, _mine, publish, run_trainer
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ class RerankerConfig:
     mine_hard_negatives: int = 1  # extra negatives per query, mined with the bi-encoder
     random_negatives: int = 1  # unrelated texts (other rows' positives) per query: teaches low scores
     symmetric: bool = False  # also ask with the positive: (positive, anchor, 1), (positive, negative, 0)
-    base_model: str | None = None  # backbone to start from (default: the default bi-encoder)
-    miner: str | None = None  # bi-encoder that mines negatives (default: the default bi-encoder)
+    base_model: str | None = None  # backbone to start from (default: zh-en-tuned, as the shipped reranker)
+    miner: str | None = None  # bi-encoder that mines negatives (default: zh-en-tuned, as the shipped reranker)
     lora_r: int = 16
     lora_alpha: int = 32
     max_length: int = 256
@@ -127,7 +127,7 @@ def _mined(pairs: PairSet, config: RerankerConfig, device: str) -> PairSet:
     from sentence_transformers import SentenceTransformer
 
     with quiet_transformers():
-        miner = SentenceTransformer(resolve_model(config.miner or DEFAULT_MODEL), device=device,
+        miner = SentenceTransformer(resolve_model(config.miner or TUNED_MODEL), device=device,
                                     trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
     return _mine(miner, pairs, config.mine_hard_negatives)
 
@@ -166,7 +166,7 @@ def train_reranker(
     if config.max_rows:
         pairs = sample_rows(pairs, config.max_rows, config.seed)
     pairs = _mined(pairs, config, device)
-    base = config.base_model or DEFAULT_MODEL
+    base = config.base_model or TUNED_MODEL
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.with_name(f".{out.name}.training")
     shutil.rmtree(work, ignore_errors=True)
