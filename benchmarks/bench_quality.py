@@ -4,7 +4,7 @@ Runs ``textsearch.quality.report`` for each model (MRR@10 and Recall@1 on every 
 rates of "no confident match") and prints the markdown table that docs/quality.md holds; writes
 JSON (benchmarks/results/quality.json by default).
 
-    python benchmarks/bench_quality.py                                   # base and default model
+    python benchmarks/bench_quality.py                  # the base model and our two adapters
     python benchmarks/bench_quality.py --models multilingual-e5-small zh-en-tuned path/to/adapter
 """
 
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from textsearch.models import DEFAULT_MODEL
+from textsearch.models import DEFAULT_MODEL, SHIPPED_ADAPTERS
 from textsearch.quality import report, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(dict.fromkeys(["multilingual-e5-small", DEFAULT_MODEL])))
+    parser.add_argument("--models", nargs="+", default=list(dict.fromkeys(["multilingual-e5-small", DEFAULT_MODEL, *SHIPPED_ADAPTERS])))
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--passage-tokens", type=int, default=None, help="max_passage_tokens of the long-document index")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))

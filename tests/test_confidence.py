@@ -54,10 +54,11 @@ def test_an_index_without_a_background_file_still_judges_and_gets_one_at_its_nex
 
 def test_keyword_hits_carry_a_margin_but_are_not_judged_by_default(tmp_path: Path) -> None:
     class Strict(KeywordEncoder):
-        calibration: ClassVar[dict[str, float]] = {"min_margin": 2.0}  # no hit can reach it
+        calibration: ClassVar[dict[str, float]] = {"min_margin": 2.0}
 
     with Index.create(tmp_path / "idx", encoder=Strict()) as idx:
         idx.add([{"id": "c", "text": "cat"}])
+        idx.store.set_meta(confidence_cut=3.0)  # the threshold: min(2.0, max(0.5, 3.0)) = 2.0, out of reach
         assert idx.search("cat") == []  # dense: judged, refused
         (hit,) = idx.search("cat", mode="keyword")  # keyword: the exact term is there
         assert hit.margin is not None and not hit.low_confidence
@@ -72,11 +73,18 @@ def test_the_index_cut_is_the_95th_percentile_of_the_background_sentences_own_ma
     assert cut == pytest.approx(np.quantile([0.2, 0.4, 0.6], 0.95))  # 0.58
 
 
-def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
-    class Lenient(KeywordEncoder):
-        calibration: ClassVar[dict[str, float]] = {"min_margin": -5.0}  # the model alone passes everything
+def test_the_threshold_is_the_cut_kept_between_a_quarter_of_min_margin_and_min_margin() -> None:
+    assert confidence.threshold(0.2, None) == 0.2  # no cut measured: the model's own
+    assert confidence.threshold(0.2, 0.1) == 0.1  # the index's cut
+    assert confidence.threshold(0.2, 0.01) == 0.05  # never under a quarter of min_margin
+    assert confidence.threshold(0.2, 0.9) == 0.2  # never over min_margin
 
-    encoder = Lenient()
+
+def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
+    class Calibrated(KeywordEncoder):
+        calibration: ClassVar[dict[str, float]] = {"min_margin": 2.0}  # thresholds from 0.5 to 2.0
+
+    encoder = Calibrated()
     with Index.create(tmp_path / "idx", encoder=encoder) as idx:
         assert idx.store.get_meta("confidence_cut") is None  # nothing indexed, nothing measured
         idx.add([{"id": "c", "text": "cat"}, {"id": "d", "text": "dog water"}])
@@ -84,7 +92,8 @@ def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
         _, best = idx.ann.search(queries, 1)
         expected = confidence.index_cut(queries, idx.background, best[:, 0])
         assert float(idx.store.get_meta("confidence_cut")) == pytest.approx(expected)
-        assert [h.doc_id for h in idx.search("cat")] == ["c", "d"]  # cat's margin clears the cut
-        idx.store.set_meta(confidence_cut=5.0)  # an index whose unrelated queries score that high
-        assert idx.search("cat") == []  # "no confident match"
+        idx.store.set_meta(confidence_cut=0.1)  # a small corpus: the threshold is the floor, 0.5
+        assert [(h.doc_id, h.low_confidence) for h in idx.search("cat")] == [("c", False), ("d", True)]
+        idx.store.set_meta(confidence_cut=5.0)  # a corpus whose unrelated queries score that high: 2.0
+        assert idx.search("cat") == []  # "no confident match": cat's margin is at most 1
         assert [h.doc_id for h in idx.search("cat", min_margin=0.0)] == ["c", "d"]  # an explicit rule wins

@@ -11,10 +11,11 @@ from Tatoeba training clusters and 1998 news; see ``sources.probe_queries``). Th
     margin = cosine(query, passage) − mean of the 10 best cosine(query, background sentence)
 
 A margin of 0 means "fits the query no better than typical unrelated sentences". What counts as
-enough depends on the model and on the index: a hit is confident when its margin reaches both
-the model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or the value ``textsearch eval --calibrate``
-stored for the model) and the index's own cut (``index_cut``: the 95th percentile of the margins
-the background sentences themselves get on this index, measured after each write). The
+enough depends on the model and on the index (``threshold``): the index's own cut (``index_cut``:
+the 95th percentile of the margins the background sentences themselves get on this index,
+measured after each write), kept between a quarter of the model's ``min_margin`` and
+``min_margin`` itself (``DEFAULT_MIN_MARGIN``, or the value ``textsearch eval --calibrate``
+stored for the model: the margin that 95% of its calibration answers reach). The
 background vectors of an index's model are kept in the index directory (``background.f32``), so
 a query costs one extra 250×d product.
 """
@@ -36,6 +37,7 @@ INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpi
 TOP = 10  # background sentences averaged into a query's level
 DEFAULT_MIN_MARGIN = 0.03  # chosen on the dev sets for multilingual-e5-small (docs/quality.md)
 QUANTILE = 0.95  # of the background sentences' own best margins on an index: its cut
+FLOOR_SHARE = 0.25  # the least margin on any index: this share of the model's min_margin
 
 
 def background_texts() -> list[str]:
@@ -56,6 +58,16 @@ def levels(query_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 def margins(cosines: Sequence[float], level: float) -> list[float]:
     return [round(float(c) - float(level), 6) for c in cosines]
+
+
+def threshold(min_margin: float, cut: float | None) -> float:
+    """The margin a confident hit needs on an index: the index's ``cut``, kept between a quarter of
+    the model's ``min_margin`` (a handful of documents gives unrelated queries low margins; a
+    stray one must still fail) and ``min_margin`` itself (which keeps 95% of the model's
+    calibration answers: a corpus like the background must not refuse its own answers)."""
+    if cut is None:
+        return min_margin
+    return min(min_margin, max(FLOOR_SHARE * min_margin, cut))
 
 
 def index_cut(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray) -> float:

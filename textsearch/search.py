@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import confidence
 from .errors import InvalidArgumentError
 from .filters import to_sql
 from .keyword import match_expression
@@ -91,8 +92,8 @@ def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
     """(threshold, what it judges: "score", "cosine" or "margin"). An explicit ``min_score``
     judges the reranker's score when reranking, else the cosine (in every mode); an explicit
     ``min_margin`` the margin. By default: a ``min_score`` stored with the reranker judges its
-    score; else the hit's margin over the query's background level (``confidence.py``) must reach
-    the model's ``min_margin`` and the index's ``cut``."""
+    score; else the hit's margin over the query's background level must reach
+    ``confidence.threshold`` of the model's ``min_margin`` and the index's ``cut``."""
     if min_score is not None:
         return float(min_score), "score" if reranker is not None else "cosine"
     if min_margin is not None:
@@ -101,7 +102,7 @@ def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
     if stored is not None:
         return float(stored), "score"
     min_margin = getattr(index.encoder, "calibration", {}).get("min_margin")
-    return None if min_margin is None else (max(float(min_margin), cut if cut is not None else -1.0), "margin")
+    return None if min_margin is None else (confidence.threshold(float(min_margin), cut), "margin")
 
 
 def dense(index: Index, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
