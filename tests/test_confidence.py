@@ -22,22 +22,25 @@ def test_level_is_the_mean_of_the_ten_best_background_cosines() -> None:
 
 
 def test_background_file_round_trip_and_refusals(tmp_path: Path) -> None:
-    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    vectors = np.arange(2000, dtype=np.float32).reshape(500, 4)  # 250 passages, then 250 queries
     confidence.save(tmp_path, vectors)
     assert np.array_equal(confidence.load(tmp_path, 4), vectors)
-    assert confidence.load(tmp_path, 5) is None  # 48 bytes are not rows of 5 float32
+    assert confidence.load(tmp_path, 5) is None  # 8,000 bytes are not 500 rows of 5 float32
+    confidence.save(tmp_path, vectors[:3])
+    assert confidence.load(tmp_path, 4) is None  # another background
     (tmp_path / confidence.INDEX_FILE).write_bytes(b"")
     assert confidence.load(tmp_path, 4) is None
     assert confidence.load(tmp_path / "missing", 4) is None
 
 
 def test_an_index_keeps_its_background(tmp_path: Path, encoder: KeywordEncoder) -> None:
+    texts = confidence.background_texts()
     with Index.create(tmp_path / "idx", encoder=encoder) as idx:
-        expected = encoder.encode_passages(confidence.background_texts())
+        expected = encoder.encode_passages(texts)
         assert np.allclose(idx.background, expected)
     stored = confidence.load(tmp_path / "idx", encoder.dimension)
-    assert stored is not None and np.allclose(stored, expected)
-    assert len(confidence.background_texts()) == 250
+    assert stored is not None and np.allclose(stored, np.vstack([expected, encoder.encode_queries(texts)]))
+    assert len(texts) == 250
 
 
 def test_an_index_without_a_background_file_still_judges_and_gets_one_at_its_next_write(

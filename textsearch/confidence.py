@@ -16,8 +16,9 @@ the 95th percentile of the margins the background sentences themselves get on th
 measured after each write), kept between a quarter of the model's ``min_margin`` and
 ``min_margin`` itself (``DEFAULT_MIN_MARGIN``, or the value ``textsearch eval --calibrate``
 stored for the model: the margin that 95% of its calibration answers reach). The
-background vectors of an index's model are kept in the index directory (``background.f32``), so
-a query costs one extra 250×d product.
+background vectors of an index's model (as passages and as queries) are kept in the index
+directory (``background.f32``), so a query costs one extra 250×d product and measuring the cut
+250 graph searches.
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ def background_texts() -> list[str]:
 
 
 def embed(encoder: Encoder) -> np.ndarray:
-    """The background sentences as passages of ``encoder``: float32, (250, dimension)."""
-    return np.ascontiguousarray(encoder.encode_passages(background_texts()), dtype=np.float32)
+    """The background sentences embedded by ``encoder`` as passages (rows 0–249; what a query's
+    level is measured against) and as queries (rows 250–499; what an index's cut is measured
+    with): float32, (500, dimension)."""
+    texts = background_texts()
+    both = np.vstack([encoder.encode_passages(texts), encoder.encode_queries(texts)])
+    return np.ascontiguousarray(both, dtype=np.float32)
 
 
 def levels(query_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -99,6 +104,6 @@ def load(directory: Path, dimension: int) -> np.ndarray | None:
         data = (Path(directory) / INDEX_FILE).read_bytes()
     except OSError:
         return None
-    if not data or dimension < 1 or len(data) % (4 * dimension):
-        return None
+    if dimension < 1 or len(data) != 4 * dimension * 2 * len(background_texts()):
+        return None  # not of this index's model, or of another background
     return np.frombuffer(data, dtype="<f4").reshape(-1, dimension).astype(np.float32)

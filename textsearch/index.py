@@ -133,8 +133,7 @@ class Index:
         self._seen_seq = -1
         self._fields: tuple[int, set[str]] | None = None
         self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
-        self._background: np.ndarray | None = None
-        self._background_queries: np.ndarray | None = None
+        self._background: np.ndarray | None = None  # confidence.embed: passages, then queries
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -325,7 +324,7 @@ class Index:
         started = time.perf_counter()
         summary = Summary()
         if confidence.load(self.path, self.config.dimension) is None:  # an index made before it was kept
-            confidence.save(self.path, self.background)
+            confidence.save(self.path, self._background_rows())
 
         def changed() -> Iterator[tuple[Document, list[Passage]]]:
             """Read, decode and split lazily: this runs between writes, while the encoder works."""
@@ -352,10 +351,9 @@ class Index:
 
     def _measure_cut(self) -> None:
         """Store this index's confidence cut (``confidence.index_cut``), after a write changed it."""
-        if self._background_queries is None:
-            self._background_queries = self.encoder.encode_queries(confidence.background_texts())
-        labels, cosines = self.ann.search(self._background_queries, 1)
-        cut = confidence.index_cut(self._background_queries, self.background, cosines[:, 0]) if labels.size else None
+        queries = self._background_rows()[len(self.background):]
+        labels, cosines = self.ann.search(queries, 1)
+        cut = confidence.index_cut(queries, self.background, cosines[:, 0]) if labels.size else None
         self.store.set_meta(confidence_cut=cut)
 
     def _passages(self, doc: Document) -> list[Passage]:
@@ -490,8 +488,13 @@ class Index:
 
     @property
     def background(self) -> np.ndarray:
-        """The background sentences embedded by this index's model (``confidence.py``): read from
-        the index directory, or embedded once in this process for an index made before it kept them."""
+        """The background sentences as passages of this index's model (``confidence.py``)."""
+        rows = self._background_rows()
+        return rows[: len(rows) // 2]
+
+    def _background_rows(self) -> np.ndarray:
+        """``confidence.embed`` of this index's model: read from the index directory, or embedded
+        once in this process for an index made before it kept them."""
         if self._background is None:
             self._background = confidence.load(self.path, self.config.dimension)
         if self._background is None:
