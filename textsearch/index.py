@@ -62,7 +62,7 @@ class Hit:
     start: int  # character offsets of the passage in the document
     end: int
     dense_score: float | None = None  # the cosine, when ``score`` is another score (rerank, BM25, RRF)
-    low_confidence: bool = False  # under the confidence threshold (kept only on request)
+    low_confidence: bool = False  # under the confidence rule (shown below a confident hit, or on request)
     rerank_score: float | None = None  # the reranker's own score (0-1), when reranked
     margin: float | None = None  # the cosine minus the query's background level (confidence.py)
     label: int = -1  # the passage's label in the HNSW graph and the store
@@ -239,7 +239,8 @@ class Index:
     def _check_encoder(self) -> None:
         assert self._encoder is not None
         # int8 vectors differ from fp32 ones (cosine ~0.99) even where the probe text agrees
-        runtime_differs = self.config.runtime == "onnx-int8" and getattr(self._encoder, "runtime", "onnx-int8") != "onnx-int8"
+        runtime = getattr(self._encoder, "runtime", "onnx-int8")
+        runtime_differs = self.config.runtime == "onnx-int8" and runtime != "onnx-int8"
         if runtime_differs or not same_model(self._encoder, self.config.dimension, self.config.probe):
             built = f"'{self.config.model}'" + (" on onnx-int8" if self.config.runtime == "onnx-int8" else "")
             given = f"'{self._encoder.name}'" + (f" on {getattr(self._encoder, 'runtime', '')}"
@@ -448,9 +449,11 @@ class Index:
         one; or pass a ``Reranker``); scores are then ``rerank_weight`` × the reranker's plus the rest
         × the cosine (default weight: the reranker's calibrated one). Each hit's ``margin`` is its
         cosine minus the query's background level (``confidence.py``); hits whose margin is under
-        ``min_margin`` (default: the model's), or whose cosine is under ``min_score`` when that is
-        given, are left out, or kept and marked ``low_confidence`` with ``include_low_confidence``:
-        an empty list means "no confident match"."""
+        the confidence threshold (default: the index's cut kept between a quarter of the model's
+        ``min_margin`` and ``min_margin``; or ``min_margin`` when given), or whose cosine is under
+        ``min_score`` when that is given, are marked ``low_confidence``. When every hit is, the
+        answer is an empty list, "no confident match" (the hits, marked, with
+        ``include_low_confidence``)."""
         return self.search_many(
             [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
             candidates=candidates, rerank_weight=rerank_weight, min_score=min_score, min_margin=min_margin,
@@ -482,8 +485,8 @@ class Index:
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
             cut = self.store.get_meta("confidence_cut")
-            return [run_search(self, query, k, vector=vector, level=float(level), cut=None if cut is None else float(cut),
-                               reranker=reranker, **options)
+            return [run_search(self, query, k, vector=vector, level=float(level),
+                               cut=None if cut is None else float(cut), reranker=reranker, **options)
                     for query, vector, level in zip(cleaned, vectors, levels, strict=True)]
 
     @property
