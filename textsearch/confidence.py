@@ -26,12 +26,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .encoder import Encoder
+
+class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally: encoder imports this module
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
 
 BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
 INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
@@ -45,7 +48,7 @@ def background_texts() -> list[str]:
     return [line for line in BACKGROUND_TEXT.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def embed(encoder: Encoder) -> np.ndarray:
+def embed(encoder: _Embeds) -> np.ndarray:
     """The background sentences embedded by ``encoder`` as passages (rows 0–249; what a query's
     level is measured against) and as queries (rows 250–499; what an index's cut is measured
     with): float32, (500, dimension)."""

