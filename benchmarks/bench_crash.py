@@ -45,8 +45,9 @@ FAKE_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import HashEncoder
+import textsearch.ingest as ingest
 import textsearch.index as ix
-ix.BATCH_PASSAGES = 8
+ingest.BATCH_PASSAGES = 8
 class Slow(HashEncoder):
     def encode_passages(self, texts, show_progress=False):
         time.sleep(0.02)

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from textsearch import Index, SentenceTransformerEncoder
-from textsearch.evaluate import evaluate_pairs, read_pairs
+from textsearch.evaluate import evaluate_pairs
+from textsearch.pairs import read_pairs
 from textsearch.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,8 @@ import numpy as np
 
 from textsearch import Encoder, Index, SentenceTransformerEncoder
 from textsearch import search as search_module
-from textsearch.evaluate import pairs_to_ir, ranking_metrics, read_pairs
+from textsearch.evaluate import ranking_metrics
+from textsearch.pairs import pairs_to_ir, read_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldout/zh_en.jsonl",

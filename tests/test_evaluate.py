@@ -18,8 +18,6 @@ from conftest import VOCAB, KeywordEncoder
 
 from textsearch.errors import InvalidArgumentError
 from textsearch.evaluate import (
-    IRSet,
-    PairSet,
     best_threshold,
     compare,
     evaluate_file,
@@ -30,12 +28,11 @@ from textsearch.evaluate import (
     format_table,
     mrr_at_k,
     ndcg_at_k,
-    pairs_to_ir,
     ranking_metrics,
-    read_pairs,
     recall_at_k,
 )
 from textsearch.index import Index
+from textsearch.pairs import IRSet, PairSet, pairs_to_ir, read_pairs
 
 DEMO_QUERIES = Path(__file__).resolve().parents[1] / "corpora" / "demo_queries.jsonl"
 L3, L6 = math.log2(3), math.log2(6)

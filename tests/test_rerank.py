@@ -16,7 +16,8 @@ from tests.test_train import ANIMALS
 from textsearch import Index
 from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
-from textsearch.evaluate import IRSet, evaluate_retrieval
+from textsearch.evaluate import evaluate_retrieval
+from textsearch.pairs import IRSet
 from textsearch.rerank import CrossEncoderReranker, Reranker
 
 DOCS = [

@@ -35,14 +35,13 @@ from safetensors.numpy import save_file
 import textsearch
 from textsearch import encoder as encoder_module
 from textsearch import rerank as rerank_module
-from textsearch.adapters import materialize
 from textsearch.ann import ANN_FILE
 from textsearch.check import repair
 from textsearch.config import CONFIG_FILE
 from textsearch.corpus import Corpus
 from textsearch.errors import InvalidArgumentError, ModelError
 from textsearch.index import Index
-from textsearch.models import refuse_pickle_weights
+from textsearch.models import materialize, refuse_pickle_weights
 from textsearch.search import MODES
 
 PACKAGE = Path(textsearch.__file__).parent

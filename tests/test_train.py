@@ -85,13 +85,14 @@ def test_same_seed_same_adapter(files, tmp_path: Path) -> None:
 
 
 def test_mined_negatives_are_added(files, tmp_path: Path) -> None:
-    from textsearch.evaluate import read_pairs
-    from textsearch.train import _mine
     from sentence_transformers import SentenceTransformer
+
     from textsearch.models import resolve_model
+    from textsearch.pairs import read_pairs
+    from textsearch.training import mine
 
     model = SentenceTransformer(resolve_model(BASE), device="cpu")
-    mined = _mine(model, read_pairs(files["pairs"]), 2)
+    mined = mine(model, read_pairs(files["pairs"]), 2)
     for row in mined.rows:
         assert row["positive"] not in row["negative"] and 1 <= len(row["negative"]) <= 2
 

@@ -4,10 +4,19 @@
     idx = Index.create("indexes/notes")
     idx.add([{"id": "a1", "text": "惹人喜欢的孩子", "lang": "zh"}])
     hits = idx.search("可爱的宝宝", k=5)
+
+Anything the command line does is one call: ``build_index`` (``textsearch index``),
+``open_index`` / ``list_indexes`` (indexes by name), ``Index.search`` (``query``), ``calibrate``
+(``eval --calibrate``), ``textsearch.train.train``, ``textsearch.train_reranker.train_reranker``,
+``textsearch.check.check`` / ``repair``, ``textsearch.quality.report`` (``eval --heldout``).
 """
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
+from .catalog import Built, build_index, index_path, list_indexes, open_index
 from .encoder import Encoder, SentenceTransformerEncoder
 from .errors import (
     CorpusError,
@@ -21,12 +30,30 @@ from .errors import (
     ModelNotFoundError,
     TextsearchError,
 )
-from .index import Hit, Index, Summary
-from .rerank import CrossEncoderReranker, Reranker
+from .hits import Hit, Summary
+from .index import Index
+from .rerank import DEFAULT_CANDIDATES, CrossEncoderReranker, Reranker
+from .search import SearchOptions
+
+if TYPE_CHECKING:
+    from .evaluate import Calibration
 
 __version__ = "0.1.0"
 
+
+def calibrate(
+    path: str | os.PathLike[str], model: str | None = None, *, reranker: Reranker | None = None,
+    candidates: int = DEFAULT_CANDIDATES, runtime: str = "auto",
+) -> Calibration:
+    """``evaluate.calibrate``: measure a model (or a reranker) on a labeled pair file and store its
+    calibration next to it. Imported on use: evaluation pulls in more than searching needs."""
+    from .evaluate import calibrate as run
+
+    return run(path, model, reranker=reranker, candidates=candidates, runtime=runtime)
+
+
 __all__ = [
+    "Built",
     "CorpusError",
     "CrossEncoderReranker",
     "Encoder",
@@ -41,8 +68,14 @@ __all__ = [
     "ModelMismatchError",
     "ModelNotFoundError",
     "Reranker",
+    "SearchOptions",
     "SentenceTransformerEncoder",
     "Summary",
     "TextsearchError",
     "__version__",
+    "build_index",
+    "calibrate",
+    "index_path",
+    "list_indexes",
+    "open_index",
 ]

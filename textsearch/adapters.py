@@ -21,12 +21,14 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .cache import building, cache_dir, file_lock, progress
 from .errors import ModelBuildError
 
 ADAPTER_MARKER = "textsearch_model.json"
@@ -47,13 +49,12 @@ def read_marker(folder: Path) -> dict[str, Any]:
         raise ModelBuildError(f"{folder / ADAPTER_MARKER} is unreadable ({exc})") from exc
 
 
-def materialize(folder: Path, show_progress: bool = False) -> Path:
+def materialize(folder: Path, resolve_base: Callable[[str], Path], show_progress: bool = False) -> Path:
     """The loadable model folder for a trained model folder: itself for a full model, the merged
     copy in the cache for a LoRA adapter (built once). A bi-encoder adapter (kind ``lora``) gives a
     sentence-transformers folder; a reranker adapter (kind ``reranker-lora``) gives a plain
-    transformers sequence-classification folder (one relevance logit) for a CrossEncoder."""
-    from .models import building, cache_dir, file_lock, progress, resolve_model
-
+    transformers sequence-classification folder (one relevance logit) for a CrossEncoder.
+    ``resolve_base`` gives the folder of the base model the adapter names (asked only to build)."""
     folder = folder.absolute()
     marker = read_marker(folder)
     kind = marker.get("kind")
@@ -72,7 +73,7 @@ def materialize(folder: Path, show_progress: bool = False) -> Path:
     with file_lock(dest.parent / f".{dest.name}.lock"):
         if (dest / MERGED_MARKER).is_file():
             return dest
-        base = Path(resolve_model(marker["base"], show_progress=show_progress))
+        base = resolve_base(marker["base"])
         progress(f"merging the LoRA adapter {folder.name} into {marker['base']} (one time)", show_progress)
         with building(dest) as tmp:
             if kind == "reranker-lora":

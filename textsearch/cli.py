@@ -4,30 +4,44 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
+from .catalog import DEFAULT_ROOT, build_index, index_path, list_indexes, open_index
 from .check import Report, check, repair
 from .config import is_index_dir
-from .corpus import Corpus
 from .errors import IndexNotFoundError, InvalidArgumentError, TextsearchError
-from .index import Hit, Index, Summary
+from .hits import Hit, Summary
+from .index import Index
 from .rerank import DEFAULT_CANDIDATES
-from .search import DEFAULT_MODE, RRF_K
+from .search import DEFAULT_MODE, RRF_K, SearchOptions
+
+
+class _Commands(TyperGroup):
+    """Every command's errors become one line on stderr and an exit code, here and only here:
+    2 for a bad argument or option, 1 for anything else the library refuses."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TextsearchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2 if isinstance(exc, InvalidArgumentError) else 1) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="Semantic search for Chinese and English text: index a folder, query it by meaning.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_ROOT = "indexes"
 IndexesOpt = typer.Option(
     DEFAULT_ROOT, "--indexes", envvar="TEXTSEARCH_INDEXES", help="Folder that holds the indexes."
 )
@@ -43,11 +57,6 @@ RuntimeOpt = typer.Option(
 )
 
 
-def _fail(exc: Exception) -> NoReturn:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2 if isinstance(exc, InvalidArgumentError) else 1)
-
-
 def _setup_logging(quiet: bool) -> None:
     logger = logging.getLogger("textsearch")
     logger.handlers.clear()
@@ -61,25 +70,6 @@ def _setup_logging(quiet: bool) -> None:
 
 def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
-
-
-def resolve_index(index: Optional[str], root: str) -> Path:
-    """An explicit name under ``root`` or a path; without one, the only index under ``root``."""
-    if index:
-        as_path = Path(index)
-        if is_index_dir(as_path) or os.sep in index or index.startswith("."):
-            return as_path
-        return Path(root) / index
-    found = sorted(p.name for p in Path(root).glob("*") if is_index_dir(p)) if Path(root).is_dir() else []
-    if not found:
-        raise IndexNotFoundError(
-            f"no index under {root}/ — build one with `textsearch index corpora/demo`"
-        )
-    if len(found) > 1:
-        raise IndexNotFoundError(
-            f"several indexes under {root}/ ({', '.join(found)}) — choose one with --index NAME"
-        )
-    return Path(root) / found[0]
 
 
 @app.command("index")
@@ -105,28 +95,14 @@ def index_cmd(
     Example: textsearch index corpora/demo
     """
     _setup_logging(quiet)
-    target = resolve_index(name, indexes) if name else Path(indexes) / folder.resolve().name
-    created = not is_index_dir(target)
-    try:
-        Corpus(folder)  # a missing folder fails before any index is created
-        with Index.open_or_create(target, model, runtime=runtime, vector_dtype=vector_dtype,
-                                  show_progress=_show_progress(quiet)) as idx:
-            summary = idx.index_folder(
-                folder,
-                id_field=id_field,
-                text_field=text_field,
-                max_file_bytes=int(max_file_mb * 1e6),
-                show_progress=_show_progress(quiet),
-            )
-            total = idx.count()
-    except TextsearchError as exc:
-        if created and is_index_dir(target):
-            Index.destroy(target)  # leave no empty index behind a failed first build
-        _fail(exc)
+    built = build_index(folder, name, indexes, model=model, runtime=runtime, vector_dtype=vector_dtype,
+                        id_field=id_field, text_field=text_field, max_file_bytes=int(max_file_mb * 1e6),
+                        show_progress=_show_progress(quiet))
     if as_json:
-        typer.echo(json.dumps({"index": str(target), "documents": total, **summary.to_dict()}, ensure_ascii=False))
+        typer.echo(json.dumps({"index": str(built.path), "documents": built.documents, **built.summary.to_dict()},
+                              ensure_ascii=False))
     else:
-        typer.echo(_summary_line(folder, target, summary, total))
+        typer.echo(_summary_line(folder, built.path, built.summary, built.documents))
 
 
 def _summary_line(folder: Path, target: Path, s: Summary, total: int) -> str:
@@ -165,16 +141,14 @@ def query_cmd(
     from .filters import combine, parse_where
 
     _setup_logging(True)
-    try:
-        filter = combine([parse_where(w) for w in where]) if where else None
-        with Index.open(resolve_index(index, indexes), model) as idx:
-            hits = idx.search(text, k=k, mode=mode, filter=filter, group=not passages, ef=ef, rerank=rerank,
-                              rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
-                              min_score=min_score, min_margin=min_margin,
-                              include_low_confidence=show_low, rrf_k=rrf_k)
-            empty = idx.count() == 0
-    except TextsearchError as exc:
-        _fail(exc)
+    options = SearchOptions(
+        k=k, mode=mode, filter=combine([parse_where(w) for w in where]) if where else None, group=not passages,
+        ef=ef, rerank=rerank, rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
+        min_score=min_score, min_margin=min_margin, include_low_confidence=show_low, rrf_k=rrf_k,
+    )
+    with open_index(index, indexes, model=model) as idx:
+        hits = idx.search(text, options=options)
+        empty = idx.count() == 0
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
@@ -229,11 +203,8 @@ def info_cmd(
     Example: textsearch info demo
     """
     _setup_logging(True)
-    try:
-        with Index.open(resolve_index(index, indexes)) as idx:
-            info = idx.info()
-    except TextsearchError as exc:
-        _fail(exc)
+    with open_index(index, indexes) as idx:
+        info = idx.info()
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return
@@ -266,10 +237,9 @@ def list_cmd(indexes: str = IndexesOpt) -> None:
 
     Example: textsearch list
     """
-    root = Path(indexes)
-    names = sorted(p.name for p in root.glob("*") if is_index_dir(p)) if root.is_dir() else []
+    names = list_indexes(indexes)
     if not names:
-        typer.echo(f"no index under {root}/ — build one with `textsearch index corpora/demo`")
+        typer.echo(f"no index under {indexes}/ — build one with `textsearch index corpora/demo`")
     for name in names:
         typer.echo(name)
 
@@ -284,16 +254,13 @@ def delete_cmd(
 
     Example: textsearch delete demo --yes
     """
-    try:
-        path = resolve_index(index, indexes)
-        if not is_index_dir(path):
-            raise IndexNotFoundError(f"no index at {path} — `textsearch list` shows the indexes")
-        if not yes and not typer.confirm(f"delete index {path}?", default=False):
-            typer.echo("not deleted", err=True)
-            raise typer.Exit(1)
-        Index.destroy(path)
-    except TextsearchError as exc:
-        _fail(exc)
+    path = index_path(index, indexes)
+    if not is_index_dir(path):
+        raise IndexNotFoundError(f"no index at {path} — `textsearch list` shows the indexes")
+    if not yes and not typer.confirm(f"delete index {path}?", default=False):
+        typer.echo("not deleted", err=True)
+        raise typer.Exit(1)
+    Index.destroy(path)
     typer.echo(f"deleted {path}")
 
 
@@ -307,10 +274,7 @@ def check_cmd(
 
     Example: textsearch check demo
     """
-    try:
-        report = check(resolve_index(index, indexes))
-    except TextsearchError as exc:
-        _fail(exc)
+    report = check(index_path(index, indexes))
     _print_report(report, as_json, "ok" if report.ok else "PROBLEMS")
     if not report.ok:
         typer.echo(f"error: {report.path} has problems — run `textsearch repair {report.path}`"
@@ -332,10 +296,7 @@ def repair_cmd(
     Example: textsearch repair demo
     """
     _setup_logging(False)
-    try:
-        report = repair(resolve_index(index, indexes), reembed=reembed)
-    except TextsearchError as exc:
-        _fail(exc)
+    report = repair(index_path(index, indexes), reembed=reembed)
     _print_report(report, as_json, "repaired" if report.ok else "STILL BROKEN")
     if not report.ok:
         raise typer.Exit(1)
@@ -369,10 +330,7 @@ def pairs_build_cmd(
     """
     from .pairs import build_pairs
 
-    try:
-        counts = build_pairs(folder, seed=seed)
-    except TextsearchError as exc:
-        _fail(exc)
+    counts = build_pairs(folder, seed=seed)
     for name, n in counts.items():
         typer.echo(f"{folder / (name + '.jsonl')}: {n} rows")
 
@@ -399,27 +357,22 @@ def train_cmd(
 
     Example: textsearch train corpora/pairs/train.jsonl --out models/zh-en-tuned
     """
-    from .evaluate import evaluate_file, format_table
+    from .evaluate import format_table
     from .train import TrainConfig, train
 
     _setup_logging(quiet)
     config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
                          distance=distance, mine_hard_negatives=mine_hard_negatives, full=full,
                          base_model=base, seed=seed, interpolate=interpolate)
-    try:
-        result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet))
-        loss_note = (
-            f", loss {result.first_loss:.4f} → {result.last_loss:.4f}" if result.first_loss is not None else ""
-        )
-        typer.echo(
-            f"trained {out} on {result.rows} rows ({result.device}): {result.steps} steps in "
-            f"{result.seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s{loss_note}, "
-            f"{result.trainable_parameters:,} trainable parameters"
-        )
-        if eval_file:
-            typer.echo(format_table(evaluate_file(eval_file, str(out), baseline=base or "multilingual-e5-small")))
-    except TextsearchError as exc:
-        _fail(exc)
+    result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet))
+    loss_note = f", loss {result.first_loss:.4f} → {result.last_loss:.4f}" if result.first_loss is not None else ""
+    typer.echo(
+        f"trained {out} on {result.rows} rows ({result.device}): {result.steps} steps in "
+        f"{result.seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s{loss_note}, "
+        f"{result.trainable_parameters:,} trainable parameters"
+    )
+    if result.evaluation is not None:
+        typer.echo(format_table(result.evaluation))
 
 
 @app.command("train-reranker")
@@ -435,6 +388,7 @@ def train_reranker_cmd(
     lr: float = typer.Option(1e-3),
     base: Optional[str] = typer.Option(None, "--base", help="Backbone to start from (default: zh-en-tuned)."),
     miner: Optional[str] = typer.Option(None, "--miner", help="Bi-encoder that mines negatives (default: zh-en-tuned)."),
+    loss: str = typer.Option("bce", "--loss", help="bce (pointwise) or listwise (softmax over positive and negatives)."),
     seed: int = typer.Option(0),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -447,11 +401,8 @@ def train_reranker_cmd(
     _setup_logging(quiet)
     config = RerankerConfig(epochs=epochs, batch_size=batch_size, lr=lr, mine_hard_negatives=mine_hard_negatives,
                             random_negatives=random_negatives, symmetric=symmetric, max_rows=max_rows,
-                            base_model=base, miner=miner, seed=seed)
-    try:
-        r = train_reranker(train_file, out, config, show_progress=_show_progress(quiet))
-    except TextsearchError as exc:
-        _fail(exc)
+                            base_model=base, miner=miner, seed=seed, loss=loss)
+    r = train_reranker(train_file, out, config, show_progress=_show_progress(quiet))
     loss_note = f", loss {r.first_loss:.4f} → {r.last_loss:.4f}" if r.first_loss is not None else ""
     typer.echo(f"trained {out} on {r.rows} pairs ({r.device}): {r.steps} steps in {r.seconds:.0f} s, "
                f"{r.pairs_per_second:.1f} pairs/s{loss_note}, {r.trainable_parameters:,} trainable parameters")
@@ -481,67 +432,43 @@ def eval_cmd(
 
     Example: textsearch eval corpora/pairs/test_zh.jsonl --baseline multilingual-e5-small
     """
+    from .evaluate import calibrate as calibrate_model
     from .evaluate import evaluate_file, evaluate_index, format_table
+    from .quality import report, table
     from .rerank import CrossEncoderReranker
 
     _setup_logging(True)
     if heldout:
-        return _heldout_table(model, baseline, runtime, as_json)
-    try:
-        if index or queries:
-            with Index.open(resolve_index(index, indexes)) as idx:
-                if queries is None:
-                    raise InvalidArgumentError("--index needs --queries (and --qrels unless queries hold 'relevant')")
-                reranker = idx.reranker(rerank_model, rerank_weight) if rerank or rerank_model else None
-                results = evaluate_index(idx, queries, qrels, reranker=reranker, candidates=candidates)
-        elif pairs_file is None:
-            raise InvalidArgumentError("give a pairs file, or --index with --queries")
+        reports = [report(m, runtime=runtime or "auto", log=lambda line: typer.echo(line, err=True))
+                   for m in ([baseline] if baseline else []) + [model]]
+        typer.echo(json.dumps(reports, ensure_ascii=False, indent=2) if as_json else table(reports))
+        return
+    note = ""
+    if index or queries:
+        if queries is None:
+            raise InvalidArgumentError("--index needs --queries (and --qrels unless queries hold 'relevant')")
+        with open_index(index, indexes) as idx:
+            reranker = idx.reranker(rerank_model, rerank_weight) if rerank or rerank_model else None
+            results = evaluate_index(idx, queries, qrels, reranker=reranker, candidates=candidates)
+    elif pairs_file is None:
+        raise InvalidArgumentError("give a pairs file, or --index with --queries")
+    else:
+        reranker = CrossEncoderReranker(rerank_model, weight=rerank_weight) if rerank or rerank_model else None
+        if calibrate:
+            if reranker is not None and rerank_weight is not None:
+                raise InvalidArgumentError("--calibrate chooses the rerank weight — drop --rerank-weight")
+            done = calibrate_model(pairs_file, model, reranker=reranker, candidates=candidates,
+                                   runtime=runtime or "auto")
+            results = done.results
+            what = (f"rerank weight {done.data['weight']:g}" if "weight" in done.data
+                    else f"min_margin {done.data['min_margin']}")
+            note = f"calibrated: {what} written to {done.path}"
         else:
-            reranker = (CrossEncoderReranker(rerank_model, weight=rerank_weight) if rerank or rerank_model
-                        else None)
             results = evaluate_file(pairs_file, model, baseline=baseline, reranker=reranker, candidates=candidates,
-                                    runtime=runtime or "auto", choose_weight=calibrate and rerank_weight is None,
-                                    margins=calibrate)
-        note = _calibrate(results, pairs_file, model, reranker) if calibrate else ""
-    except TextsearchError as exc:
-        _fail(exc)
+                                    runtime=runtime or "auto")
     typer.echo(json.dumps(results, ensure_ascii=False, indent=2) if as_json else format_table(results))
     if note:
         typer.echo(note, err=as_json)
-
-
-def _heldout_table(model: Optional[str], baseline: Optional[str], runtime: Optional[str], as_json: bool) -> None:
-    from .quality import report, table
-
-    try:
-        reports = [report(m, runtime=runtime or "auto", log=lambda line: typer.echo(line, err=True))
-                   for m in ([baseline] if baseline else []) + [model]]
-    except TextsearchError as exc:
-        _fail(exc)
-    typer.echo(json.dumps(reports, ensure_ascii=False, indent=2) if as_json else table(reports))
-
-
-def _calibrate(results: dict[str, Any], pairs_file: Optional[Path], model: Optional[str], reranker: Any) -> str:
-    """Store the "no confident match" threshold measured on the pair file with the model, or with
-    a reranker its weight chosen on the file."""
-    from .evaluate import MAX_REFUSED
-    from .models import write_calibration
-    from .rerank import calibration_spec
-
-    found = results.get("results", {}).get("classification")
-    if pairs_file is None or not found:
-        raise InvalidArgumentError("--calibrate needs a pairs file with positive and negative pairs")
-    if reranker is not None:  # its weight only: "no confident match" stays the bi-encoder's cosine threshold
-        data = {"weight": reranker.weight, "pairs_file": str(pairs_file),
-                "rule": f"the rerank weight of best MRR@10 on the file (top {results['candidates']} candidates; "
-                        "ties: the lowest)"}
-        path = write_calibration(calibration_spec(reranker.name), data)
-        return f"calibrated: rerank weight {reranker.weight:g} written to {path}"
-    data = {"min_margin": round(found["min_margin"], 4), "pairs_file": str(pairs_file),
-            "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs have a margin below min_margin",
-            "best_accuracy_threshold": round(found["threshold"], 4)}
-    path = write_calibration(model, data)
-    return f"calibrated: min_margin {data['min_margin']} written to {path}"
 
 
 def main() -> None:

@@ -17,15 +17,8 @@ import numpy as np
 
 from .confidence import DEFAULT_MIN_MARGIN
 from .errors import ModelError, ModelNotFoundError
-from .models import (
-    BUILTIN_MODELS,
-    DEFAULT_MODEL,
-    SAFE_LOAD,
-    SHIPPED_ADAPTERS,
-    quiet_transformers,
-    read_calibration,
-    resolve_model,
-)
+from .loading import SAFE_LOAD, quiet_transformers
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, SHIPPED_ADAPTERS, read_calibration, resolve_model
 from .runtime import load_or_fall_back
 
 PROBE_TEXT = "textsearch probe — 可爱的宝宝 and a cute baby."

@@ -1,25 +1,16 @@
 """Measure quality: labeled pairs → IR set → Recall@k, MRR, nDCG; pair classification; an index.
 
-Pair files are JSONL, CSV or TSV (by extension); the format is detected from the columns:
-``anchor, positive[, negative]`` (``triplet``; ``negative`` may be a JSONL list, and
-``negative_1, negative_2…`` columns are gathered into it), ``sentence1, sentence2, label`` (1/0)
-or ``sentence1, sentence2, score`` (in [0, 1]). An optional ``lang`` column splits the report.
-
-As an IR set, each anchor (or sentence1 of a pair labeled 1 / scored ≥ 0.5) is a query, its
-positives are relevant, and the corpus is every positive and negative text, one document per
-distinct text: the hard negatives compete with the answers.
+Pair files are read by ``pairs.read_pairs`` (formats there). As an IR set, each anchor is a query
+and the corpus is every positive and negative text, one document per distinct text: the hard
+negatives compete with the answers.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,181 +20,31 @@ import numpy as np
 from . import confidence
 from .encoder import Encoder
 from .errors import InvalidArgumentError
-from .rerank import DEFAULT_CANDIDATES, Memoized, Reranker, blend
+from .models import write_calibration
+from .pairs import (
+    IRSet,
+    PairSet,
+    Row,
+    as_list,
+    labeled_pairs,
+    missing_column,
+    number_column,
+    pairs_to_ir,
+    read_pairs,
+    read_records,
+)
+from .rerank import DEFAULT_CANDIDATES, Memoized, Reranker, blend, calibration_spec
 
 if TYPE_CHECKING:
     from .index import Index
 
 logger = logging.getLogger(__name__)
 
-FORMATS: dict[str, tuple[str, ...]] = {
-    "triplet": ("anchor", "positive"),
-    "label": ("sentence1", "sentence2", "label"),
-    "score": ("sentence1", "sentence2", "score"),
-}
 KS = (1, 5, 10)
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))  # rerank weights tried by choose_rerank_weight
 MAX_REFUSED = 0.05  # calibration: share of labeled answers a "no confident match" threshold may refuse
 COUNTS = {"n_queries": "queries", "n_corpus": "documents", "n_pairs": "pairs",
           "n_missing_docs": "judged ids missing from the index"}
-_NEGATIVE_N = re.compile(r"^negative_(\d+)$")
-Row = Mapping[str, Any]
-
-
-@dataclass
-class PairSet:
-    """A validated pair file. Rows keep every column; triplet rows get ``negative`` as a list."""
-
-    format: str  # "triplet", "label" or "score"
-    rows: list[dict[str, Any]]
-    columns: list[str]
-    path: str = ""
-
-
-@dataclass
-class IRSet:
-    """Queries, a corpus of distinct texts, and per query the corpus positions that are relevant."""
-
-    queries: list[str]
-    corpus: list[str]
-    relevant: list[set[int]]
-
-
-# --- reading --------------------------------------------------------------------------------
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) of a JSONL, CSV or TSV file (CSV/TSV: the header is line 1)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".csv", ".tsv"):
-        raise InvalidArgumentError(f"{path}: give a .jsonl, .csv or .tsv file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError(f"cannot read {path} as UTF-8 text ({exc})") from exc
-    if suffix == ".jsonl":
-        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is valid JSON
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidArgumentError(f"{path} line {n}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise InvalidArgumentError(f"{path} line {n}: expected a JSON object")
-            yield n, row
-        return
-    tsv = suffix == ".tsv"  # TSV: no quoting, so a text may start with a quotation mark
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
-                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-    for row in reader:
-        if None in row:
-            where = f"{path} line {reader.line_num}"
-            raise InvalidArgumentError(f"{where}: more fields than the header has")
-        yield reader.line_num, {k.strip(): v for k, v in row.items() if v is not None}
-
-
-def _missing(where: str, column: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"{where}: column '{column}' is missing or empty")
-
-
-def _text(row: Row, column: str, where: str) -> str:
-    value = row.get(column)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise _missing(where, column)
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"{where}: column '{column}' must be text, not {value!r}")
-    return value
-
-
-def _number(row: Row, column: str, where: str, allowed: str, ok: Callable[[float], bool]) -> float:
-    value = row.get(column)
-    if value is None or value == "":
-        raise _missing(where, column)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not ok(number):
-        raise InvalidArgumentError(f"{where}: column '{column}' must be {allowed}, got {value!r}")
-    return number
-
-
-def _as_list(value: Any) -> list[Any]:
-    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _negatives(row: Row, where: str) -> list[str]:
-    numbered = sorted((int(m.group(1)), k) for k in row if (m := _NEGATIVE_N.match(k)))
-    found = _as_list(row.get("negative")) + [row[k] for _, k in numbered]
-    if any(not isinstance(n, str) for n in found if n is not None):
-        raise InvalidArgumentError(f"{where}: column 'negative' must be text or a list of texts")
-    return [n for n in found if n and n.strip()]
-
-
-def _clean(row: dict[str, Any], fmt: str, where: str) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if not _NEGATIVE_N.match(k)}
-    for column in FORMATS[fmt][:2]:
-        out[column] = _text(row, column, where)
-    if fmt == "triplet":
-        out["negative"] = _negatives(row, where)
-    elif fmt == "label":
-        out["label"] = int(_number(row, "label", where, "1 or 0", lambda x: x in (0.0, 1.0)))
-    else:
-        out["score"] = _number(row, "score", where, "a number in [0, 1]", lambda x: 0 <= x <= 1)
-    if out.get("lang") is not None:
-        out["lang"] = str(out["lang"]).strip()
-    return out
-
-
-def read_pairs(path: str | os.PathLike[str]) -> PairSet:
-    """Read and validate a pair file; an error names the file, the line and the column."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArgumentError(f"pairs file {path} not found")
-    records = list(_records(path))
-    if not records:
-        raise InvalidArgumentError(f"{path} holds no pairs")
-    columns = list(dict.fromkeys(k for _, row in records for k in row))
-    fmt = next((f for f, needed in FORMATS.items() if set(needed) <= set(columns)), None)
-    if fmt is None:
-        wanted = " | ".join(", ".join(c) for c in FORMATS.values())
-        raise InvalidArgumentError(
-            f"{path}: columns {', '.join(columns)} match no pair format — use {wanted}")
-    rows = [_clean(row, fmt, f"{path} line {n}") for n, row in records]
-    return PairSet(format=fmt, rows=rows, columns=columns, path=str(path))
-
-
-# --- pairs → IR set, labeled pairs ----------------------------------------------------------
-def _judged(row: Row) -> tuple[str, list[str], list[str]]:
-    """(query, relevant texts, other corpus texts) of a row of any format."""
-    if "anchor" in row:
-        return row["anchor"], [row["positive"]], [n for n in _as_list(row.get("negative")) if n]
-    match = float(row["label"] if "label" in row else row["score"]) >= 0.5
-    return row["sentence1"], [row["sentence2"]] * match, [row["sentence2"]] * (not match)
-
-
-def pairs_to_ir(rows: Iterable[Row], distractors: Iterable[str] = ()) -> IRSet:
-    """Each distinct query with its relevant texts; the corpus is every text, deduplicated."""
-    corpus: dict[str, int] = {}
-    relevant: dict[str, set[int]] = {}
-    for row in rows:
-        query, positives, others = _judged(row)
-        if positives:
-            ids = {corpus.setdefault(p, len(corpus)) for p in positives}
-            relevant.setdefault(query, set()).update(ids)
-        for text in others:
-            corpus.setdefault(text, len(corpus))
-    for text in distractors:
-        corpus.setdefault(text, len(corpus))
-    return IRSet(list(relevant), list(corpus), list(relevant.values()))
-
-
-def labeled_pairs(rows: Iterable[Row]) -> list[tuple[str, str, int]]:
-    """(text1, text2, 1/0); a triplet gives (anchor, positive, 1) and (anchor, negative, 0)."""
-    out = []
-    for row in rows:
-        query, positives, others = _judged(row)
-        out += [(query, p, 1) for p in positives] + [(query, o, 0) for o in others]
-    return out
 
 
 # --- metrics over ranked ids ----------------------------------------------------------------
@@ -238,7 +79,7 @@ def ranking_metrics(
 
 
 # --- evaluating an encoder ------------------------------------------------------------------
-class _Cached(Encoder):
+class CachedEncoder(Encoder):
     """Embeds each distinct text once per side, so groups and classification share the work."""
 
     def __init__(self, encoder: Encoder, show_progress: bool = False) -> None:
@@ -302,7 +143,7 @@ def evaluate_by_group(
     """``{"all": metrics, <lang>: metrics…, "n_queries", "n_corpus"}``. With 2+ languages each
     gets its own IR set, built from its rows only (plus the distractors). ``rerank``:
     ``reranker=`` and ``candidates=`` for evaluate_retrieval."""
-    encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
     whole = evaluate_retrieval(encoder, pairs_to_ir(rows, distractors), ks, **rerank)
     report: dict[str, Any] = {"all": whole}
     langs = sorted({str(r["lang"]) for r in rows if r.get("lang")})
@@ -346,7 +187,7 @@ def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row], margins:
     ``margins``, also ``min_margin``: the confidence rule (``confidence.py``) under which at most
     5% of the positive pairs fall."""
     items = labeled_pairs(rows)
-    encoder = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
     cosines = _pair_cosines(encoder, items)
     labels = [x[2] for x in items]
     report = _classification(cosines.tolist(), labels)
@@ -390,7 +231,7 @@ def evaluate_pairs(
     """Retrieval overall and per language, plus ``classification`` when both labels occur (with
     ``margins``, its ``min_margin`` too); with a reranker, ranking and classification are the reranker's."""
     rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
-    cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder, show_progress)
+    cached = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder, show_progress)
     report = evaluate_by_group(cached, rows, distractors, ks, reranker=reranker, candidates=candidates)
     if len({label for *_, label in labeled_pairs(rows)}) == 2:
         report["classification"] = (evaluate_reranker_classification(reranker, rows, cached) if reranker
@@ -405,7 +246,7 @@ def choose_rerank_weight(
     """The rerank weight of best MRR@10 over the pair file's queries (ties: the lowest, the
     closest to recall alone), and MRR@10 at each weight tried."""
     rows = pairs.rows if isinstance(pairs, PairSet) else list(pairs)
-    cached = encoder if isinstance(encoder, _Cached) else _Cached(encoder)
+    cached = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
     memo = reranker if isinstance(reranker, Memoized) else Memoized(reranker)
     curve = {}
     for weight in weights:
@@ -428,7 +269,7 @@ def evaluate_file(
     from .encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
-    tuned = _Cached(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)
+    tuned = CachedEncoder(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)
     curve = None
     if reranker is not None and choose_weight:
         memo = Memoized(reranker)
@@ -453,19 +294,50 @@ def evaluate_file(
     return result
 
 
+@dataclass
+class Calibration:
+    """What ``calibrate`` measured and stored: the evaluation, the record written and where."""
+
+    results: dict[str, Any]
+    data: dict[str, Any]
+    path: Path
+
+
+def calibrate(
+    path: str | os.PathLike[str], model: str | None = None, *, reranker: Reranker | None = None,
+    candidates: int = DEFAULT_CANDIDATES, runtime: str = "auto",
+) -> Calibration:
+    """Measure on a labeled pair file and store the result next to the model (``models.write_calibration``):
+    the model's ``min_margin`` (at most ``MAX_REFUSED`` of the file's positive pairs under it), or
+    with a reranker the rerank weight of best MRR@10 on the file."""
+    results = evaluate_file(path, model, reranker=reranker, candidates=candidates, runtime=runtime,
+                            choose_weight=reranker is not None, margins=True)
+    found = results.get("results", {}).get("classification")
+    if not found:
+        raise InvalidArgumentError("calibrating needs a pairs file with positive and negative pairs")
+    if reranker is not None:  # its weight only: "no confident match" stays the bi-encoder's rule
+        data = {"weight": results["rerank_weight"], "pairs_file": str(path),
+                "rule": f"the rerank weight of best MRR@10 on the file (top {candidates} candidates; ties: the lowest)"}
+        return Calibration(results, data, write_calibration(calibration_spec(reranker.name), data))
+    data = {"min_margin": round(found["min_margin"], 4), "pairs_file": str(path),
+            "rule": f"at most {MAX_REFUSED:.0%} of the file's positive pairs have a margin below min_margin",
+            "best_accuracy_threshold": round(found["threshold"], 4)}
+    return Calibration(results, data, write_calibration(model, data))
+
+
 # --- evaluating a built index ---------------------------------------------------------------
 def _read_queries(path: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
     texts: dict[str, str] = {}
     relevant: dict[str, set[str]] = {}
-    for n, row in _records(path):
+    for n, row in read_records(path):
         qid = str(row["id"]) if row.get("id") is not None else f"#{n}"
         text = row.get("text") or row.get("query")
         if not isinstance(text, str) or not text.strip():
-            raise _missing(f"{path} line {n}", "text' (or 'query")
+            raise missing_column(f"{path} line {n}", "text' (or 'query")
         if qid in texts:
             raise InvalidArgumentError(f"{path} line {n}: query id '{qid}' appears twice")
         texts[qid] = text
-        relevant[qid] = {str(d) for d in _as_list(row.get("relevant")) if str(d).strip()}
+        relevant[qid] = {str(d) for d in as_list(row.get("relevant")) if str(d).strip()}
     return texts, relevant
 
 
@@ -473,12 +345,12 @@ def _read_qrels(path: Path) -> Iterator[tuple[str, str]]:
     """(query id, doc id) per judgement with relevance > 0: JSONL, or TSV/text lines
     ``query_id doc_id relevance`` (or TREC's 4 columns; a header line is skipped)."""
     if path.suffix.lower() == ".jsonl":
-        for n, row in _records(path):
+        for n, row in read_records(path):
             at = f"{path} line {n}"
             ids = ["" if v is None else str(v).strip() for v in map(row.get, ("query_id", "doc_id"))]
             if not all(ids):
-                raise _missing(at, "query_id' or 'doc_id")
-            if "relevance" not in row or _number(row, "relevance", at, "a number", math.isfinite):
+                raise missing_column(at, "query_id' or 'doc_id")
+            if "relevance" not in row or number_column(row, "relevance", at, "a number", math.isfinite):
                 yield ids[0], ids[1]
         return
     for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):

@@ -17,20 +17,17 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import confidence, graphfile
+from . import confidence, graphfile, ingest
 from .ann import AnnIndex
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
-from .corpus import Corpus, Document, Passage, split_passages
+from .corpus import Corpus, Document
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
     CorpusError,
@@ -39,53 +36,15 @@ from .errors import (
     InvalidArgumentError,
     ModelMismatchError,
 )
-from .rerank import Reranker, check_weight
-from .search import RRF_K
+from .hits import Hit, Summary
+from .ingest import Target
+from .rerank import Reranker
+from .search import SearchOptions, Source
 from .search import run as run_search
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
 logger = logging.getLogger(__name__)
 
-BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
-
-
-@dataclass
-class Hit:
-    """One search result: the best passage of a document (or one passage, ungrouped)."""
-
-    doc_id: str
-    score: float  # cosine similarity in [-1, 1]; reranked: the reranker's score blended with the cosine
-    text: str  # the passage text
-    metadata: dict[str, Any]
-    passage: int  # position of the passage in its document, from 0
-    passages: int  # number of passages of the document
-    start: int  # character offsets of the passage in the document
-    end: int
-    dense_score: float | None = None  # the cosine, when ``score`` is another score (rerank, BM25, RRF)
-    low_confidence: bool = False  # under the confidence rule (shown below a confident hit, or on request)
-    rerank_score: float | None = None  # the reranker's own score (0-1), when reranked
-    margin: float | None = None  # the cosine minus the query's background level (confidence.py)
-    label: int = -1  # the passage's label in the HNSW graph and the store
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Summary:
-    """What one indexing call did."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    skipped: int = 0
-    passages: int = 0  # passages embedded
-    seconds: float = 0.0
-    skipped_files: list[tuple[str, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _document(item: Any) -> Document:
@@ -323,34 +282,19 @@ class Index:
     def _ingest(
         self, docs: Iterator[Document], known: dict[str, str], *, root: str | None, show_progress: bool
     ) -> Summary:
-        started = time.perf_counter()
-        summary = Summary()
         rows = self._background_rows()
         if not self._background_stored:  # an index made before it was kept
             confidence.save(self.path, rows)
             self._background_stored = True
 
-        def changed() -> Iterator[tuple[Document, list[Passage]]]:
-            """Read, decode and split lazily: this runs between writes, while the encoder works."""
-            for doc in docs:
-                if known.get(doc.id) == doc.content_hash:
-                    summary.unchanged += 1
-                    continue
-                if doc.id in known:
-                    summary.updated += 1
-                else:
-                    summary.added += 1
-                passages = self._passages(doc)
-                summary.passages += len(passages)
-                bar.grow(len(passages))
-                yield doc, passages
+        def written() -> None:
+            self._seen_seq = self.store.seq
 
-        with _Progress(show_progress) as bar:
-            self._write_pipelined(_batches(changed()), root, bar)
+        summary = ingest.write(docs, known, Target(self.store, self.ann, self.encoder, self.config, root, written),
+                               show_progress=show_progress)
         if summary.added or summary.updated:
             self._save_ann()
             self._measure_cut()
-        summary.seconds = time.perf_counter() - started
         return summary
 
     def _measure_cut(self) -> None:
@@ -359,39 +303,6 @@ class Index:
         labels, cosines = self.ann.search(queries, 1)
         cut = confidence.index_cut(queries, self.background, cosines[:, 0]) if labels.size else None
         self.store.set_meta(confidence_cut=cut)
-
-    def _passages(self, doc: Document) -> list[Passage]:
-        return split_passages(
-            doc.text,
-            self.encoder.count_tokens,
-            self.config.max_passage_tokens,
-            self.config.overlap_tokens,
-        )
-
-    def _write_pipelined(self, batches: Iterator[list[tuple[Document, list[Passage]]]], root: str | None,
-                         bar: Any) -> None:
-        """Embed batch i+1 in a helper thread while batch i is written (SQLite, keywords, graph)
-        here: the encoder releases the GIL, so the writing is nearly free. Writes stay in order,
-        on this thread, one transaction per batch."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textsearch-encode") as pool:
-            pending: tuple[list[tuple[Document, list[Passage]]], Future[np.ndarray]] | None = None
-            for batch in batches:
-                texts = [p.text for _, passages in batch for p in passages]
-                embedding = pool.submit(self.encoder.encode_passages, texts)
-                if pending:
-                    self._write_batch(*pending, root, bar)
-                pending = (batch, embedding)
-            if pending:
-                self._write_batch(*pending, root, bar)
-
-    def _write_batch(self, batch: list[tuple[Document, list[Passage]]], embedding: Future[np.ndarray],
-                     root: str | None, bar: Any) -> None:
-        vectors = embedding.result()
-        labels, removed = self.store.write(batch, vectors.astype(VECTOR_DTYPES[self.config.vector_dtype]), root=root)
-        self.ann.delete(removed)
-        self.ann.add(labels, vectors)
-        self._seen_seq = self.store.seq
-        bar.update(len(vectors))
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -435,62 +346,62 @@ class Index:
         graphfile.save(self.path, self.ann, self.store)
 
     # --- reading ----------------------------------------------------------------------------
-    def search(
-        self, query: str, k: int = 10, *, mode: str | None = None, filter: dict[str, Any] | None = None,
-        group: bool = True, ef: int | None = None, rerank: bool | Reranker = False,
-        rerank_model: str | None = None, candidates: int | None = None, rerank_weight: float | None = None,
-        min_score: float | None = None, min_margin: float | None = None, include_low_confidence: bool = False,
-        rrf_k: int = RRF_K,
-    ) -> list[Hit]:
+    def search(self, query: str, k: int = 10, *, options: SearchOptions | None = None, **kwargs: Any) -> list[Hit]:
         """The k best documents for ``query`` (best passage each), or the k best passages when
-        ``group=False``.
+        ``group=False``. The options (keywords here, or one ``SearchOptions``):
 
         ``mode``: ``dense`` (cosine), ``keyword`` (BM25) or ``hybrid`` (both, fused by
-        reciprocal rank); default ``search.DEFAULT_MODE``. ``filter``: metadata conditions applied
-        before the top k is cut, e.g. ``{"lang": "zh", "year": {"$gte": 2020}}``. ``rerank``: rescore the
-        first ``candidates`` hits with a cross-encoder (``rerank_model``, default: the shipped
-        one; or pass a ``Reranker``); scores are then ``rerank_weight`` × the reranker's plus the rest
-        × the cosine (default weight: the reranker's calibrated one). Each hit's ``margin`` is its
-        cosine minus the query's background level (``confidence.py``); hits whose margin is under
-        the confidence threshold (default: the index's cut kept between a quarter of the model's
-        ``min_margin`` and ``min_margin``; or ``min_margin`` when given), or whose cosine is under
-        ``min_score`` when that is given, are marked ``low_confidence``. When every hit is, the
-        answer is an empty list, "no confident match" (the hits, marked, with
-        ``include_low_confidence``)."""
-        return self.search_many(
-            [query], k, mode=mode, filter=filter, group=group, ef=ef, rerank=rerank, rerank_model=rerank_model,
-            candidates=candidates, rerank_weight=rerank_weight, min_score=min_score, min_margin=min_margin,
-            include_low_confidence=include_low_confidence, rrf_k=rrf_k,
-        )[0]
+        reciprocal rank with ``rrf_k``); default ``search.DEFAULT_MODE``. ``filter``: metadata
+        conditions applied before the top k is cut, e.g. ``{"lang": "zh", "year": {"$gte": 2020}}``.
+        ``ef``: the HNSW search breadth. ``rerank``: rescore the first ``candidates`` hits with a
+        cross-encoder (``rerank_model``, default: the shipped one; or pass a ``Reranker``); scores
+        are then ``rerank_weight`` × the reranker's plus the rest × the cosine (default weight: the
+        reranker's calibrated one). Each hit's ``margin`` is its cosine minus the query's
+        background level (``confidence.py``); hits whose margin is under the confidence threshold
+        (default: the index's cut kept between a quarter of the model's ``min_margin`` and
+        ``min_margin``; or ``min_margin`` when given), or whose cosine is under ``min_score`` when
+        that is given, are marked ``low_confidence``. When every hit is, the answer is an empty
+        list, "no confident match" (the hits, marked, with ``include_low_confidence``)."""
+        return self.search_many([query], k, options=options, **kwargs)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[str], k: int = 10, *, options: SearchOptions | None = None,
+                    **kwargs: Any) -> list[list[Hit]]:
         """``search`` for many queries at once (same options): the queries are embedded in
         batches and answered from one committed state. One list of hits per query, in order."""
+        if options is not None and kwargs:
+            raise InvalidArgumentError("give search options either as keywords or as one SearchOptions")
+        try:
+            options = options or SearchOptions(k=k, **kwargs)
+        except TypeError as exc:  # an unknown keyword
+            raise InvalidArgumentError(f"unknown search option ({exc})") from exc
         queries = list(queries)
         for query in queries:
             if not isinstance(query, str) or not query.strip():
                 raise InvalidArgumentError("the query is empty — give some words to search for")
-        if not isinstance(k, int) or k < 1:
-            raise InvalidArgumentError(f"k must be a positive number of results, got {k}")
-        candidates = options.get("candidates")
-        if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
-            raise InvalidArgumentError(f"candidates must be a positive number, got {candidates}")
-        rerank, rerank_model = options.pop("rerank", False), options.pop("rerank_model", None)
-        weight = options.pop("rerank_weight", None)
-        reranker = rerank if isinstance(rerank, Reranker) else (
-            self.reranker(rerank_model, weight) if rerank or rerank_model else None)
-        if weight is not None and reranker is not None and reranker.weight != weight:
-            reranker = copy.copy(reranker)
-            reranker.weight = check_weight(weight)
+        reranker = self._reranker_for(options)
         cleaned = [clean_query(q) for q in queries]
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
         levels = confidence.levels(vectors, self.background)
+        min_margin = getattr(self.encoder, "calibration", {}).get("min_margin")
         with self.store.snapshot():  # the graph and the rows it points to: one committed state
             self._refresh()
             cut = self.store.get_meta("confidence_cut")
-            return [run_search(self, query, k, vector=vector, level=float(level),
-                               cut=None if cut is None else float(cut), reranker=reranker, **options)
+            source = Source(self.store, self.ann, self.config.dimension, self.metadata_fields,
+                            None if min_margin is None else float(min_margin), None if cut is None else float(cut))
+            return [run_search(source, query, options, vector=vector, level=float(level), reranker=reranker)
                     for query, vector, level in zip(cleaned, vectors, levels, strict=True)]
+
+    def _reranker_for(self, options: SearchOptions) -> Reranker | None:
+        if isinstance(options.rerank, Reranker):
+            reranker = options.rerank
+        elif options.reranks:
+            reranker = self.reranker(options.rerank_model, options.rerank_weight)
+        else:
+            return None
+        if options.rerank_weight is not None and reranker.weight != options.rerank_weight:
+            reranker = copy.copy(reranker)
+            reranker.weight = options.rerank_weight
+        return reranker
 
     @property
     def background(self) -> np.ndarray:
@@ -579,45 +490,3 @@ class Index:
 def clean_query(query: str) -> str:
     """What tokenizers accept: no NUL bytes, no lone surrogates (replaced, not an error)."""
     return query.replace("\x00", " ").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[list[tuple[Document, list[Passage]]]]:
-    """Whole documents, about BATCH_PASSAGES passages a batch."""
-    batch: list[tuple[Document, list[Passage]]] = []
-    in_batch = 0
-    for item in todo:
-        batch.append(item)
-        in_batch += len(item[1])
-        if in_batch >= BATCH_PASSAGES:
-            yield batch
-            batch, in_batch = [], 0
-    if batch:
-        yield batch
-
-
-class _Progress:
-    """A bar of passages embedded, made on the first passage (a run with nothing to embed shows
-    none), its total growing as documents are read and split ahead of the encoder."""
-
-    def __init__(self, show: bool) -> None:
-        self.show, self.bar = show, None
-
-    def grow(self, n: int) -> None:
-        if self.show and self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=0, unit="passage", desc="embedding")
-        if self.bar is not None:
-            self.bar.total += n
-            self.bar.refresh()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -21,6 +21,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +31,18 @@ _RUN = re.compile(rf"([{_HAN}]+)|((?:(?![{_HAN}])[^\W_])+(?:[-._/'](?:(?![{_HAN}
 _CONNECTOR = re.compile(r"[-._/']")
 
 _lock = threading.Lock()
-_cut: Callable[[str], Iterable[str]] | None = None
+_jieba: Any = None
 
 
-def _cut_for_search() -> Callable[[str], Iterable[str]]:
-    """jieba's search-mode cutter, loaded once per process, its start-up chatter silenced."""
-    global _cut
-    if _cut is None:
+def _loaded() -> Any:
+    """jieba, loaded once per process with its dictionary cache in ours, its chatter silenced."""
+    global _jieba
+    if _jieba is None:
         with _lock:
-            if _cut is None:
+            if _jieba is None:
                 import jieba
 
-                from .models import cache_dir
+                from .cache import cache_dir
 
                 folder = cache_dir() / "jieba"
                 folder.mkdir(parents=True, exist_ok=True)
@@ -49,8 +50,18 @@ def _cut_for_search() -> Callable[[str], Iterable[str]]:
                 jieba.setLogLevel(logging.WARNING)  # "Building prefix dict ..." goes nowhere
                 jieba.initialize()
                 logger.debug("jieba dictionary loaded")
-                _cut = jieba.cut_for_search
-    return _cut
+                _jieba = jieba
+    return _jieba
+
+
+def _cut_for_search() -> Callable[[str], Iterable[str]]:
+    """jieba's search mode: a long word also yields the shorter words inside it."""
+    return _loaded().cut_for_search  # type: ignore[no-any-return]
+
+
+def words(text: str) -> list[str]:
+    """``text`` cut into words (jieba's default mode: each character in exactly one word)."""
+    return list(_loaded().cut(text))
 
 
 def _latin_terms(word: str) -> list[str]:

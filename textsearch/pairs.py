@@ -1,6 +1,15 @@
-"""Build training, dev and test pairs from installed packages and our hand-written triples.
+"""Pairs: reading and validating pair files, and building our own from installed packages.
 
-Sources (no download):
+**Pair files** (what training and evaluation read) are JSONL, CSV or TSV (by extension); the
+format is detected from the columns: ``anchor, positive[, negative]`` (``triplet``; ``negative``
+may be a JSONL list, and ``negative_1, negative_2…`` columns are gathered into it),
+``sentence1, sentence2, label`` (1/0) or ``sentence1, sentence2, score`` (in [0, 1]). An optional
+``lang`` column splits evaluation reports. As an IR set (``pairs_to_ir``), each anchor (or
+sentence1 of a pair labeled 1 / scored ≥ 0.5) is a query, its positives are relevant, and the
+corpus is every positive and negative text, one document per distinct text.
+
+**The pair builder** (``build_pairs``) writes training, dev and test pairs from installed packages
+and our hand-written triples. Sources (no download):
 - ``hsk-sentences-audio``: 4,354 Chinese sentences with English translations and traditional forms
   → (zh, en) cross-lingual pairs and (simplified, traditional) pairs;
 - ``cnsyn``'s ``sim_words.txt`` + ``jieba``: a sentence with one or two words replaced by a synonym
@@ -15,20 +24,34 @@ in the same split: nothing of the test split leaks into training.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
+import math
+import os
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from .errors import CorpusError
+from . import keyword
+from .errors import CorpusError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "triplet": ("anchor", "positive"),
+    "label": ("sentence1", "sentence2", "label"),
+    "score": ("sentence1", "sentence2", "score"),
+}
+_NEGATIVE_N = re.compile(r"^negative_(\d+)$")
+Row = Mapping[str, Any]
 
 HSK_SPLIT = {"train": 80, "dev": 10, "test": 10}  # percent of source sentences
 HANDWRITTEN_SPLIT = {"train": 70, "dev": 10, "test": 20}
@@ -38,6 +61,163 @@ HANDWRITTEN_WEIGHT = 3
 _HAN = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 
 
+# --- pair files -----------------------------------------------------------------------------
+@dataclass
+class PairSet:
+    """A validated pair file. Rows keep every column; triplet rows get ``negative`` as a list."""
+
+    format: str  # "triplet", "label" or "score"
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    path: str = ""
+
+
+@dataclass
+class IRSet:
+    """Queries, a corpus of distinct texts, and per query the corpus positions that are relevant."""
+
+    queries: list[str]
+    corpus: list[str]
+    relevant: list[set[int]]
+
+
+# --- reading --------------------------------------------------------------------------------
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a JSONL, CSV or TSV file (CSV/TSV: the header is line 1)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv", ".tsv"):
+        raise InvalidArgumentError(f"{path}: give a .jsonl, .csv or .tsv file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read {path} as UTF-8 text ({exc})") from exc
+    if suffix == ".jsonl":
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is valid JSON
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgumentError(f"{path} line {n}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InvalidArgumentError(f"{path} line {n}: expected a JSON object")
+            yield n, row
+        return
+    tsv = suffix == ".tsv"  # TSV: no quoting, so a text may start with a quotation mark
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    for row in reader:
+        if None in row:
+            where = f"{path} line {reader.line_num}"
+            raise InvalidArgumentError(f"{where}: more fields than the header has")
+        yield reader.line_num, {k.strip(): v for k, v in row.items() if v is not None}
+
+
+def missing_column(where: str, column: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{where}: column '{column}' is missing or empty")
+
+
+def _text(row: Row, column: str, where: str) -> str:
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise missing_column(where, column)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{where}: column '{column}' must be text, not {value!r}")
+    return value
+
+
+def number_column(row: Row, column: str, where: str, allowed: str, ok: Callable[[float], bool]) -> float:
+    value = row.get(column)
+    if value is None or value == "":
+        raise missing_column(where, column)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not ok(number):
+        raise InvalidArgumentError(f"{where}: column '{column}' must be {allowed}, got {value!r}")
+    return number
+
+
+def as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _negatives(row: Row, where: str) -> list[str]:
+    numbered = sorted((int(m.group(1)), k) for k in row if (m := _NEGATIVE_N.match(k)))
+    found = as_list(row.get("negative")) + [row[k] for _, k in numbered]
+    if any(not isinstance(n, str) for n in found if n is not None):
+        raise InvalidArgumentError(f"{where}: column 'negative' must be text or a list of texts")
+    return [n for n in found if n and n.strip()]
+
+
+def _clean(row: dict[str, Any], fmt: str, where: str) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if not _NEGATIVE_N.match(k)}
+    for column in FORMATS[fmt][:2]:
+        out[column] = _text(row, column, where)
+    if fmt == "triplet":
+        out["negative"] = _negatives(row, where)
+    elif fmt == "label":
+        out["label"] = int(number_column(row, "label", where, "1 or 0", lambda x: x in (0.0, 1.0)))
+    else:
+        out["score"] = number_column(row, "score", where, "a number in [0, 1]", lambda x: 0 <= x <= 1)
+    if out.get("lang") is not None:
+        out["lang"] = str(out["lang"]).strip()
+    return out
+
+
+def read_pairs(path: str | os.PathLike[str]) -> PairSet:
+    """Read and validate a pair file; an error names the file, the line and the column."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"pairs file {path} not found")
+    records = list(read_records(path))
+    if not records:
+        raise InvalidArgumentError(f"{path} holds no pairs")
+    columns = list(dict.fromkeys(k for _, row in records for k in row))
+    fmt = next((f for f, needed in FORMATS.items() if set(needed) <= set(columns)), None)
+    if fmt is None:
+        wanted = " | ".join(", ".join(c) for c in FORMATS.values())
+        raise InvalidArgumentError(
+            f"{path}: columns {', '.join(columns)} match no pair format — use {wanted}")
+    rows = [_clean(row, fmt, f"{path} line {n}") for n, row in records]
+    return PairSet(format=fmt, rows=rows, columns=columns, path=str(path))
+
+
+def _judged(row: Row) -> tuple[str, list[str], list[str]]:
+    """(query, relevant texts, other corpus texts) of a row of any format."""
+    if "anchor" in row:
+        return row["anchor"], [row["positive"]], [n for n in as_list(row.get("negative")) if n]
+    match = float(row["label"] if "label" in row else row["score"]) >= 0.5
+    return row["sentence1"], [row["sentence2"]] * match, [row["sentence2"]] * (not match)
+
+
+def pairs_to_ir(rows: Iterable[Row], distractors: Iterable[str] = ()) -> IRSet:
+    """Each distinct query with its relevant texts; the corpus is every text, deduplicated."""
+    corpus: dict[str, int] = {}
+    relevant: dict[str, set[int]] = {}
+    for row in rows:
+        query, positives, others = _judged(row)
+        if positives:
+            ids = {corpus.setdefault(p, len(corpus)) for p in positives}
+            relevant.setdefault(query, set()).update(ids)
+        for text in others:
+            corpus.setdefault(text, len(corpus))
+    for text in distractors:
+        corpus.setdefault(text, len(corpus))
+    return IRSet(list(relevant), list(corpus), list(relevant.values()))
+
+
+def labeled_pairs(rows: Iterable[Row]) -> list[tuple[str, str, int]]:
+    """(text1, text2, 1/0); a triplet gives (anchor, positive, 1) and (anchor, negative, 0)."""
+    out = []
+    for row in rows:
+        query, positives, others = _judged(row)
+        out += [(query, p, 1) for p in positives] + [(query, o, 0) for o in others]
+    return out
+
+
+# --- the pair builder ------------------------------------------------------------------------
 def split_of(key: str, ratios: dict[str, int]) -> str:
     """Deterministic split for a source key: the same key always lands in the same split."""
     bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % 100
@@ -80,16 +260,9 @@ def load_synonyms(path: Path | None = None) -> dict[str, list[str]]:
     return {word: alts for word, alts in synonyms.items() if alts}
 
 
-def _jieba() -> Any:
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba
-
-
 def synonym_variant(sentence: str, synonyms: dict[str, list[str]], rng: random.Random) -> str | None:
     """The sentence with one or two segmented words swapped for a synonym, or None if none can be."""
-    words = list(_jieba().cut(sentence))
+    words = keyword.words(sentence)
     candidates = [i for i, w in enumerate(words) if w in synonyms]
     if not candidates:
         return None
@@ -101,8 +274,7 @@ def synonym_variant(sentence: str, synonyms: dict[str, list[str]], rng: random.R
 
 def lexical_neighbours(texts: list[str]) -> list[int]:
     """For each text, the index of another text sharing the most (segmented) words with it."""
-    jieba = _jieba()
-    tokens = [set(w for w in jieba.cut(t) if w.strip() and not re.fullmatch(r"\W+", w)) for t in texts]
+    tokens = [set(w for w in keyword.words(t) if w.strip() and not re.fullmatch(r"\W+", w)) for t in texts]
     df = Counter(w for ts in tokens for w in ts)
     postings: dict[str, list[int]] = defaultdict(list)
     for i, ts in enumerate(tokens):

@@ -26,8 +26,9 @@ from typing import Any
 from .config import PASSAGE_TOKENS
 from .encoder import Encoder, SentenceTransformerEncoder
 from .errors import InvalidArgumentError
-from .evaluate import evaluate_index, evaluate_pairs, pairs_to_ir, read_pairs
+from .evaluate import evaluate_index, evaluate_pairs
 from .index import Index
+from .pairs import pairs_to_ir, read_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -20,23 +20,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .adapters import PROMPTS_FILE, is_adapter_folder, materialize
+from .adapters import PROMPTS_FILE, is_adapter_folder
 from .errors import InvalidArgumentError, ModelNotFoundError
-from .models import (
-    SAFE_LOAD,
-    looks_like_path,
-    quiet_transformers,
-    read_calibration,
-    refuse_pickle_weights,
-)
+from .hits import Hit
+from .loading import SAFE_LOAD, quiet_transformers, refuse_pickle_weights
+from .models import looks_like_path, materialize, read_calibration
 from .runtime import load_or_fall_back
-
-if TYPE_CHECKING:
-    from .index import Hit
 
 DEFAULT_RERANKER = "zh-en-reranker"
 RERANKER_ADAPTER = Path(__file__).parent / "data" / DEFAULT_RERANKER

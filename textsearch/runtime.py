@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .cache import building, cache_dir, file_lock, progress
 from .errors import ModelError, ModelNotFoundError
-from .models import building, cache_dir, file_lock, progress
 
 logger = logging.getLogger(__name__)
 

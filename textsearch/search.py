@@ -19,8 +19,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,11 +28,13 @@ import numpy as np
 from . import confidence
 from .errors import InvalidArgumentError
 from .filters import to_sql
+from .hits import Hit
 from .keyword import match_expression
-from .rerank import DEFAULT_CANDIDATES, Reranker
+from .rerank import DEFAULT_CANDIDATES, Reranker, check_weight
 
 if TYPE_CHECKING:
-    from .index import Hit, Index
+    from .ann import AnnIndex
+    from .store import Store
 
 MODES = ("dense", "keyword", "hybrid")
 DEFAULT_MODE = "dense"  # chosen by measurement (README, "Search modes")
@@ -42,35 +44,89 @@ EXACT_LIMIT = 2_000  # allowed passages up to which a filtered dense search is e
 Where = tuple[str, list[Any]]
 
 
-def run(
-    index: Index, query: str, k: int, *, vector: np.ndarray, level: float | None = None,
-    cut: float | None = None, mode: str | None = None,
-    filter: dict[str, Any] | None = None, group: bool = True, ef: int | None = None,
-    reranker: Reranker | None = None, candidates: int | None = None, min_score: float | None = None,
-    min_margin: float | None = None, include_low_confidence: bool = False, rrf_k: int = RRF_K,
-) -> list[Hit]:
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search, checked once when made (``Index.search`` makes one from its keywords; the
+    CLI and other callers may pass their own). See ``Index.search`` for what each option does."""
+
+    k: int = 10
+    mode: str = DEFAULT_MODE
+    filter: dict[str, Any] | None = None
+    group: bool = True
+    ef: int | None = None
+    rerank: bool | Reranker = False
+    rerank_model: str | None = None
+    candidates: int | None = None
+    rerank_weight: float | None = None
+    min_score: float | None = None
+    min_margin: float | None = None
+    include_low_confidence: bool = False
+    rrf_k: int = RRF_K
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            object.__setattr__(self, "mode", DEFAULT_MODE)
+        if not _positive(self.k):
+            raise InvalidArgumentError(f"k must be a positive number of results, got {self.k}")
+        if self.mode not in MODES:
+            raise InvalidArgumentError(f"unknown search mode '{self.mode}' — choose one of {', '.join(MODES)}")
+        if self.candidates is not None and not _positive(self.candidates):
+            raise InvalidArgumentError(f"candidates must be a positive number, got {self.candidates}")
+        if self.ef is not None and not _positive(self.ef):
+            raise InvalidArgumentError(f"ef must be a positive number, got {self.ef}")
+        if not _positive(self.rrf_k):
+            raise InvalidArgumentError(f"rrf_k must be at least 1, got {self.rrf_k}")
+        if self.rerank_weight is not None:
+            check_weight(self.rerank_weight)
+        if self.filter is not None and not isinstance(self.filter, dict):
+            raise InvalidArgumentError(f"a filter is a dict of conditions, e.g. {{'lang': 'zh'}}, not {self.filter!r}")
+
+    @property
+    def reranks(self) -> bool:
+        return bool(self.rerank) or self.rerank_model is not None
+
+
+def _positive(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a search reads, from one committed state of an index: its store and graph, the vector
+    size, the metadata fields a filter may name, the model's calibrated ``min_margin`` and the
+    index's confidence cut (``confidence.index_cut``)."""
+
+    store: Store
+    ann: AnnIndex
+    dimension: int
+    fields: Callable[[], set[str]]  # asked only when a filter is given: it reads every document
+    min_margin: float | None = None
+    cut: float | None = None
+
+
+def run(source: Source, query: str, options: SearchOptions, *, vector: np.ndarray, level: float | None = None,
+        reranker: Reranker | None = None) -> list[Hit]:
     """The hits for ``query`` whose embedding is ``vector`` and background level ``level``
-    (``confidence.levels``), on an index whose confidence cut is ``cut`` (``confidence.index_cut``;
-    options as in ``Index.search``)."""
-    mode = mode or DEFAULT_MODE
-    if mode not in MODES:
-        raise InvalidArgumentError(f"unknown search mode '{mode}' — choose one of {', '.join(MODES)}")
-    where = to_sql(filter, index.metadata_fields()) if filter else None
+    (``confidence.levels``) in ``source``; ``reranker`` when ``options`` rerank."""
+    k, mode, group, ef = options.k, options.mode, options.group, options.ef
+    candidates, rrf_k = options.candidates, options.rrf_k
+    min_score, min_margin = options.min_score, options.min_margin
+    where = to_sql(options.filter, source.fields()) if options.filter else None
     n = max(k, candidates or DEFAULT_CANDIDATES) if reranker else k
     if mode == "dense":
-        hits = dense(index, vector, n, group, ef, where)
+        hits = dense(source, vector, n, group, ef, where)
     elif mode == "keyword":
-        hits = keyword(index, query, vector, n, group, where)
+        hits = keyword(source, query, vector, n, group, where)
     else:
         fetch = max(n, HYBRID_DEPTH)
-        hits = fuse([dense(index, vector, fetch, group, ef, where),
-                     keyword(index, query, vector, fetch, group, where)], rrf_k)[:n]
+        hits = fuse([dense(source, vector, fetch, group, ef, where),
+                     keyword(source, query, vector, fetch, group, where)], rrf_k)[:n]
     if reranker is not None:
         hits = reranker.rerank(query, hits)
     hits = hits[:k]
     if level is not None:
         hits = [replace(h, margin=round(_cosine(h) - level, 6)) for h in hits]
-    rule = _rule(index, reranker, min_score, min_margin, cut)
+    rule = _rule(source, reranker, min_score, min_margin)
     if rule is None or (min_score is None and min_margin is None and mode != "dense" and reranker is None):
         # the default rule judges dense rankings: a keyword hit is there because the query's exact
         # terms are, which the cosine does not measure (ZK-7741 is 0.45)
@@ -78,7 +134,7 @@ def run(
     threshold, judged = rule
     confidence = [h.score if judged == "score" else h.margin if judged == "margin" else _cosine(h) for h in hits]
     marked = [replace(h, low_confidence=c is not None and c < threshold) for h, c in zip(hits, confidence)]
-    if include_low_confidence or any(not h.low_confidence for h in marked):
+    if options.include_low_confidence or any(not h.low_confidence for h in marked):
         return marked  # a confident match: every hit is shown, the weaker ones marked
     return []  # "no confident match"
 
@@ -87,8 +143,8 @@ def _cosine(hit: Hit) -> float:
     return hit.dense_score if hit.dense_score is not None else hit.score
 
 
-def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
-          min_margin: float | None, cut: float | None) -> tuple[float, str] | None:
+def _rule(source: Source, reranker: Reranker | None, min_score: float | None,
+          min_margin: float | None) -> tuple[float, str] | None:
     """(threshold, what it judges: "score", "cosine" or "margin"). An explicit ``min_score``
     judges the reranker's score when reranking, else the cosine (in every mode); an explicit
     ``min_margin`` the margin. By default: a ``min_score`` stored with the reranker judges its
@@ -101,53 +157,54 @@ def _rule(index: Index, reranker: Reranker | None, min_score: float | None,
     stored = getattr(reranker, "calibration", {}).get("min_score") if reranker is not None else None
     if stored is not None:
         return float(stored), "score"
-    min_margin = getattr(index.encoder, "calibration", {}).get("min_margin")
-    return None if min_margin is None else (confidence.threshold(float(min_margin), cut), "margin")
+    if source.min_margin is None:
+        return None
+    return confidence.threshold(source.min_margin, source.cut), "margin"
 
 
-def dense(index: Index, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
+def dense(source: Source, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
     """The k best documents (or passages) by cosine, among the filtered ones when ``where``."""
     allowed: np.ndarray | None = None
     if where is not None:
-        allowed = index.store.filtered_labels(where)
+        allowed = source.store.filtered_labels(where)
         if len(allowed) <= EXACT_LIMIT:
-            return _exact(index, vector, allowed, k, group)
+            return _exact(source, vector, allowed, k, group)
     fetch = max(4 * k, k + 20) if group else k
     allowed_set = None if allowed is None else set(allowed.tolist())
     while True:
         try:
-            labels, scores = index.ann.search(vector, fetch, ef=ef, allowed=allowed_set)
+            labels, scores = source.ann.search(vector, fetch, ef=ef, allowed=allowed_set)
         except RuntimeError:  # the filtered graph walk found fewer than asked: search exactly
-            return _exact(index, vector, allowed if allowed is not None else index.store.labels(), k, group)
-        hits = _hits(index, zip(labels[0].tolist(), scores[0].tolist()), group)
-        if len(hits) >= k or fetch >= (index.ann.live if allowed_set is None else len(allowed_set)):
+            return _exact(source, vector, allowed if allowed is not None else source.store.labels(), k, group)
+        hits = _hits(source, zip(labels[0].tolist(), scores[0].tolist()), group)
+        if len(hits) >= k or fetch >= (source.ann.live if allowed_set is None else len(allowed_set)):
             return hits[:k]
         fetch *= 4
 
 
-def _exact(index: Index, vector: np.ndarray, labels: np.ndarray, k: int, group: bool) -> list[Hit]:
+def _exact(source: Source, vector: np.ndarray, labels: np.ndarray, k: int, group: bool) -> list[Hit]:
     if not len(labels):
         return []
-    scores = index.store.vectors(labels, index.config.dimension) @ vector
+    scores = source.store.vectors(labels, source.dimension) @ vector
     order = np.argsort(-scores, kind="stable")
-    return _hits(index, ((int(labels[i]), float(scores[i])) for i in order), group, limit=k)
+    return _hits(source, ((int(labels[i]), float(scores[i])) for i in order), group, limit=k)
 
 
-def keyword(index: Index, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
+def keyword(source: Source, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
     """The k best documents (or passages) by BM25; ``dense_score`` is each passage's cosine."""
     expression = match_expression(query)
     if expression is None:
         return []
     fetch = max(4 * k, k + 20) if group else k
     while True:
-        found = index.store.keyword_search(expression, fetch, where)
-        hits = _hits(index, found, group)
+        found = source.store.keyword_search(expression, fetch, where)
+        hits = _hits(source, found, group)
         if len(hits) >= k or len(found) < fetch:
             break
         fetch *= 4
     hits = hits[:k]
     labels = np.asarray([h.label for h in hits], dtype=np.int64)
-    cosines = index.store.vectors(labels, index.config.dimension) @ vector if len(labels) else []
+    cosines = source.store.vectors(labels, source.dimension) @ vector if len(labels) else []
     return [replace(h, dense_score=round(float(c), 6)) for h, c in zip(hits, cosines)]
 
 
@@ -170,17 +227,15 @@ def fuse(lists: list[list[Hit]], rrf_k: int = RRF_K) -> list[Hit]:
             for key in order]
 
 
-def _hits(index: Index, scored: Iterable[tuple[int, float]], group: bool, limit: int | None = None) -> list[Hit]:
+def _hits(source: Source, scored: Iterable[tuple[int, float]], group: bool, limit: int | None = None) -> list[Hit]:
     """Hits for (label, score) best first: the best passage per document when ``group``; rows are
     read in chunks, so a long exact ranking stops being read once ``limit`` hits are found."""
-    from .index import Hit
-
     scored = list(scored)
     step = max(4 * (limit or 0), 64) if limit else len(scored)
     best: dict[str, Hit] = {}
     for start in range(0, len(scored), max(step, 1)):
         chunk = scored[start : start + step]
-        rows = index.store.passages(label for label, _ in chunk)
+        rows = source.store.passages(label for label, _ in chunk)
         for label, score in chunk:
             row = rows.get(int(label))
             key = None if row is None else row.doc_id if group else str(row.label)

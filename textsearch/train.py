@@ -16,17 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTER_MARKER
+from . import training
 from .errors import InvalidArgumentError
-from .evaluate import PairSet, read_pairs
-from .models import DEFAULT_BASE_MODEL, SAFE_LOAD, quiet_transformers, resolve_model
+from .loading import SAFE_LOAD, quiet_transformers
+from .models import DEFAULT_BASE_MODEL, resolve_model
+from .pairs import PairSet, read_pairs
+from .training import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +65,6 @@ class TrainConfig:
     base_model: str | None = None
     log_every: int = 5  # steps between loss records
     interpolate: float = 1.0  # keep this share of the LoRA change (W = W_base + α·ΔW, WiSE-FT)
-
-
-@dataclass
-class TrainResult:
-    out: str
-    rows: int
-    steps: int
-    seconds: float
-    pairs_per_second: float
-    first_loss: float | None
-    last_loss: float | None
-    trainable_parameters: int
-    device: str
 
 
 def check_loss_fits(loss: str, pairs: PairSet) -> None:
@@ -146,42 +133,6 @@ def _loss(model: Any, config: TrainConfig) -> Any:
     return losses.CosineSimilarityLoss(model)
 
 
-def _mine(model: Any, pairs: PairSet, n: int) -> PairSet:
-    """Add the n most similar non-positive texts of the training pool as negatives of each anchor,
-    skipping the anchor's positives in any row (a sentence's translation, traditional form and
-    synonym variant are all its answers) and candidates scoring within 5% of the positive (likely
-    unlabeled paraphrases)."""
-    from datasets import Dataset
-    from sentence_transformers import mine_hard_negatives
-
-    rows = pairs.rows
-    corpus = sorted({r["positive"] for r in rows} | {n for r in rows for n in r["negative"]})
-    mined = mine_hard_negatives(
-        Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}),
-        model,
-        corpus=corpus,
-        num_negatives=n + 3,  # spares for the candidates filtered out below
-        relative_margin=0.05,
-        query_prompt_name="query" if "query" in (model.prompts or {}) else None,
-        corpus_prompt_name="passage" if "passage" in (model.prompts or {}) else None,
-        output_format="n-tuple",
-        verbose=False,
-    )
-    extra: dict[tuple[str, str], list[str]] = {}
-    for item in mined:
-        extra[(item["anchor"], item["positive"])] = [v for k, v in item.items() if k.startswith("negative")]
-    answers: dict[str, set[str]] = defaultdict(set)  # every positive of an anchor, over all its rows
-    for r in rows:
-        answers[r["anchor"]].update((r["anchor"], r["positive"]))
-    out = []
-    for r in rows:
-        found = [x for x in extra.get((r["anchor"], r["positive"]), [])
-                 if x not in r["negative"] and x not in answers[r["anchor"]]]
-        out.append({**r, "negative": r["negative"] + found[:n]})
-    logger.info("mined hard negatives for %d of %d anchors", len(extra), len(rows))
-    return PairSet(path=pairs.path, format=pairs.format, columns=pairs.columns, rows=out)
-
-
 def train(
     train_file: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -192,15 +143,13 @@ def train(
     show_progress: bool = False,
 ) -> TrainResult:
     """Fine-tune ``config.base_model`` (default: the bundled base model) on ``train_file``; save
-    to ``out`` (a LoRA adapter folder, or a full model with ``config.full``)."""
-    import torch
+    to ``out`` (a LoRA adapter folder, or a full model with ``config.full``). With ``eval_file``,
+    the result also holds the trained model's evaluation on it against the base model."""
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
     from sentence_transformers.base.sampler import BatchSamplers
-    from transformers import set_seed
 
     config = config or TrainConfig()
-    set_seed(config.seed)  # before the LoRA matrices are initialised, not only before training
     out = Path(out)
     pairs = read_pairs(train_file)
     check_loss_fits(config.loss, pairs)
@@ -208,54 +157,32 @@ def train(
         raise InvalidArgumentError("--interpolate takes a share of the LoRA change in (0, 1], with LoRA only")
     if config.mine_hard_negatives and config.loss not in ("mnrl", "triplet"):
         raise InvalidArgumentError("--mine-hard-negatives works with the mnrl and triplet losses")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = training.start(config.seed, device)
     base = config.base_model or DEFAULT_BASE_MODEL
     with quiet_transformers():
         model = SentenceTransformer(resolve_model(base), device=device, trust_remote_code=False,
                                     model_kwargs=dict(SAFE_LOAD))
     model.max_seq_length = config.max_seq_length
     if config.mine_hard_negatives:
-        pairs = _mine(model, pairs, config.mine_hard_negatives)
-    if not config.full:
-        from peft import LoraConfig, TaskType
-
-        model.add_adapter(LoraConfig(
-            task_type=TaskType.FEATURE_EXTRACTION, r=config.lora_r, lora_alpha=config.lora_alpha,
-            lora_dropout=0.1, target_modules=r".*encoder\.layer\.\d+\..*(query|key|value|dense)",
-        ))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        pairs = training.mine(model, pairs, config.mine_hard_negatives)
+    trainable = (sum(p.numel() for p in model.parameters() if p.requires_grad) if config.full
+                 else training.add_lora(model, "FEATURE_EXTRACTION", config.lora_r, config.lora_alpha))
     datasets = _datasets(pairs)
     train_dataset = datasets if len(datasets) > 1 else next(iter(datasets.values()))
     prompts = _prompts(model, datasets)
     if prompts and len(datasets) == 1:
         prompts = next(iter(prompts.values()))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.with_name(f".{out.name}.training")
-    shutil.rmtree(work, ignore_errors=True)
-    lr = config.lr or (2e-5 if config.full else 2e-4)
-    args = Args(
-        output_dir=str(work / "checkpoints"),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=lr,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
-        use_cpu=device == "cpu",
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        prompts=prompts,
-        save_strategy="steps",
-        save_steps=200,
-        save_total_limit=1,
-        logging_steps=config.log_every,
-        report_to="none",
-        disable_tqdm=not show_progress,
+    work = training.work_folder(out)
+    args = training.arguments(
+        Args, work, device, epochs=config.epochs, batch_size=config.batch_size,
+        lr=config.lr or (2e-5 if config.full else 2e-4), warmup_ratio=config.warmup_ratio, seed=config.seed,
+        log_every=config.log_every, show_progress=show_progress, batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts, save_strategy="steps", save_steps=200, save_total_limit=1,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
                                          loss=_loss(model, config))
-    seconds, losses_seen = run_trainer(trainer, show_progress)
+    seconds, losses_seen = training.run_trainer(trainer, show_progress)
 
     final = work / "model"
     if config.full:
@@ -267,38 +194,12 @@ def train(
             adapter_config["lora_alpha"] = adapter_config["lora_alpha"] * config.interpolate
             (final / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")
     n_rows = sum(len(d) for d in datasets.values())
-    result = TrainResult(
-        out=str(out), rows=n_rows, steps=trainer.state.global_step, seconds=seconds,
-        pairs_per_second=n_rows * config.epochs / seconds if seconds else 0.0,
-        first_loss=losses_seen[0] if losses_seen else None,
-        last_loss=losses_seen[-1] if losses_seen else None,
-        trainable_parameters=trainable, device=device,
-    )
+    result = training.result(out, n_rows, trainer, seconds, losses_seen, config.epochs, trainable, device)
     marker = {"base": base, "kind": "full" if config.full else "lora", "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result), "eval_file": str(eval_file or "")}
-    publish(final, out, work, marker)
+    training.publish(final, out, work, marker)
+    if eval_file:
+        from .evaluate import evaluate_file
+
+        result.evaluation = evaluate_file(eval_file, str(out), baseline=base)
     return result
-
-
-def run_trainer(trainer: Any, show_progress: bool) -> tuple[float, list[float]]:
-    """Train (quietly unless ``show_progress``); returns (seconds, the logged losses)."""
-    if not show_progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # it prints every loss record to stdout
-    started = time.perf_counter()
-    with quiet_transformers():
-        trainer.train()
-    return time.perf_counter() - started, [e["loss"] for e in trainer.state.log_history if "loss" in e]
-
-
-def publish(final: Path, out: Path, work: Path, marker: dict[str, Any]) -> None:
-    """Write the marker into the finished folder and move it to ``out`` (replacing an older
-    one), so ``out`` only ever holds a complete model; then drop the work folder."""
-    (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
-    for weights in final.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
-        shutil.copymode(final / ADAPTER_MARKER, weights)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(final, out)
-    shutil.rmtree(work, ignore_errors=True)

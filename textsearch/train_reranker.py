@@ -1,4 +1,5 @@
-"""Train our own cross-encoder reranker: binary cross-entropy over (query, passage, 1/0) pairs.
+"""Train our own cross-encoder reranker: binary cross-entropy over (query, passage, 1/0) pairs, or
+a listwise softmax over each query's positive and negatives (``loss="listwise"``).
 
 The positives are the pair file's; the negatives are its own hard negatives plus, by default, the
 passages the bi-encoder itself ranks highest for the query among the file's other texts
@@ -20,11 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import training
 from .adapters import reranker_config
 from .errors import InvalidArgumentError
-from .evaluate import PairSet, labeled_pairs, read_pairs
-from .models import SAFE_LOAD, TUNED_MODEL, quiet_transformers, resolve_model
-from .train import TrainResult, _mine, publish, run_trainer
+from .loading import SAFE_LOAD, quiet_transformers
+from .models import TUNED_MODEL, resolve_model
+from .pairs import PairSet, labeled_pairs, read_pairs
+from .training import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,10 @@ class RerankerConfig:
     seed: int = 0
     log_every: int = 10
     max_rows: int = 0  # train on at most this many distinct rows (0: all), see sample_rows
+    loss: str = "bce"  # "bce": pointwise, each pair 1/0; "listwise": softmax over the positive and its negatives
+
+
+LOSSES = ("bce", "listwise")
 
 
 def training_examples(
@@ -129,18 +136,50 @@ def _mined(pairs: PairSet, config: RerankerConfig, device: str) -> PairSet:
     with quiet_transformers():
         miner = SentenceTransformer(resolve_model(config.miner or TUNED_MODEL), device=device,
                                     trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
-    return _mine(miner, pairs, config.mine_hard_negatives)
+    return training.mine(miner, pairs, config.mine_hard_negatives)
 
 
 def _dataset(pairs: PairSet, prompts: dict[str, str], config: RerankerConfig) -> Any:
     from datasets import Dataset
 
+    if config.loss == "listwise":
+        return _listwise_dataset(pairs, prompts, config)
     queries, passages, labels = training_examples(pairs, config.random_negatives, config.seed, config.symmetric)
     return Dataset.from_dict({
         "query": [prompts.get("query", "") + q for q in queries],
         "passage": [prompts.get("passage", "") + p for p in passages],
         "label": labels,
     })
+
+
+def _listwise_dataset(pairs: PairSet, prompts: dict[str, str], config: RerankerConfig) -> Any:
+    """One row per (anchor, positive): the positive and as many negatives as every row has (its
+    own and mined ones first, then seeded random other positives), for a softmax over the list;
+    the loss adds the batch's other positives as further negatives."""
+    import random
+
+    from datasets import Dataset
+
+    if pairs.format != "triplet":
+        raise InvalidArgumentError("--loss listwise needs anchor, positive[, negative] pairs")
+    rng, pool = random.Random(config.seed), sorted({r["positive"] for r in pairs.rows})
+    width = config.mine_hard_negatives + config.random_negatives
+    if not width:
+        raise InvalidArgumentError("--loss listwise needs negatives: --mine-hard-negatives or --random-negatives")
+    q, p = prompts.get("query", ""), prompts.get("passage", "")
+    columns: dict[str, list[str]] = {"query": [], "positive": [], **{f"negative_{i}": [] for i in range(width)}}
+    for row in pairs.rows:
+        taken = {row["anchor"], row["positive"]}
+        negatives = [n for n in row["negative"] if n not in taken][:width]
+        spare = rng.sample(pool, min(len(pool), 2 * width + len(taken)))
+        negatives += [x for x in spare if x not in taken and x not in negatives][: width - len(negatives)]
+        if len(negatives) < width:
+            raise InvalidArgumentError(f"{pairs.path}: too few distinct texts for {width} negatives per row")
+        columns["query"].append(q + row["anchor"])
+        columns["positive"].append(p + row["positive"])
+        for i, n in enumerate(negatives):
+            columns[f"negative_{i}"].append(p + n)
+    return Dataset.from_dict(columns)
 
 
 def train_reranker(
@@ -152,56 +191,47 @@ def train_reranker(
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a reranker on ``train_file`` and save it to ``out`` as a LoRA adapter folder."""
-    import torch
-    from peft import LoraConfig, TaskType
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Args
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-    from transformers import set_seed
+    from sentence_transformers.cross_encoder.losses import (
+        BinaryCrossEntropyLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     config = config or RerankerConfig()
-    set_seed(config.seed)
-    out, device = Path(out), device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if config.loss not in LOSSES:
+        raise InvalidArgumentError(f"unknown loss '{config.loss}' — use one of: {', '.join(LOSSES)}")
+    device = training.start(config.seed, device)
+    out = Path(out)
     pairs = read_pairs(train_file)
     if config.max_rows:
         pairs = sample_rows(pairs, config.max_rows, config.seed)
     pairs = _mined(pairs, config, device)
     base = config.base_model or TUNED_MODEL
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.with_name(f".{out.name}.training")
-    shutil.rmtree(work, ignore_errors=True)
+    work = training.work_folder(out)
     backbone, prompts = _backbone(base, work)
     dataset = _dataset(pairs, prompts, config)
 
-    set_seed(config.seed)  # the head and the LoRA matrices start the same way every run
+    training.start(config.seed, device)  # the head and the LoRA matrices start the same way every run
     with quiet_transformers():
         model = CrossEncoder(str(backbone), num_labels=1, max_length=config.max_length, device=device,
                              trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
-    model.add_adapter(LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.1,
-        target_modules=r".*encoder\.layer\.\d+\..*(query|key|value|dense)", modules_to_save=["classifier", "pooler"],
-    ))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    args = Args(
-        output_dir=str(work / "checkpoints"), num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.lr,
-        warmup_steps=config.warmup_ratio, seed=config.seed, data_seed=config.seed,
-        bf16=device == "cuda" and torch.cuda.is_bf16_supported(), use_cpu=device == "cpu",
-        save_strategy="no", logging_steps=config.log_every, report_to="none", disable_tqdm=not show_progress,
+    trainable = training.add_lora(model, "SEQ_CLS", config.lora_r, config.lora_alpha, ["classifier", "pooler"])
+    args = training.arguments(
+        Args, work, device, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+        warmup_ratio=config.warmup_ratio, seed=config.seed, log_every=config.log_every,
+        show_progress=show_progress, save_strategy="no",
     )
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model))
-    seconds, losses_seen = run_trainer(trainer, show_progress)
+    loss = (MultipleNegativesRankingLoss(model, num_negatives=4) if config.loss == "listwise"
+            else BinaryCrossEntropyLoss(model))
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    seconds, losses_seen = training.run_trainer(trainer, show_progress)
 
     final = work / "model"
     model.transformers_model.save_pretrained(str(final))  # adapter_config + LoRA, pooler and head
-    result = TrainResult(
-        out=str(out), rows=len(dataset), steps=trainer.state.global_step, seconds=seconds,
-        pairs_per_second=len(dataset) * config.epochs / seconds if seconds else 0.0,
-        first_loss=losses_seen[0] if losses_seen else None, last_loss=losses_seen[-1] if losses_seen else None,
-        trainable_parameters=trainable, device=device,
-    )
+    result = training.result(out, len(dataset), trainer, seconds, losses_seen, config.epochs, trainable, device)
     base_spec = base if not Path(base).expanduser().exists() else str(Path(base).expanduser().absolute())
     marker = {"base": base_spec, "kind": "reranker-lora", "prompts": prompts, "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result)}
-    publish(final, out, work, marker)
+    training.publish(final, out, work, marker)
     return result

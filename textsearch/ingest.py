@@ -1,0 +1,141 @@
+"""Ingestion: documents → passages → vectors → the store and the graph.
+
+Documents are read, decoded and split lazily; whole documents are grouped into batches of about
+``BATCH_PASSAGES`` passages; batch i+1 is embedded in a helper thread while batch i is written
+(one SQLite transaction, then the graph), in order, on the calling thread. A kill loses at most
+the batch in flight; what was committed stays (the graph catches up from SQLite on open).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .corpus import Document, Passage, split_passages
+from .hits import Summary
+from .store import VECTOR_DTYPES
+
+if TYPE_CHECKING:
+    from .ann import AnnIndex
+    from .config import IndexConfig
+    from .encoder import Encoder
+    from .store import Store
+
+BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
+Batch = list[tuple[Document, list[Passage]]]
+
+
+@dataclass
+class Target:
+    """Where ingestion writes: an index's store and graph, embedding with its encoder and cutting
+    passages by its config; ``root`` the folder the documents come from (None: added by the API);
+    ``written`` is called after each committed batch."""
+
+    store: Store
+    ann: AnnIndex
+    encoder: Encoder
+    config: IndexConfig
+    root: str | None = None
+    written: Callable[[], None] = lambda: None
+
+
+def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_progress: bool = False) -> Summary:
+    """Embed and write the documents that are new or changed against ``known`` (id → content
+    hash); count the rest as unchanged. The caller holds the write lock."""
+    started = time.perf_counter()
+    summary = Summary()
+    config = target.config
+
+    def changed() -> Iterator[tuple[Document, list[Passage]]]:
+        """Read, decode and split lazily: this runs between writes, while the encoder works."""
+        for doc in docs:
+            if known.get(doc.id) == doc.content_hash:
+                summary.unchanged += 1
+                continue
+            if doc.id in known:
+                summary.updated += 1
+            else:
+                summary.added += 1
+            passages = split_passages(doc.text, target.encoder.count_tokens, config.max_passage_tokens,
+                                      config.overlap_tokens)
+            summary.passages += len(passages)
+            bar.grow(len(passages))
+            yield doc, passages
+
+    with _Progress(show_progress) as bar:
+        _write_pipelined(_batches(changed()), target, bar)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_pipelined(batches: Iterator[Batch], target: Target, bar: _Progress) -> None:
+    """Embed batch i+1 in a helper thread while batch i is written (SQLite, keywords, graph)
+    here: the encoder releases the GIL, so the writing is nearly free. Writes stay in order,
+    on this thread, one transaction per batch."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textsearch-encode") as pool:
+        pending: tuple[Batch, Future[np.ndarray]] | None = None
+        for batch in batches:
+            texts = [p.text for _, passages in batch for p in passages]
+            embedding = pool.submit(target.encoder.encode_passages, texts)
+            if pending:
+                _write_batch(*pending, target, bar)
+            pending = (batch, embedding)
+        if pending:
+            _write_batch(*pending, target, bar)
+
+
+def _write_batch(batch: Batch, embedding: Future[np.ndarray], target: Target, bar: _Progress) -> None:
+    vectors = embedding.result()
+    stored = vectors.astype(VECTOR_DTYPES[target.config.vector_dtype])
+    labels, removed = target.store.write(batch, stored, root=target.root)
+    target.ann.delete(removed)
+    target.ann.add(labels, vectors)
+    target.written()
+    bar.update(len(vectors))
+
+
+def _batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[Batch]:
+    """Whole documents, about BATCH_PASSAGES passages a batch."""
+    batch: Batch = []
+    in_batch = 0
+    for item in todo:
+        batch.append(item)
+        in_batch += len(item[1])
+        if in_batch >= BATCH_PASSAGES:
+            yield batch
+            batch, in_batch = [], 0
+    if batch:
+        yield batch
+
+
+class _Progress:
+    """A bar of passages embedded, made on the first passage (a run with nothing to embed shows
+    none), its total growing as documents are read and split ahead of the encoder."""
+
+    def __init__(self, show: bool) -> None:
+        self.show, self.bar = show, None
+
+    def grow(self, n: int) -> None:
+        if self.show and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=0, unit="passage", desc="embedding")
+        if self.bar is not None:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

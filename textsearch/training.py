@@ -1,0 +1,152 @@
+"""What both trainers share: the LoRA set-up, the work folder, the trainer run, hard-negative
+mining, and publishing the finished folder atomically.
+
+``train.py`` (bi-encoder) and ``train_reranker.py`` (cross-encoder) each choose their model, data
+and loss; everything around that is here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .adapters import ADAPTER_MARKER
+from .loading import quiet_transformers
+from .pairs import PairSet
+
+logger = logging.getLogger(__name__)
+
+# the layers LoRA adapts in a BERT-like encoder: attention projections and the dense layers
+LORA_TARGETS = r".*encoder\.layer\.\d+\..*(query|key|value|dense)"
+
+
+@dataclass
+class TrainResult:
+    out: str
+    rows: int
+    steps: int
+    seconds: float
+    pairs_per_second: float
+    first_loss: float | None
+    last_loss: float | None
+    trainable_parameters: int
+    device: str
+    evaluation: dict[str, Any] | None = None  # on the eval file, against the base model (train(eval_file=…))
+
+
+def start(seed: int, device: str | None) -> str:
+    """Seed everything (before any LoRA matrix or head is initialised) and choose the device."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def work_folder(out: Path) -> Path:
+    """A fresh folder beside ``out`` to train in; ``publish`` moves the result into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.with_name(f".{out.name}.training")
+    shutil.rmtree(work, ignore_errors=True)
+    return work
+
+
+def add_lora(model: Any, task: str, r: int, alpha: int, modules_to_save: list[str] | None = None) -> int:
+    """Give ``model`` LoRA adapters (peft ``TaskType`` name ``task``); returns the trainable
+    parameter count."""
+    from peft import LoraConfig, TaskType
+
+    model.add_adapter(LoraConfig(task_type=getattr(TaskType, task), r=r, lora_alpha=alpha, lora_dropout=0.1,
+                                 target_modules=LORA_TARGETS, modules_to_save=modules_to_save))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def arguments(args_class: Any, work: Path, device: str, *, epochs: float, batch_size: int, lr: float,
+              warmup_ratio: float, seed: int, log_every: int, show_progress: bool, **extra: Any) -> Any:
+    """The trainer arguments both trainers use (``extra``: their own)."""
+    import torch
+
+    return args_class(
+        output_dir=str(work / "checkpoints"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+        learning_rate=lr, warmup_steps=warmup_ratio,  # a float below 1 is a share of the steps
+        seed=seed, data_seed=seed, bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+        use_cpu=device == "cpu", logging_steps=log_every, report_to="none", disable_tqdm=not show_progress,
+        **extra,
+    )
+
+
+def mine(model: Any, pairs: PairSet, n: int) -> PairSet:
+    """Add the n most similar non-positive texts of the training pool as negatives of each anchor,
+    skipping the anchor's positives in any row (a sentence's translation, traditional form and
+    synonym variant are all its answers) and candidates scoring within 5% of the positive (likely
+    unlabeled paraphrases)."""
+    from datasets import Dataset
+    from sentence_transformers import mine_hard_negatives
+
+    rows = pairs.rows
+    corpus = sorted({r["positive"] for r in rows} | {n for r in rows for n in r["negative"]})
+    mined = mine_hard_negatives(
+        Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}),
+        model,
+        corpus=corpus,
+        num_negatives=n + 3,  # spares for the candidates filtered out below
+        relative_margin=0.05,
+        query_prompt_name="query" if "query" in (model.prompts or {}) else None,
+        corpus_prompt_name="passage" if "passage" in (model.prompts or {}) else None,
+        output_format="n-tuple",
+        verbose=False,
+    )
+    extra: dict[tuple[str, str], list[str]] = {}
+    for item in mined:
+        extra[(item["anchor"], item["positive"])] = [v for k, v in item.items() if k.startswith("negative")]
+    answers: dict[str, set[str]] = defaultdict(set)  # every positive of an anchor, over all its rows
+    for r in rows:
+        answers[r["anchor"]].update((r["anchor"], r["positive"]))
+    out = []
+    for r in rows:
+        found = [x for x in extra.get((r["anchor"], r["positive"]), [])
+                 if x not in r["negative"] and x not in answers[r["anchor"]]]
+        out.append({**r, "negative": r["negative"] + found[:n]})
+    logger.info("mined hard negatives for %d of %d anchors", len(extra), len(rows))
+    return PairSet(path=pairs.path, format=pairs.format, columns=pairs.columns, rows=out)
+
+
+def run_trainer(trainer: Any, show_progress: bool) -> tuple[float, list[float]]:
+    """Train (quietly unless ``show_progress``); returns (seconds, the logged losses)."""
+    if not show_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every loss record to stdout
+    started = time.perf_counter()
+    with quiet_transformers():
+        trainer.train()
+    return time.perf_counter() - started, [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
+def publish(final: Path, out: Path, work: Path, marker: dict[str, Any]) -> None:
+    """Write the marker into the finished folder and move it to ``out`` (replacing an older
+    one), so ``out`` only ever holds a complete model; then drop the work folder."""
+    (final / ADAPTER_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    for weights in final.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
+        shutil.copymode(final / ADAPTER_MARKER, weights)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(final, out)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def result(out: Path, rows: int, trainer: Any, seconds: float, losses: list[float], epochs: float,
+           trainable: int, device: str) -> TrainResult:
+    return TrainResult(
+        out=str(out), rows=rows, steps=trainer.state.global_step, seconds=seconds,
+        pairs_per_second=rows * epochs / seconds if seconds else 0.0,
+        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+        trainable_parameters=trainable, device=device,
+    )
