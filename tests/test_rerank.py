@@ -226,8 +226,7 @@ def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -
 @pytest.mark.model
 def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from textsearch import rerank as rerank_module
-    from textsearch import runtime
+    from textsearch import loading, runtime
     from textsearch.errors import ModelError
 
     fast, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")
@@ -242,7 +241,7 @@ def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.Mo
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no kernel for this graph")
 
-    monkeypatch.setattr(rerank_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     monkeypatch.setattr(runtime, "load_reranker", broken)
     fallback = CrossEncoderReranker(device="cpu")
     assert fallback.runtime == "torch" and "ONNX Runtime unavailable" in caplog.text

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from textsearch import Index, runtime
-from textsearch import encoder as encoder_module
+from textsearch import Index, loading, runtime
 from textsearch.cli import app
 from textsearch.encoder import SentenceTransformerEncoder
 from textsearch.errors import ModelError, ModelMismatchError
@@ -68,7 +67,7 @@ def test_export_is_cached_checked_and_shareable(real_encoder: SentenceTransforme
 @pytest.mark.model
 def test_a_second_process_reuses_the_export(real_encoder: SentenceTransformerEncoder,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoder_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     monkeypatch.setattr(runtime, "_export_atomically", lambda *a: pytest.fail("exported again"))
     again = SentenceTransformerEncoder(device="cpu")
     assert np.allclose(again.encode_queries(TEXTS), real_encoder.encode_queries(TEXTS), atol=1e-6)
@@ -81,7 +80,7 @@ def test_auto_falls_back_to_torch_and_an_explicit_onnx_fails(monkeypatch: pytest
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no kernel for this graph")
 
-    monkeypatch.setattr(encoder_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     monkeypatch.setattr(runtime, "load", broken)
     fallback = SentenceTransformerEncoder(device="cpu")
     assert fallback.runtime == "torch" and fallback._onnx is None

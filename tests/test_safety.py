@@ -34,6 +34,7 @@ from safetensors.numpy import save_file
 
 import textsearch
 from textsearch import encoder as encoder_module
+from textsearch import loading
 from textsearch import rerank as rerank_module
 from textsearch.ann import ANN_FILE
 from textsearch.check import repair
@@ -288,7 +289,7 @@ def test_encoder_loads_safetensors_only_without_remote_code(
 
     folder = shutil.copytree(tiny_models[0], tmp_path / "st")
     plant_bomb(folder / "pytorch_model.bin", tmp_path / "pwned")
-    monkeypatch.setattr(encoder_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     with recording(monkeypatch, sentence_transformers, "SentenceTransformer") as calls:
         encoder = encoder_module.SentenceTransformerEncoder(str(folder), device="cpu")
     assert [(c["trust_remote_code"], c["model_kwargs"]["use_safetensors"]) for c in calls] == [(False, True)]
@@ -307,7 +308,7 @@ def test_reranker_loads_safetensors_only_without_remote_code(
 
     folder = shutil.copytree(tiny_models[1], tmp_path / "ce")
     plant_bomb(folder / "pytorch_model.bin", tmp_path / "pwned")
-    monkeypatch.setattr(rerank_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     with recording(monkeypatch, cross_encoder, "CrossEncoder") as calls:
         reranker = rerank_module.CrossEncoderReranker(str(folder), device="cpu")
     assert [(c["trust_remote_code"], c["model_kwargs"]["use_safetensors"]) for c in calls] == [(False, True)]
@@ -331,8 +332,7 @@ def test_pickle_only_model_folder_is_refused(
     else:
         (folder / "model.safetensors").unlink()
     plant_bomb(folder / module_dir / "pytorch_model.bin", tmp_path / "pwned")
-    monkeypatch.setattr(encoder_module, "_CACHE", {})
-    monkeypatch.setattr(rerank_module, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     where = str(folder / module_dir)
     for load in (encoder_module.SentenceTransformerEncoder, rerank_module.CrossEncoderReranker):
         with pytest.raises(ModelError, match="only as a pickle") as info:

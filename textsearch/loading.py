@@ -1,19 +1,25 @@
-"""How every model is loaded: weights from safetensors only, transformers kept quiet.
+"""How every model is loaded, encoder and reranker alike: the one place that constructs a
+sentence-transformers model for inference.
 
-Both the encoder and the reranker load through these rules; a folder whose weights exist only as
-pickles is refused before anything reads it (unpickling can run code).
+- weights from safetensors only (``SAFE_LOAD``); a folder whose weights exist only as pickles is
+  refused before anything reads it (unpickling can run code);
+- transformers kept quiet while loading;
+- any load failure becomes one ``ModelNotFoundError`` that says what to give instead;
+- fp16 on CUDA;
+- one loaded model per (kind, path, device, runtime) per process, kept warm (``cached``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, ModelNotFoundError
 
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # from_pretrained options for every model load: weights from safetensors only (a hub model
@@ -59,3 +65,54 @@ def quiet_transformers() -> Iterator[None]:
         hf_logger.setLevel(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+_CACHE: dict[tuple[str, ...], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    """``make()`` once per ``key`` per process (a model stays loaded between queries)."""
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = make()
+        return _CACHE[key]
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _construct(make: Callable[[], Any], what: str, hint: str, device: str | None) -> Any:
+    try:
+        with quiet_transformers():
+            model = make()
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
+        raise ModelNotFoundError(
+            f"cannot load {what} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}) — {hint}"
+        ) from exc
+    if device == "cuda":
+        model.half()
+    return model
+
+
+def sentence_transformer(path: str, device: str, *, hint: str, weights: bool = True) -> Any:
+    """A SentenceTransformer; without ``weights`` its transformer is built on the "meta" device,
+    weightless (for a model whose transformer runs on ONNX Runtime)."""
+    from sentence_transformers import SentenceTransformer
+
+    options: dict[str, Any] = dict(SAFE_LOAD) if weights else {**SAFE_LOAD, "device_map": "meta"}
+    return _construct(lambda: SentenceTransformer(path, device=device if weights else None,  # device_map decides
+                                                  trust_remote_code=False, model_kwargs=options),
+                      f"model '{path}'", hint, device if weights else None)
+
+
+def cross_encoder(path: str, device: str, max_length: int, *, hint: str) -> Any:
+    """A CrossEncoder with one relevance output."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    return _construct(lambda: CrossEncoder(path, device=device, max_length=max_length, trust_remote_code=False,
+                                           model_kwargs=dict(SAFE_LOAD)),
+                      f"reranker '{path}'", hint, None)  # the reranker stays fp32 on CUDA: its head is small

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from . import loading
 from .adapters import PROMPTS_FILE, is_adapter_folder
 from .errors import InvalidArgumentError, ModelNotFoundError
 from .hits import Hit
-from .loading import SAFE_LOAD, quiet_transformers, refuse_pickle_weights
+from .loading import refuse_pickle_weights
 from .models import looks_like_path, materialize, read_calibration
 from .runtime import load_or_fall_back
 
@@ -115,37 +116,24 @@ class Memoized(Reranker):
 
 
 RUNTIMES = ("auto", "torch", "onnx")  # auto: ONNX Runtime on CPU, torch on CUDA
-_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_CACHE_LOCK = threading.Lock()
 _TOKENIZING = threading.Lock()  # one thread at a time in a fast tokenizer ("Already borrowed")
 
 
 def _load(path: str, device: str, max_length: int, runtime: str, show_progress: bool = False) -> tuple[Any, Any]:
     """One (CrossEncoder, ONNX forward or None) per (path, device, runtime) per process: kept warm
     between queries. On ONNX Runtime the CrossEncoder only tokenises."""
-    key = (path, device, runtime)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            from sentence_transformers.cross_encoder import CrossEncoder
 
-            try:
-                with quiet_transformers():
-                    model = CrossEncoder(path, device=device, max_length=max_length,
-                                         trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
-            except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
-                raise ModelNotFoundError(
-                    f"cannot load reranker '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0]}) — "
-                    f"give a CrossEncoder folder, or {HOW_TO_TRAIN}"
-                ) from exc
-            forward = None
-            if runtime == "onnx":
-                from .runtime import load_reranker
+    def make() -> tuple[Any, Any]:
+        model = loading.cross_encoder(path, device, max_length, hint=f"give a CrossEncoder folder, or {HOW_TO_TRAIN}")
+        if runtime == "onnx":
+            from .runtime import load_reranker
 
-                forward = load_reranker(model, path, show_progress)
-            elif device == "cuda":
-                model.half()
-            _CACHE[key] = (model, forward)
-        return _CACHE[key]
+            return model, load_reranker(model, path, show_progress)
+        if device == "cuda":
+            model.half()
+        return model, None
+
+    return loading.cached(("reranker", path, device, runtime), make)  # type: ignore[no-any-return]
 
 
 def read_prompts(folder: str | Path) -> dict[str, str]:
@@ -163,7 +151,6 @@ class CrossEncoderReranker(Reranker):
         self, model: str | None = None, *, device: str | None = None, batch_size: int | None = None,
         max_length: int = 320, show_progress: bool = False, weight: float | None = None, runtime: str = "auto",
     ) -> None:
-        import torch
 
         if runtime not in RUNTIMES:
             raise InvalidArgumentError(f"unknown reranker runtime '{runtime}' — use one of {', '.join(RUNTIMES)}")
@@ -171,7 +158,7 @@ class CrossEncoderReranker(Reranker):
             check_weight(weight)  # before the model loads
         self.name = model or DEFAULT_RERANKER
         self.path = resolve_reranker(self.name, show_progress)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or loading.best_device()
         self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
         chosen = "onnx" if runtime == "onnx" or (runtime == "auto" and self.device == "cpu") else "torch"
         (self._model, self._onnx), self.runtime = load_or_fall_back(
