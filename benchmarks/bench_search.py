@@ -20,16 +20,13 @@ import json
 import statistics
 import tempfile
 import time
-import zlib
-from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from textsearch import Encoder, Index, SentenceTransformerEncoder
 from textsearch import search as search_module
 from textsearch.evaluate import ranking_metrics
 from textsearch.pairs import pairs_to_ir, read_pairs
+from textsearch.testing import HashEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldout/zh_en.jsonl",
@@ -83,34 +80,14 @@ def no_match(index: Index, rerank: bool) -> dict[str, float]:
     return row
 
 
-class HashEncoder(Encoder):
-    """Deterministic clustered unit vectors (a CRC of the text picks one of 256 centres and the
-    noise): fast, for the filter benchmark. Uniform random vectors would be an unrealistic worst
-    case for any ANN graph."""
-
-    name, dimension = "hash-384", 384
-    centres = np.random.default_rng(0).standard_normal((256, 384))
-
-    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
-        rows = []
-        for t in texts:
-            rng = np.random.default_rng(zlib.crc32(t.encode()))
-            rows.append(self.centres[rng.integers(256)] + 0.6 * rng.standard_normal(384))
-        out = np.stack(rows)
-        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._vectors(texts)
-
-    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return self._vectors(texts)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(t.split()) for t in texts]
+def clustered_encoder() -> HashEncoder:
+    """Clustered unit vectors, fast, for the filter benchmark: 256 centres, noise 0.6 of a centre's
+    length (uniform random vectors would be an unrealistic worst case for any ANN graph)."""
+    return HashEncoder(name="hash-384", dimension=384, centres=256, noise=0.6 / 384**0.5)
 
 
 def filters(n_docs: int, tmp: Path, n_queries: int = 50) -> dict[str, dict]:
-    index = Index.create(tmp / "filters", encoder=HashEncoder())
+    index = Index.create(tmp / "filters", encoder=clustered_encoder())
     index.add({"id": f"d{i}", "text": f"document {i}", "bucket": i % 100} for i in range(n_docs))
     queries = [f"query {i}" for i in range(n_queries)]
     out = {}

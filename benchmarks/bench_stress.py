@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from conftest import HashEncoder
 
 from textsearch import Index
 from textsearch.check import check
+from textsearch.testing import HashEncoder
 
 QUERY = "marker"  # in every document: keyword search finds them all
 SEARCHES: list[tuple[str, dict[str, Any] | None]] = [
@@ -157,7 +155,7 @@ def _reader(
         results.put(report)
 
 
-def _writer(
+def writer(
     path: str, seconds: float, size: int, first: int, barrier: Any, stop: Any, results: Any
 ) -> None:
     """Add generation g, delete generation g-2, until ``seconds`` have passed; then stop the readers."""
@@ -225,7 +223,7 @@ def run(
     ctx = mp.get_context("spawn")
     barrier, stop, results = ctx.Barrier(readers + reopening + 2), ctx.Event(), ctx.Queue()
     procs = [
-        ctx.Process(target=_writer, args=(str(path), seconds, size, 1, barrier, stop, results))
+        ctx.Process(target=writer, args=(str(path), seconds, size, 1, barrier, stop, results))
     ]
     procs += [
         ctx.Process(
@@ -267,15 +265,15 @@ def run(
                     "n_errors": 1,
                 }
             )
-    writer = next(
+    last = next(
         (r for r in reports if r["name"] == "writer"), {"last_generation": 1, "batches": 0}
     )
     return {
-        "writer": writer,
+        "writer": last,
         "readers": [r for r in reports if r["name"].startswith("reader-")],
         "errors": [e for r in reports for e in r["errors"]],
         "n_errors": sum(r["n_errors"] for r in reports),
-        "final": final_state(path, size, writer["last_generation"]),
+        "final": final_state(path, size, last["last_generation"]),
     }
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import HashEncoder
 
 from textsearch import Index
 from textsearch.ann import AnnIndex
+from textsearch.testing import HashEncoder
 
 DOCS = 200
 ROUNDS = 20

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import KeywordEncoder
 
 from textsearch import confidence
 from textsearch.index import Index
+from textsearch.testing import KeywordEncoder
 
 
 def test_level_is_the_mean_of_the_ten_best_background_cosines() -> None:

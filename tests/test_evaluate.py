@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import VOCAB, KeywordEncoder
 
 from textsearch.errors import InvalidArgumentError
 from textsearch.evaluate import (
@@ -33,6 +32,7 @@ from textsearch.evaluate import (
 )
 from textsearch.index import Index
 from textsearch.pairs import IRSet, PairSet, pairs_to_ir, read_pairs
+from textsearch.testing import VOCAB, KeywordEncoder
 
 DEMO_QUERIES = Path(__file__).resolve().parents[1] / "corpora" / "demo_queries.jsonl"
 L3, L6 = math.log2(3), math.log2(6)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KeywordEncoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from textsearch.check import check
 from textsearch.errors import InvalidArgumentError, TextsearchError
 from textsearch.filters import OPERATORS
 from textsearch.index import Summary
+from textsearch.testing import KeywordEncoder
 
 FUZZ = settings(
     deadline=None,

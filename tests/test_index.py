@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VOCAB, HashEncoder, KeywordEncoder
 
 from textsearch import confidence
 from textsearch.ann import ANN_FILE
@@ -27,6 +26,7 @@ from textsearch.errors import (
 )
 from textsearch.index import Hit, Index, Summary
 from textsearch.store import DB_FILE
+from textsearch.testing import VOCAB, HashEncoder, KeywordEncoder
 
 R2 = 0.707107  # 1 / sqrt(2), rounded to 6 places as Hit.score is
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import HashEncoder
 from safetensors.numpy import save_file
 
 import textsearch
@@ -44,6 +43,7 @@ from textsearch.errors import InvalidArgumentError, ModelError
 from textsearch.index import Index
 from textsearch.models import materialize, refuse_pickle_weights
 from textsearch.search import MODES
+from textsearch.testing import HashEncoder
 
 PACKAGE = Path(textsearch.__file__).parent
 REPO = PACKAGE.parent
