@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -26,6 +27,10 @@ ANN_FILE = "hnsw.bin"
 
 
 class AnnIndex:
+    """One HNSW graph. Safe to share between threads: every method holds the graph's lock (a
+    search sets ef and may race a resize otherwise); a search takes about a quarter millisecond,
+    so readers queue briefly here while their encoding and SQLite reads run in parallel."""
+
     def __init__(
         self,
         dimension: int,
@@ -46,6 +51,7 @@ class AnnIndex:
         self._deleted = _deleted or set()  # labels marked deleted, still holding a slot
         self.live = 0  # labels present and not deleted; set by the owner after load
         self.signature = ""  # "size:crc32" of the file this graph was loaded from
+        self.lock = threading.RLock()
 
     @classmethod
     def load(cls, path: Path, dimension: int, ef: int) -> AnnIndex:
@@ -78,27 +84,29 @@ class AnnIndex:
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Insert vectors under new labels (the store never reuses one), growing capacity."""
-        if len(labels) == 0:
-            return
-        needed = self._index.get_current_count() + len(labels)  # deleted slots count as used
-        capacity = self._index.get_max_elements()
-        if needed > capacity:
-            self._index.resize_index(max(needed, capacity * 2))
-        self._index.add_items(vectors, np.asarray(labels, dtype=np.int64), num_threads=-1)
-        self.live += len(labels)
+        with self.lock:
+            if len(labels) == 0:
+                return
+            needed = self._index.get_current_count() + len(labels)  # deleted slots count as used
+            capacity = self._index.get_max_elements()
+            if needed > capacity:
+                self._index.resize_index(max(needed, capacity * 2))
+            self._index.add_items(vectors, np.asarray(labels, dtype=np.int64), num_threads=-1)
+            self.live += len(labels)
 
     def delete(self, labels: np.ndarray) -> None:
         """Mark labels deleted; labels unknown or already deleted are ignored (replays are safe).
         Compacts the graph when deleted slots reach half of it."""
-        for label in labels:
-            try:
-                self._index.mark_deleted(int(label))
-            except RuntimeError:
-                continue
-            self.live -= 1
-            self._deleted.add(int(label))
-        if self._deleted and 2 * len(self._deleted) >= self._index.get_current_count():
-            self._compact()
+        with self.lock:
+            for label in labels:
+                try:
+                    self._index.mark_deleted(int(label))
+                except RuntimeError:
+                    continue
+                self.live -= 1
+                self._deleted.add(int(label))
+            if self._deleted and 2 * len(self._deleted) >= self._index.get_current_count():
+                self._compact()
 
     def _compact(self) -> None:
         """Rebuild the graph from its live vectors, dropping the deleted slots. A rebuild re-inserts
@@ -122,37 +130,42 @@ class AnnIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels and cosine similarities for each row of ``vectors``; with ``allowed``, only
         among those labels (hnswlib's filter callback: the graph walk skips the others)."""
-        vectors = np.atleast_2d(vectors)
-        k = min(k, self.live if allowed is None else len(allowed))
-        if k <= 0:
-            empty = np.zeros((len(vectors), 0))
-            return empty.astype(np.int64), empty.astype(np.float32)
-        self._index.set_ef(max(ef or self.ef, k))
-        if allowed is None:
-            labels, distances = self._index.knn_query(vectors, k=k)
-        else:
-            labels, distances = self._index.knn_query(vectors, k=k, num_threads=1, filter=allowed.__contains__)
-        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+        with self.lock:
+            vectors = np.atleast_2d(vectors)
+            k = min(k, self.live if allowed is None else len(allowed))
+            if k <= 0:
+                empty = np.zeros((len(vectors), 0))
+                return empty.astype(np.int64), empty.astype(np.float32)
+            self._index.set_ef(max(ef or self.ef, k))
+            if allowed is None:
+                labels, distances = self._index.knn_query(vectors, k=k)
+            else:
+                labels, distances = self._index.knn_query(vectors, k=k, num_threads=1,
+                                                          filter=allowed.__contains__)
+            return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
 
     def labels(self) -> np.ndarray:
         """Every label in the graph, deleted ones included."""
-        return np.asarray(self._index.get_ids_list(), dtype=np.int64)
+        with self.lock:
+            return np.asarray(self._index.get_ids_list(), dtype=np.int64)
 
     def live_labels(self) -> np.ndarray:
         """Labels present and not deleted, ascending."""
-        return np.setdiff1d(self.labels(), np.fromiter(self._deleted, np.int64, len(self._deleted)))
+        with self.lock:
+            return np.setdiff1d(self.labels(), np.fromiter(self._deleted, np.int64, len(self._deleted)))
 
     def count(self) -> int:
         return self.live
 
     def save(self, path: Path) -> tuple[int, int]:
         """Write to a temporary name, fsync, rename. Returns (size, crc32) to record elsewhere."""
-        tmp = path.with_name(path.name + ".tmp")
-        self._index.save_index(str(tmp))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return file_signature(path)
+        with self.lock:
+            tmp = path.with_name(path.name + ".tmp")
+            self._index.save_index(str(tmp))
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            return file_signature(path)
 
     @property
     def settings(self) -> dict[str, int]:

@@ -39,8 +39,7 @@ from .errors import (
 from .hits import Hit, Summary
 from .ingest import Target
 from .rerank import Reranker
-from .search import SearchOptions, Source
-from .search import run as run_search
+from .search import SearchOptions, Source, candidates, finish
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
 logger = logging.getLogger(__name__)
@@ -262,8 +261,10 @@ class Index:
                 sources = self.store.sources(gone)
                 gone = [i for i in gone if not corpus.is_unreadable(sources.get(i, ""))]
             if gone:
-                summary.deleted, removed = self.store.delete(gone)
-                self.ann.delete(removed)
+                with self.ann.lock:
+                    summary.deleted, removed = self.store.delete(gone)
+                    self.ann.delete(removed)
+                    self._seen_seq = self.store.seq
                 self._save_ann()
                 self._measure_cut()
         summary.skipped = len(corpus.skipped)
@@ -274,8 +275,10 @@ class Index:
         """Delete documents by id; returns how many existed."""
         ids = list(dict.fromkeys(str(i) for i in ids))
         with self._writing():
-            deleted, removed = self.store.delete(ids)
-            self.ann.delete(removed)
+            with self.ann.lock:
+                deleted, removed = self.store.delete(ids)
+                self.ann.delete(removed)
+                self._seen_seq = self.store.seq
             self._save_ann()
         return deleted
 
@@ -325,7 +328,7 @@ class Index:
         """Make the in-memory graph match SQLite's committed state (after another writer, or a
         crash between a commit and the HNSW save). Labels are never reused, so this is a set diff,
         read in one snapshot so that a concurrent commit cannot tear it."""
-        with self.store.snapshot():
+        with self.store.snapshot(), self.ann.lock:  # one thread replays; the others then see it done
             seq = self.store.seq
             if seq == self._seen_seq:
                 return
@@ -383,13 +386,27 @@ class Index:
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
         levels = confidence.levels(vectors, self.background)
         min_margin = getattr(self.encoder, "calibration", {}).get("min_margin")
-        with self.store.snapshot():  # the graph and the rows it points to: one committed state
+        # the graph and the rows it points to, at one committed state: the graph is shared by every
+        # thread of this process, so the first stage holds it (the encoding above and the reranking
+        # below run in parallel)
+        with self.ann.lock, self.store.snapshot():
             self._refresh()
             cut = self.store.get_meta("confidence_cut")
             source = Source(self.store, self.ann, self.config.dimension, self.metadata_fields,
                             None if min_margin is None else float(min_margin), None if cut is None else float(cut))
-            return [run_search(source, query, options, vector=vector, level=float(level), reranker=reranker)
-                    for query, vector, level in zip(cleaned, vectors, levels, strict=True)]
+            found = [candidates(source, query, options, vector, reranking=reranker is not None)
+                     for query, vector in zip(cleaned, vectors, strict=True)]
+        return [finish(source, query, hits, options, level=float(level), reranker=reranker)
+                for query, hits, level in zip(cleaned, found, levels, strict=True)]
+
+    async def asearch(self, query: str, k: int = 10, *, options: SearchOptions | None = None,
+                      **kwargs: Any) -> list[Hit]:
+        """``search`` for asyncio code: ``search`` blocks (it embeds the query and reads the graph),
+        so this runs it in a worker thread and the event loop stays free. An ``Index`` is safe to
+        share between threads; this is what the HTTP server uses."""
+        import asyncio
+
+        return await asyncio.to_thread(self.search, query, k, options=options, **kwargs)
 
     def _reranker_for(self, options: SearchOptions) -> Reranker | None:
         if isinstance(options.rerank, Reranker):

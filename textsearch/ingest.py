@@ -92,10 +92,11 @@ def _write_pipelined(batches: Iterator[Batch], target: Target, bar: _Progress) -
 def _write_batch(batch: Batch, embedding: Future[np.ndarray], target: Target, bar: _Progress) -> None:
     vectors = embedding.result()
     stored = vectors.astype(VECTOR_DTYPES[target.config.vector_dtype])
-    labels, removed = target.store.write(batch, stored, root=target.root)
-    target.ann.delete(removed)
-    target.ann.add(labels, vectors)
-    target.written()
+    with target.ann.lock:  # a reader in another thread sees the commit and the graph change together
+        labels, removed = target.store.write(batch, stored, root=target.root)
+        target.ann.delete(removed)
+        target.ann.add(labels, vectors)
+        target.written()
     bar.update(len(vectors))
 
 

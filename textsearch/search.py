@@ -104,30 +104,36 @@ class Source:
     cut: float | None = None
 
 
-def run(source: Source, query: str, options: SearchOptions, *, vector: np.ndarray, level: float | None = None,
-        reranker: Reranker | None = None) -> list[Hit]:
-    """The hits for ``query`` whose embedding is ``vector`` and background level ``level``
-    (``confidence.levels``) in ``source``; ``reranker`` when ``options`` rerank."""
-    k, mode, group, ef = options.k, options.mode, options.group, options.ef
-    candidates, rrf_k = options.candidates, options.rrf_k
-    min_score, min_margin = options.min_score, options.min_margin
+def candidates(source: Source, query: str, options: SearchOptions, vector: np.ndarray,
+               reranking: bool = False) -> list[Hit]:
+    """The first stage: the hits of ``options.mode`` for ``query`` (embedded as ``vector``), as
+    many as the reranker will read when ``reranking``. Reads the graph and the store: the caller
+    holds them at one committed state."""
+    k, group, ef = options.k, options.group, options.ef
     where = to_sql(options.filter, source.fields()) if options.filter else None
-    n = max(k, candidates or DEFAULT_CANDIDATES) if reranker else k
-    if mode == "dense":
-        hits = dense(source, vector, n, group, ef, where)
-    elif mode == "keyword":
-        hits = keyword(source, query, vector, n, group, where)
-    else:
-        fetch = max(n, HYBRID_DEPTH)
-        hits = fuse([dense(source, vector, fetch, group, ef, where),
-                     keyword(source, query, vector, fetch, group, where)], rrf_k)[:n]
+    n = max(k, options.candidates or DEFAULT_CANDIDATES) if reranking else k
+    if options.mode == "dense":
+        return dense(source, vector, n, group, ef, where)
+    if options.mode == "keyword":
+        return keyword(source, query, vector, n, group, where)
+    fetch = max(n, HYBRID_DEPTH)
+    return fuse([dense(source, vector, fetch, group, ef, where),
+                 keyword(source, query, vector, fetch, group, where)], options.rrf_k)[:n]
+
+
+def finish(source: Source, query: str, hits: list[Hit], options: SearchOptions, *, level: float | None = None,
+           reranker: Reranker | None = None) -> list[Hit]:
+    """The second stage and the verdict: rerank (when ``reranker``), cut to k, give each hit its
+    margin over the query's background ``level``, mark the hits under the confidence rule, and
+    answer "no confident match" (``[]``) when none passes. Reads neither graph nor store."""
+    min_score, min_margin = options.min_score, options.min_margin
     if reranker is not None:
         hits = reranker.rerank(query, hits)
-    hits = hits[:k]
+    hits = hits[: options.k]
     if level is not None:
         hits = [replace(h, margin=round(_cosine(h) - level, 6)) for h in hits]
     rule = _rule(source, reranker, min_score, min_margin)
-    if rule is None or (min_score is None and min_margin is None and mode != "dense" and reranker is None):
+    if rule is None or (min_score is None and min_margin is None and options.mode != "dense" and reranker is None):
         # the default rule judges dense rankings: a keyword hit is there because the query's exact
         # terms are, which the cosine does not measure (ZK-7741 is 0.45)
         return hits
@@ -137,6 +143,13 @@ def run(source: Source, query: str, options: SearchOptions, *, vector: np.ndarra
     if options.include_low_confidence or any(not h.low_confidence for h in marked):
         return marked  # a confident match: every hit is shown, the weaker ones marked
     return []  # "no confident match"
+
+
+def run(source: Source, query: str, options: SearchOptions, *, vector: np.ndarray, level: float | None = None,
+        reranker: Reranker | None = None) -> list[Hit]:
+    """Both stages for one query (``candidates``, then ``finish``)."""
+    hits = candidates(source, query, options, vector, reranking=reranker is not None)
+    return finish(source, query, hits, options, level=level, reranker=reranker)
 
 
 def _cosine(hit: Hit) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,19 +110,49 @@ class PassageRow:
 
 
 class Store:
+    """The database of one index. Safe to share between threads: each thread gets its own SQLite
+    connection (made on its first use, closed when that thread is gone or the store is closed),
+    so every thread reads its own snapshot and writes its own transactions."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._local = threading.local()
+        self._connections: dict[int, tuple[threading.Thread, sqlite_utils.Database]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
         try:
-            self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), timeout=30))
-            self.db.execute("PRAGMA busy_timeout = 30000")
             if self.db.journal_mode != "wal":
                 self.db.enable_wal()
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise IndexCorruptError(
                 f"SQLite database {self.path} is unreadable ({exc}) — the index cannot be opened; "
                 "rebuild it with `textsearch index <corpus>` under a new name"
             ) from exc
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+        return db
+
+    def _connect(self) -> sqlite_utils.Database:
+        with self._lock:
+            if self._closed:
+                raise InvalidArgumentError(f"the index at {self.path.parent} is closed — open it again")
+            for ident, (thread, old) in list(self._connections.items()):
+                if not thread.is_alive():  # a finished thread's connection
+                    old.conn.close()
+                    del self._connections[ident]
+            # used by this thread only; closed by whichever thread closes the store
+            db = sqlite_utils.Database(sqlite3.connect(str(self.path), timeout=30, check_same_thread=False))
+            db.execute("PRAGMA busy_timeout = 30000")
+            self._connections[threading.get_ident()] = (threading.current_thread(), db)
+            return db
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -435,7 +466,12 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM passages").fetchone()[0])
 
     def close(self) -> None:
-        self.db.conn.close()
+        """Close every thread's connection."""
+        with self._lock:
+            self._closed = True
+            for _, db in self._connections.values():
+                db.conn.close()
+            self._connections.clear()
 
 
 _FILTERED = "FROM passages p JOIN documents d ON d.id = p.doc_id WHERE"
