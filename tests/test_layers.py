@@ -11,9 +11,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "textsearch"
 LAYERS = [  # top to bottom
-    {"cli", "__main__"},
+    {"cli", "__main__", "server"},
     {"__init__"},
-    {"catalog", "check", "quality", "train", "train_reranker", "sources"},
+    {"catalog", "check", "client", "quality", "train", "train_reranker", "sources"},
     {"index", "evaluate", "training"},
     {"ingest", "search", "rerank"},
     {"confidence", "encoder", "runtime", "models", "adapters", "e5build", "loading", "ann", "store", "graphfile", "keyword",
@@ -22,6 +22,8 @@ LAYERS = [  # top to bottom
 ]
 HEAVY = {  # dependency → the modules that may import it
     "hnswlib": {"ann"},
+    "fastapi": {"server"},
+    "uvicorn": {"server"},
     "sqlite_utils": {"store"},
     "jieba": {"keyword"},
     "onnxruntime": {"runtime"},

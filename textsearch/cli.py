@@ -131,6 +131,10 @@ def query_cmd(
     min_margin: Optional[float] = typer.Option(None, "--min-margin", help="Least margin of a confident hit (default: the model's)."),
     show_low: bool = typer.Option(False, "--show-low", help="Also show hits under the threshold, marked 'low'."),
     rrf_k: int = typer.Option(RRF_K, "--rrf-k", help="Reciprocal rank fusion constant (hybrid)."),
+    server: Optional[str] = typer.Option(None, "--server", envvar="TEXTSEARCH_SERVER",
+                                         help="Ask a running `textsearch serve` at this URL instead."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TEXTSEARCH_API_KEY",
+                                          help="The server's API key, if it has one."),
     indexes: str = IndexesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -146,9 +150,16 @@ def query_cmd(
         ef=ef, rerank=rerank, rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
         min_score=min_score, min_margin=min_margin, include_low_confidence=show_low, rrf_k=rrf_k,
     )
-    with open_index(index, indexes, model=model) as idx:
-        hits = idx.search(text, options=options)
-        empty = idx.count() == 0
+    if server:
+        from .client import Client
+
+        remote = Client(server, api_key)
+        hits, _ = remote.search(remote.index_name(index), text, options)
+        empty = False
+    else:
+        with open_index(index, indexes, model=model) as idx:
+            hits = idx.search(text, options=options)
+            empty = idx.count() == 0
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
@@ -190,6 +201,29 @@ def _hits_table(hits: list[Hit]) -> str:
         margin = f"{hit.margin:>+6.3f}" if hit.margin is not None else f"{'':>6}"
         lines.append(f"{rank:>2}  {hit.score:>6.3f}  {margin}  {doc}{pad}  {_clip(hit.text, 70)}{low}")
     return "\n".join(lines)
+
+
+@app.command("serve")
+def serve_cmd(
+    indexes: str = IndexesOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (another than loopback needs --api-key)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TEXTSEARCH_API_KEY",
+                                          help="Require this key (X-API-Key header) on every request."),
+) -> None:
+    """Serve the indexes over HTTP (JSON API, OpenAPI at /docs) with a search page at /.
+
+    Example: textsearch serve --port 8000
+    """
+    from .errors import require
+
+    require(("fastapi", "uvicorn"), "serve", "textsearch serve")
+    from .server import serve
+
+    _setup_logging(False)
+    typer.echo(f"serving {indexes}/ on http://{host}:{port} (search page at /, API docs at /docs); Ctrl-C stops",
+               err=True)
+    serve(indexes, host, port, api_key=api_key)
 
 
 @app.command("info")

@@ -1,0 +1,297 @@
+"""`textsearch serve`: the indexes of one folder over HTTP (FastAPI), and a search page at `/`.
+The only module that imports FastAPI.
+
+- models load once, on an index's first use, and stay warm; every index is opened once and shared
+  by the server's worker threads (``Index`` is thread-safe; ``search`` runs in a thread, never on
+  the event loop);
+- writes go through the index's single-writer lock, so ``textsearch index`` and the server can
+  run side by side;
+- errors are JSON ``{"error": message}`` with the status that says what happened: 400 a bad
+  option or filter, 401 a missing or wrong API key, 404 an unknown index or document, 409 the
+  write lock held past its timeout, 413 a request over the size limit;
+- with an API key (``--api-key`` or ``TEXTSEARCH_API_KEY``) every request but the static page
+  must carry it (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``); without one the server
+  refuses to listen anywhere but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .catalog import index_path, list_indexes
+from .config import is_index_dir
+from .encoder import Encoder
+from .errors import (
+    DISTRIBUTION,
+    IndexLockedError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    ModelError,
+    TextsearchError,
+)
+from .filters import combine, parse_where
+from .hits import Hit, Summary
+from .index import Index
+from .keyword import segment
+from .search import DEFAULT_MODE, RRF_K, SearchOptions
+
+PAGE = Path(__file__).parent / "data" / "page.html"
+MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
+MAX_BATCH = 256  # queries per batch search
+
+
+class SearchRequest(BaseModel):
+    """The options of ``Index.search``, as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    k: int = 10
+    mode: str = DEFAULT_MODE
+    filter: dict[str, Any] | None = None
+    where: list[str] = Field(default_factory=list, description="conditions as in `query --where`, ANDed with filter")
+    passages: bool = False
+    ef: int | None = None
+    rerank: bool = False
+    rerank_model: str | None = None
+    candidates: int | None = None
+    rerank_weight: float | None = None
+    min_score: float | None = None
+    min_margin: float | None = None
+    include_low_confidence: bool = False
+    rrf_k: int = RRF_K
+
+
+class BatchRequest(SearchRequest):
+    query: str = ""
+    queries: list[str]
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    no_confident_match: bool = Field(description="no hit passed the confidence rule (the list is then empty, "
+                                                 "unless include_low_confidence)")
+    terms: list[str] = Field(description="the query's keyword terms, for highlighting")
+
+
+class BatchResponse(BaseModel):
+    results: list[SearchResponse]
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    text: str
+
+
+def _options(body: SearchRequest) -> SearchOptions:
+    conditions = [body.filter] if body.filter else []
+    conditions += [parse_where(w) for w in body.where]
+    return SearchOptions(
+        k=body.k, mode=body.mode, filter=combine(conditions) if conditions else None, group=not body.passages,
+        ef=body.ef, rerank=body.rerank, rerank_model=body.rerank_model, candidates=body.candidates,
+        rerank_weight=body.rerank_weight, min_score=body.min_score, min_margin=body.min_margin,
+        include_low_confidence=body.include_low_confidence, rrf_k=body.rrf_k,
+    )
+
+
+def _response(query: str, hits: list[Hit]) -> SearchResponse:
+    return SearchResponse(hits=hits, no_confident_match=not hits or all(h.low_confidence for h in hits),
+                          terms=segment(query).split())
+
+
+class Indexes:
+    """The open indexes of a folder, each opened once (on first use) and shared."""
+
+    def __init__(self, root: Path, encoder: Encoder | None = None) -> None:
+        self.root, self.encoder = root, encoder
+        self._open: dict[str, Index] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Index:
+        path = index_path(name, self.root)
+        if "/" in name or name.startswith(".") or path.parent != self.root or not is_index_dir(path):
+            raise IndexNotFoundError(f"no index '{name}' under {self.root}/ — GET /indexes lists them")
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = Index.open(path, encoder=self.encoder)
+            return self._open[name]
+
+    def close(self) -> None:
+        with self._lock:
+            for index in self._open.values():
+                index.close()
+            self._open.clear()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _status(exc: TextsearchError) -> int:
+    if isinstance(exc, IndexNotFoundError):
+        return 404
+    if isinstance(exc, IndexLockedError):
+        return 409
+    if isinstance(exc, (InvalidArgumentError, ModelError)):
+        return 400
+    return 500
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, encoder: Encoder | None = None,
+               max_body: int = MAX_BODY) -> FastAPI:
+    """The server's app over the indexes under ``indexes``. ``encoder`` replaces every index's
+    model (tests use a fake one)."""
+    root = Path(indexes)
+    opened = Indexes(root, encoder)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        opened.close()
+
+    app = FastAPI(title="textsearch", summary="Semantic search for Chinese and English text",
+                  version=_version(), lifespan=lifespan)
+    app.state.indexes = opened
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        if api_key and not (request.method == "GET" and request.url.path == "/"):
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return JSONResponse({"error": "missing or wrong API key — send it as the X-API-Key header"}, 401)
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > max_body):
+            return JSONResponse({"error": f"request body over {max_body} bytes — send fewer documents at a time"}, 413)
+        if size is None and request.method in ("POST", "PUT"):
+            return JSONResponse({"error": "send the body with a Content-Length"}, 411)
+        return await call_next(request)
+
+    @app.exception_handler(TextsearchError)
+    async def library_error(request: Request, exc: TextsearchError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, _status(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = "no such endpoint — see /docs" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse({"error": message}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, 400)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/indexes")
+    def indexes_list() -> dict[str, list[str]]:
+        return {"indexes": list_indexes(root)}
+
+    @app.get("/indexes/{name}")
+    async def info(name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(lambda: opened.get(name).info())
+
+    @app.post("/indexes/{name}/search", response_model=SearchResponse)
+    async def search(name: str, body: SearchRequest) -> SearchResponse:
+        options = _options(body)
+        index = await asyncio.to_thread(opened.get, name)
+        return _response(body.query, await index.asearch(body.query, options=options))
+
+    @app.post("/indexes/{name}/search/batch", response_model=BatchResponse)
+    async def search_batch(name: str, body: BatchRequest) -> BatchResponse:
+        if not body.queries or len(body.queries) > MAX_BATCH:
+            raise InvalidArgumentError(f"queries: give 1 to {MAX_BATCH} queries")
+        options = _options(body)
+        index = await asyncio.to_thread(opened.get, name)
+        found = await asyncio.to_thread(index.search_many, body.queries, options=options)
+        return BatchResponse(results=[_response(q, hits) for q, hits in zip(body.queries, found, strict=True)])
+
+    @app.put("/indexes/{name}/documents")
+    async def upsert(name: str, documents: list[Document]) -> dict[str, Any]:
+        index = await asyncio.to_thread(opened.get, name)
+        summary: Summary = await asyncio.to_thread(index.add, [d.model_dump() for d in documents])
+        return {**asdict(summary), "documents": index.count()}
+
+    @app.delete("/indexes/{name}/documents/{doc_id:path}")
+    async def delete(name: str, doc_id: str) -> dict[str, Any]:
+        index = await asyncio.to_thread(opened.get, name)
+        if not await asyncio.to_thread(index.delete, [doc_id]):
+            raise IndexNotFoundError(f"no document '{doc_id}' in index '{name}'")
+        return {"deleted": doc_id, "documents": index.count()}
+
+    return app
+
+
+def serve(indexes: str | Path = "indexes", host: str = "127.0.0.1", port: int = 8000, *,
+          api_key: str | None = None) -> None:
+    """Run the server until interrupted (uvicorn, one process; requests in its thread pool)."""
+    import uvicorn
+
+    if not api_key and not is_loopback(host):
+        raise InvalidArgumentError(f"refusing to listen on {host} without an API key — give --api-key "
+                                   "(or TEXTSEARCH_API_KEY), or listen on 127.0.0.1")
+    if not Path(indexes).is_dir():
+        raise IndexNotFoundError(f"no folder {indexes}/ — build an index first: `textsearch index corpora/demo`")
+    uvicorn.run(create_app(indexes, api_key=api_key), host=host, port=port, log_level="warning")
+
+
+@contextmanager
+def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a thread of this process for the block; yields its base URL (``port`` 0:
+    a free one). For tests, benchmarks and apps that embed the server."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server stopped while starting")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
