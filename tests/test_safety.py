@@ -456,15 +456,21 @@ def test_filters_and_queries_run_only_reads(evil_index: Index, monkeypatch: pyte
         return sqlite3.SQLITE_OK
 
     statements: list[tuple[str, list[Any]]] = []
-    execute = evil_index.store.db.execute
+    conn = evil_index.store.db
 
-    def record(sql: str, params: Any = None) -> Any:
-        statements.append((sql, list(params or [])))
-        return execute(sql, params) if params is not None else execute(sql)
+    class Recording:
+        """This thread's connection, every execute recorded (SQL text and parameters apart)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(conn, name)
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            statements.append((sql, list(params or [])))
+            return conn.execute(sql, params) if params is not None else conn.execute(sql)
 
     evil_index.search("cat", filter={"lang": "en"})  # SQLite's json_each set-up is done once here
-    evil_index.store.db.conn.set_authorizer(authorize)  # re-prepares every statement
-    monkeypatch.setattr(evil_index.store.db, "execute", record)
+    conn.set_authorizer(authorize)  # re-prepares every statement
+    monkeypatch.setattr(evil_index.store._local, "db", Recording())
     for mode in MODES:
         found = evil_index.search("apple " + EVIL, k=4, mode=mode, filter={"lang": EVIL}, min_score=-1)
         assert [h.doc_id for h in found] == [EVIL]
@@ -475,7 +481,7 @@ def test_filters_and_queries_run_only_reads(evil_index: Index, monkeypatch: pyte
         others = {EVIL_KEY: {"$ne": "v"}}
         found = evil_index.search("the cat apple 天气", k=4, mode=mode, filter=others, min_score=-1)
         assert {h.doc_id for h in found} == {"a", "b", EVIL}
-    evil_index.store.db.conn.set_authorizer(None)
+    conn.set_authorizer(None)
     assert actions and [a for a in actions if not harmless(*a)] == []
     assert statements and not [sql for sql, _ in statements if EVIL in sql or EVIL_KEY in sql]
     assert any(EVIL in params for _, params in statements) and any(EVIL_KEY in p for _, p in statements)

@@ -17,14 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlite_utils
 
 from .corpus import Document, Passage
 from .errors import IndexCorruptError, IndexLockedError, InvalidArgumentError
 from .keyword import segment
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +77,17 @@ def _m002_keyword(db: sqlite_utils.Database) -> None:
     """Keyword search: an FTS5 table of segmented passage text, rowid = passage label, filled
     from the passages already there (an index built before this migration gets it on open)."""
     db.execute(f"CREATE VIRTUAL TABLE passages_fts USING fts5(terms, tokenize='{FTS_TOKENIZE}')")
-    if filled := _fill_keywords(db):
+    if filled := _fill_keywords(db.conn):
         logger.info("keyword index built for %d existing passages", filled)
 
 
-def _fill_keywords(db: sqlite_utils.Database) -> int:
+def _fill_keywords(db: sqlite3.Connection) -> int:
     """Insert every passage's segmented text into the (empty) keyword table, a chunk at a time."""
     last, filled = -1, 0
     while rows := db.execute(
         "SELECT label, text FROM passages WHERE label > ? ORDER BY label LIMIT ?", [last, _CHUNK]
     ).fetchall():
-        db.conn.executemany(
+        db.executemany(
             "INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
             [(label, segment(text or "")) for label, text in rows],
         )
@@ -117,12 +119,12 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._connections: dict[int, tuple[threading.Thread, sqlite_utils.Database]] = {}
+        self._connections: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._lock = threading.Lock()
         self._closed = False
         try:
-            if self.db.journal_mode != "wal":
-                self.db.enable_wal()
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode = wal")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.close()
@@ -132,24 +134,25 @@ class Store:
             ) from exc
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        """This thread's connection."""
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (plain sqlite3: reading needs nothing more, and sqlite-utils,
+        which imports pandas where it is installed, is loaded only to migrate a schema)."""
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._connect()
             self._local.db = db
         return db
 
-    def _connect(self) -> sqlite_utils.Database:
+    def _connect(self) -> sqlite3.Connection:
         with self._lock:
             if self._closed:
                 raise InvalidArgumentError(f"the index at {self.path.parent} is closed — open it again")
             for ident, (thread, old) in list(self._connections.items()):
                 if not thread.is_alive():  # a finished thread's connection
-                    old.conn.close()
+                    old.close()
                     del self._connections[ident]
             # used by this thread only; closed by whichever thread closes the store
-            db = sqlite_utils.Database(sqlite3.connect(str(self.path), timeout=30, check_same_thread=False))
+            db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             db.execute("PRAGMA busy_timeout = 30000")
             self._connections[threading.get_ident()] = (threading.current_thread(), db)
             return db
@@ -163,15 +166,17 @@ class Store:
             )
         if version == SCHEMA_VERSION:
             return
+        import sqlite_utils  # only here: it imports pandas where pandas is installed
+
         with self.transaction():
             for step in MIGRATIONS[version:]:
-                step(self.db)
+                step(sqlite_utils.Database(self.db))
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic write: all of it lands or none of it."""
-        conn = self.db.conn
+        conn = self.db
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -189,7 +194,7 @@ class Store:
     def snapshot(self) -> Iterator[None]:
         """Reads that all see one committed state while another process writes (WAL readers
         are never blocked). Inside a transaction already, the reads join it."""
-        conn = self.db.conn
+        conn = self.db
         if conn.in_transaction:
             yield
             return
@@ -207,7 +212,7 @@ class Store:
 
     def set_meta(self, **values: Any) -> None:
         """Set keys; call inside a transaction (or alone: it then commits itself)."""
-        conn = self.db.conn
+        conn = self.db
         own = not conn.in_transaction
         if own:
             conn.execute("BEGIN IMMEDIATE")
@@ -251,7 +256,7 @@ class Store:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Upsert documents with their passages and vectors (rows of ``vectors`` in passage order)
         and delete ``delete_ids``, in one transaction. Returns (new labels, removed labels)."""
-        conn = self.db.conn
+        conn = self.db
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         n = sum(len(p) for _, p in docs)
         if len(vectors) != n:
@@ -391,12 +396,12 @@ class Store:
         vector forever, so every open graph sees the old ones go and the new ones come."""
         first = int(self.get_meta("next_label", "0") or 0)
         new = np.arange(first, first + len(labels), dtype=np.int64)
-        self.db.conn.executemany(
+        self.db.executemany(
             "UPDATE passages SET label = ?, vector = ? WHERE label = ?",
             [(int(n), np.asarray(v).tobytes(), int(old)) for n, v, old in zip(new, vectors, labels, strict=True)],
         )
-        self.db.conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(int(old),) for old in labels])
-        self.db.conn.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
+        self.db.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(int(old),) for old in labels])
+        self.db.executemany("INSERT INTO passages_fts(rowid, terms) VALUES (?, ?)",
                                  zip(new.tolist(), (segment(t or "") for t in self.texts(new)), strict=True))
         self.set_meta(next_label=first + len(labels))
         return new
@@ -470,7 +475,7 @@ class Store:
         with self._lock:
             self._closed = True
             for _, db in self._connections.values():
-                db.conn.close()
+                db.close()
             self._connections.clear()
 
 
