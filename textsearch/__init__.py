@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .catalog import Built, build_index, index_path, list_indexes, open_index
-from .encoder import Encoder, SentenceTransformerEncoder
+from .config import DEFAULT_CANDIDATES
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -31,13 +30,35 @@ from .errors import (
     ModelNotFoundError,
     TextsearchError,
 )
-from .hits import Hit, Summary
-from .index import Index
-from .rerank import DEFAULT_CANDIDATES, CrossEncoderReranker, Reranker
-from .search import SearchOptions
 
 if TYPE_CHECKING:
+    from .catalog import Built, build_index, index_path, list_indexes, open_index
+    from .encoder import Encoder, SentenceTransformerEncoder
     from .evaluate import Calibration
+    from .hits import Hit, Summary
+    from .index import Index
+    from .rerank import CrossEncoderReranker, Reranker
+    from .search import SearchOptions
+
+# the public names, each imported from its module on first use (PEP 562): `import textsearch` and
+# the command line's start-up stay light; `from textsearch import Index` works as usual
+_LAZY = {
+    "Built": "catalog", "build_index": "catalog", "index_path": "catalog", "list_indexes": "catalog",
+    "open_index": "catalog", "Encoder": "encoder", "SentenceTransformerEncoder": "encoder", "Hit": "hits",
+    "Summary": "hits", "Index": "index", "CrossEncoderReranker": "rerank", "Reranker": "rerank",
+    "SearchOptions": "search",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'textsearch' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

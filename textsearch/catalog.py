@@ -14,13 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import is_index_dir
+from .config import DEFAULT_ROOT, is_index_dir
 from .corpus import Corpus
 from .errors import IndexNotFoundError, TextsearchError
 from .hits import Summary
 from .index import Index
 
-DEFAULT_ROOT = "indexes"
 Pathish = str | os.PathLike[str]
 
 

@@ -7,19 +7,18 @@ import logging
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
-from .catalog import DEFAULT_ROOT, build_index, index_path, list_indexes, open_index
-from .check import Report, check, repair
-from .config import is_index_dir
+from .config import DEFAULT_CANDIDATES, DEFAULT_MODE, DEFAULT_ROOT, RRF_K, is_index_dir
 from .errors import IndexNotFoundError, InvalidArgumentError, TextsearchError
-from .hits import Hit, Summary
-from .index import Index
-from .rerank import DEFAULT_CANDIDATES
-from .search import DEFAULT_MODE, RRF_K, SearchOptions
+
+# the rest is imported inside each command: `--help`, and a command that needs no model, start fast
+if TYPE_CHECKING:
+    from .check import Report
+    from .hits import Hit, Summary
 
 
 class _Commands(TyperGroup):
@@ -94,6 +93,8 @@ def index_cmd(
 
     Example: textsearch index corpora/demo
     """
+    from .catalog import build_index
+
     _setup_logging(quiet)
     built = build_index(folder, name, indexes, model=model, runtime=runtime, vector_dtype=vector_dtype,
                         id_field=id_field, text_field=text_field, max_file_bytes=int(max_file_mb * 1e6),
@@ -142,7 +143,9 @@ def query_cmd(
 
     Example: textsearch query "可爱的宝宝" -k 5 --where "lang = zh" --rerank
     """
+    from .catalog import open_index
     from .filters import combine, parse_where
+    from .search import SearchOptions
 
     _setup_logging(True)
     options = SearchOptions(
@@ -236,6 +239,8 @@ def info_cmd(
 
     Example: textsearch info demo
     """
+    from .catalog import open_index
+
     _setup_logging(True)
     with open_index(index, indexes) as idx:
         info = idx.info()
@@ -271,6 +276,8 @@ def list_cmd(indexes: str = IndexesOpt) -> None:
 
     Example: textsearch list
     """
+    from .catalog import list_indexes
+
     names = list_indexes(indexes)
     if not names:
         typer.echo(f"no index under {indexes}/ — build one with `textsearch index corpora/demo`")
@@ -288,6 +295,9 @@ def delete_cmd(
 
     Example: textsearch delete demo --yes
     """
+    from .catalog import index_path
+    from .index import Index
+
     path = index_path(index, indexes)
     if not is_index_dir(path):
         raise IndexNotFoundError(f"no index at {path} — `textsearch list` shows the indexes")
@@ -308,6 +318,9 @@ def check_cmd(
 
     Example: textsearch check demo
     """
+    from .catalog import index_path
+    from .check import check
+
     report = check(index_path(index, indexes))
     _print_report(report, as_json, "ok" if report.ok else "PROBLEMS")
     if not report.ok:
@@ -329,6 +342,9 @@ def repair_cmd(
 
     Example: textsearch repair demo
     """
+    from .catalog import index_path
+    from .check import repair
+
     _setup_logging(False)
     report = repair(index_path(index, indexes), reembed=reembed)
     _print_report(report, as_json, "repaired" if report.ok else "STILL BROKEN")
@@ -466,6 +482,7 @@ def eval_cmd(
 
     Example: textsearch eval corpora/pairs/test_zh.jsonl --baseline multilingual-e5-small
     """
+    from .catalog import open_index
     from .evaluate import calibrate as calibrate_model
     from .evaluate import evaluate_file, evaluate_index, format_table
     from .quality import report, table

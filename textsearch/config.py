@@ -17,6 +17,11 @@ CONFIG_FILE = "textsearch.json"
 PASSAGE_TOKENS = 64
 OVERLAP_TOKENS = 16
 FORMAT_VERSION = 1
+# search defaults, here so that the command line can show them without importing the search path
+DEFAULT_MODE = "dense"  # chosen by measurement (docs/search.md)
+RRF_K = 60
+DEFAULT_CANDIDATES = 10  # first-stage hits reranked per query: the least harmful count measured (docs/reranking.md)
+DEFAULT_ROOT = "indexes"  # the folder that holds indexes by name
 
 
 @dataclass

@@ -33,7 +33,8 @@ from .pairs import (
     read_pairs,
     read_records,
 )
-from .rerank import DEFAULT_CANDIDATES, Memoized, Reranker, blend, calibration_spec
+from .config import DEFAULT_CANDIDATES
+from .rerank import Memoized, Reranker, blend, calibration_spec
 
 if TYPE_CHECKING:
     from .index import Index

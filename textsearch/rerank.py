@@ -34,7 +34,6 @@ from .runtime import load_or_fall_back
 
 DEFAULT_RERANKER = "zh-en-reranker"
 RERANKER_ADAPTER = Path(__file__).parent / "data" / DEFAULT_RERANKER
-DEFAULT_CANDIDATES = 10  # first-stage hits reranked per query: the least harmful count measured (README)
 HOW_TO_TRAIN = (
     "train one with `textsearch train-reranker corpora/pairs/train.jsonl --out models/reranker` "
     "and pass --rerank-model models/reranker"

@@ -26,19 +26,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import confidence
+from .config import DEFAULT_CANDIDATES, DEFAULT_MODE, RRF_K
 from .errors import InvalidArgumentError
 from .filters import to_sql
 from .hits import Hit
 from .keyword import match_expression
-from .rerank import DEFAULT_CANDIDATES, Reranker, check_weight
+from .rerank import Reranker, check_weight
 
 if TYPE_CHECKING:
     from .ann import AnnIndex
     from .store import Store
 
 MODES = ("dense", "keyword", "hybrid")
-DEFAULT_MODE = "dense"  # chosen by measurement (README, "Search modes")
-RRF_K = 60
 HYBRID_DEPTH = 10  # hits taken from each list before fusing (at least k; as measured in the README)
 EXACT_LIMIT = 2_000  # allowed passages up to which a filtered dense search is exact (measured: README)
 Where = tuple[str, list[Any]]

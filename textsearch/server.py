@@ -48,7 +48,8 @@ from .filters import combine, parse_where
 from .hits import Hit, Summary
 from .index import Index
 from .keyword import segment
-from .search import DEFAULT_MODE, RRF_K, SearchOptions
+from .config import DEFAULT_MODE, RRF_K
+from .search import SearchOptions
 
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
