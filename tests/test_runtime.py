@@ -141,3 +141,44 @@ def test_english_minilm_exports_too() -> None:
     torch = SentenceTransformerEncoder("all-MiniLM-L6-v2", device="cpu", runtime="torch")
     assert onnx.runtime == "onnx" and "token_type_ids" in onnx._onnx.inputs
     assert (onnx.encode_passages(TEXTS) * torch.encode_passages(TEXTS)).sum(axis=1).min() > 0.9999
+
+
+# --- the cold query path: tokenizers/sentencepiece and ONNX Runtime, no torch -----------------------
+ODD = ["", "  padded  ", "x" * 100, "<s> names a special token", "a  b\tc\nd", "query <mask> x", "😀 emoji",
+       "ｆｕｌｌ　ｗｉｄｔｈ", "Mixed 中文 and English, 123,456.78", "长" * 600]
+
+
+@pytest.mark.model
+def test_the_light_path_gives_torch_vectors_and_token_counts(real_encoder: SentenceTransformerEncoder) -> None:
+    """Once exported, the ONNX encoder loads without torch (runtime.LightModel); its vectors and
+    token counts are the torch path's: cosine ≥ 0.9999 on everyday and odd texts."""
+    from importlib.util import find_spec
+
+    real_encoder.encode_queries(["export it first"])
+    light = SentenceTransformerEncoder(device="cpu", runtime="onnx")
+    assert isinstance(light._model, runtime.LightModel) and light._model.tokenizer._spm is not None
+    torch_encoder = SentenceTransformerEncoder(device="cpu", runtime="torch")
+    hsk = json.loads(Path(find_spec("hsk_sentences_audio").submodule_search_locations[0], "data",
+                          "sentences.json").read_text(encoding="utf-8"))
+    texts = TEXTS + ODD + [r["chinese"] for r in hsk[:300]] + [r["translation"]["en"] for r in hsk[:300]]
+    for side in ("encode_queries", "encode_passages"):
+        cosines = np.sum(getattr(light, side)(texts) * getattr(torch_encoder, side)(texts), axis=1)
+        assert cosines.min() >= 0.9999, [texts[i] for i in np.where(cosines < 0.9999)[0]]
+    assert light.count_tokens(texts) == torch_encoder.count_tokens(texts)
+    assert light.dimension == torch_encoder.dimension and light.prompts == torch_encoder.prompts
+
+
+@pytest.mark.model
+def test_a_cold_query_imports_neither_torch_nor_sentence_transformers(real_encoder: SentenceTransformerEncoder,
+                                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with Index.create(tmp_path / "idx", encoder=real_encoder) as index:
+        index.add([{"id": "a", "text": "惹人喜欢的孩子"}, {"id": "b", "text": "明天下大雨"}])
+    code = (f"import sys; from textsearch import Index; idx = Index.open({str(tmp_path / 'idx')!r}); "
+            "hits = idx.search('可爱的宝宝', k=1, include_low_confidence=True); "
+            "print(hits[0].doc_id, 'torch' in sys.modules, 'sentence_transformers' in sys.modules, "
+            "'transformers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["a", "False", "False", "False"], done.stderr

@@ -78,6 +78,9 @@ def _load(path: str, device: str, runtime: str = "torch", show_progress: bool = 
         from . import runtime as onnx_runtime
 
         precision = onnx_runtime.precision_of(runtime)
+        light = onnx_runtime.light_model(path, precision)
+        if light is not None:  # exported already: tokenizers and ONNX Runtime, no torch
+            return light
         model = None
         if onnx_runtime.is_exported(path, precision):
             try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import confidence
+from .config import DEFAULT_CANDIDATES
 from .encoder import Encoder
 from .errors import InvalidArgumentError
 from .models import write_calibration
@@ -33,7 +34,6 @@ from .pairs import (
     read_pairs,
     read_records,
 )
-from .config import DEFAULT_CANDIDATES
 from .rerank import Memoized, Reranker, blend, calibration_spec
 
 if TYPE_CHECKING:

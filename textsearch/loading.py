@@ -80,6 +80,13 @@ def cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
 
 
 def best_device() -> str:
+    """"cuda" when torch sees a GPU, else "cpu". Without an NVIDIA device node torch is not even
+    imported (a second of start-up on the CPU query path)."""
+    import glob
+    import sys
+
+    if "torch" not in sys.modules and not glob.glob("/dev/nvidia[0-9]*"):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .catalog import index_path, list_indexes
-from .config import is_index_dir
+from .config import DEFAULT_MODE, RRF_K, is_index_dir
 from .encoder import Encoder
 from .errors import (
     DISTRIBUTION,
@@ -48,7 +48,6 @@ from .filters import combine, parse_where
 from .hits import Hit, Summary
 from .index import Index
 from .keyword import segment
-from .config import DEFAULT_MODE, RRF_K
 from .search import SearchOptions
 
 PAGE = Path(__file__).parent / "data" / "page.html"
