@@ -240,8 +240,7 @@ class Index:
             max_file_bytes=max_file_bytes or self.config.max_file_bytes,
         )
         root = str(corpus.root)
-        _ = self.encoder  # loaded before the write lock is taken: other writers wait less
-        with self._writing():
+        with self._writing():  # the model loads only if a document is new or changed
             known = self.store.hashes_for_root(root)
             seen: set[str] = set()
 
@@ -293,7 +292,7 @@ class Index:
         def written() -> None:
             self._seen_seq = self.store.seq
 
-        summary = ingest.write(docs, known, Target(self.store, self.ann, self.encoder, self.config, root, written),
+        summary = ingest.write(docs, known, Target(self.store, self.ann, lambda: self.encoder, self.config, root, written),
                                show_progress=show_progress)
         if summary.added or summary.updated:
             self._save_ann()

@@ -32,13 +32,14 @@ Batch = list[tuple[Document, list[Passage]]]
 
 @dataclass
 class Target:
-    """Where ingestion writes: an index's store and graph, embedding with its encoder and cutting
+    """Where ingestion writes: an index's store and graph, embedding with its encoder (asked for
+    only when a document is new or changed: an unchanged folder never loads the model) and cutting
     passages by its config; ``root`` the folder the documents come from (None: added by the API);
     ``written`` is called after each committed batch."""
 
     store: Store
     ann: AnnIndex
-    encoder: Encoder
+    encoder: Callable[[], Encoder]
     config: IndexConfig
     root: str | None = None
     written: Callable[[], None] = lambda: None
@@ -61,7 +62,7 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
                 summary.updated += 1
             else:
                 summary.added += 1
-            passages = split_passages(doc.text, target.encoder.count_tokens, config.max_passage_tokens,
+            passages = split_passages(doc.text, target.encoder().count_tokens, config.max_passage_tokens,
                                       config.overlap_tokens)
             summary.passages += len(passages)
             bar.grow(len(passages))
@@ -81,7 +82,7 @@ def _write_pipelined(batches: Iterator[Batch], target: Target, bar: _Progress) -
         pending: tuple[Batch, Future[np.ndarray]] | None = None
         for batch in batches:
             texts = [p.text for _, passages in batch for p in passages]
-            embedding = pool.submit(target.encoder.encode_passages, texts)
+            embedding = pool.submit(target.encoder().encode_passages, texts)
             if pending:
                 _write_batch(*pending, target, bar)
             pending = (batch, embedding)
