@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import keyword
 from .corpus import Document, Passage, split_passages
 from .hits import Summary
 from .store import VECTOR_DTYPES
@@ -58,6 +59,8 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
             if known.get(doc.id) == doc.content_hash:
                 summary.unchanged += 1
                 continue
+            if not summary.added and not summary.updated:
+                keyword.warm_up()  # the keyword table's segmenter loads while the first batch embeds
             if doc.id in known:
                 summary.updated += 1
             else:

@@ -54,6 +54,13 @@ def _loaded() -> Any:
     return _jieba
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary in a background thread (about half a second), e.g. while the
+    first batch of an ingestion is being embedded; ``segment`` then finds it loaded."""
+    if _jieba is None:
+        threading.Thread(target=_loaded, name="textsearch-jieba", daemon=True).start()
+
+
 def _cut_for_search() -> Callable[[str], Iterable[str]]:
     """jieba's search mode: a long word also yields the shorter words inside it."""
     return _loaded().cut_for_search  # type: ignore[no-any-return]

@@ -201,8 +201,8 @@ class LightTokenizer:
     Three ways, the lightest that gives transformers' ids: a Unigram ``tokenizer.json`` (XLM-R's,
     e5's) also runs as a sentencepiece model built from it once (``spm_model``), which loads in
     0.35 s and ~30 MB instead of 0.65 s and ~300 MB — the difference between a cold query under
-    a second and over it — for texts with special tokens added and no whitespace at either end
-    (what ``encode`` sends); other texts go to ``tokenizers``; a text that names a special token
+    a second and over it — for texts with no whitespace at either end (what ``encode`` sends, and
+    most of what ``count_tokens`` is asked); other texts go to ``tokenizers``; a text that names a special token
     (``<s>``…) to transformers itself, which strips the space before it. Each loads on first use."""
 
     def __init__(self, path: Path, spm: Path | None = None) -> None:
@@ -233,11 +233,13 @@ class LightTokenizer:
             if self._transformers is None:
                 from transformers import AutoTokenizer
 
-                self._transformers = AutoTokenizer.from_pretrained(str(self.path.parent))
+                self._transformers = AutoTokenizer.from_pretrained(str(self.path.parent), trust_remote_code=False)
             found = self._transformers(texts, truncation=truncation, max_length=max_length,
                                        add_special_tokens=add_special_tokens, return_attention_mask=False)
             return {"input_ids": found["input_ids"]}
-        if self._spm is not None and add_special_tokens and all(t == t.strip() for t in texts):
+        if self._spm is not None and all(t == t.strip() for t in texts):
+            if not add_special_tokens:
+                return {"input_ids": [ids[:limit] for ids in self._spm.encode(texts)]}
             keep = None if limit is None else limit - 2
             return {"input_ids": [[0, *ids[:keep], 2] for ids in self._spm.encode(texts)]}
         if limit != self._max:  # the truncation setting is the tokenizer's state: change it only when asked
