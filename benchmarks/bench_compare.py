@@ -309,11 +309,11 @@ def dir_files(path: Path) -> dict[str, int]:
     return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def measure(name: str, n: int, n_queries: int, runtime: str) -> dict[str, Any]:
+def measure(name: str, n: int, n_queries: int, runtime: str, short: bool = False) -> dict[str, Any]:
     """All figures of one system (run in a fresh process), its encoder on ``runtime``."""
     import torch
 
-    docs = generate_passages(n)
+    docs = generate_passages(n, short=short)
     queries = [q for q, _ in make_queries(docs, n_queries)]
     model = SentenceTransformerEncoder(runtime=runtime)
     model.encode_passages([d["text"] for d in docs[:64]])  # warm-up: the first batches are slow
@@ -389,11 +389,12 @@ FORMATS = {"encode_share": "{:>17.1%}", "passages_embedded": "{:>17d}",
            "recall_at_10": "{:>17.3f}", "recall_at_10_batch": "{:>17.3f}"}
 
 
-def run_child(name: str, n: int, n_queries: int, runtime: str) -> dict[str, Any]:
+def run_child(name: str, n: int, n_queries: int, runtime: str, short: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--system", name, "--passages", str(n),
-                   "--queries", str(n_queries), "--runtime", runtime, "--result", str(out)]
+                   "--queries", str(n_queries), "--runtime", runtime, "--result", str(out),
+                   *(["--short"] if short else [])]
         subprocess.run(command, check=True)
         return json.loads(out.read_text())
 
@@ -440,27 +441,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/compare-<N>.json")
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)  # child: one system
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--short", action="store_true", help="one HSK sentence per passage (~12 characters)")
     args = parser.parse_args()
     if args.passages <= K or args.queries < 1:
         parser.error(f"need more than {K} passages and at least one query")
     if args.system:
-        args.result.write_text(json.dumps(measure(args.system, args.passages, args.queries, args.runtime)))
+        args.result.write_text(json.dumps(measure(args.system, args.passages, args.queries, args.runtime,
+                                                  args.short)))
         return
 
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(names) - set(SYSTEMS)
     if unknown or not names:
         parser.error(f"unknown systems {sorted(unknown)} — choose among {', '.join(SYSTEMS)}")
-    langs = [lang for _, lang in make_queries(generate_passages(args.passages), args.queries)]
+    langs = [lang for _, lang in make_queries(generate_passages(args.passages, short=args.short), args.queries)]
     systems = {}
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
         systems[name] = run_child(name, args.passages, args.queries,
-                                  RUNTIMES.get(name, args.others_runtime))
+                                  RUNTIMES.get(name, args.others_runtime), args.short)
     first = next(iter(systems.values()))
     ratio = ratios(systems)
     result = {
         "passages": args.passages,
+        "short": args.short,
         "queries": args.queries,
         "query_langs": {lang: langs.count(lang) for lang in sorted(set(langs))},
         "model": first["model"],
@@ -473,7 +477,7 @@ def main() -> None:
         "systems": systems,
         "ratios": ratio,
     }
-    out = args.out or Path(__file__).parent / "results" / f"compare-{args.passages}.json"
+    out = args.out or Path(__file__).parent / "results" / f"compare-{args.passages}{'-short' if args.short else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 

@@ -27,15 +27,16 @@ import numpy as np
 from textsearch import Index, SentenceTransformerEncoder
 
 
-def generate_passages(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """n short documents: 1–3 HSK sentences each, half Chinese, half their English translations."""
+def generate_passages(n: int, seed: int = 0, short: bool = False) -> list[dict[str, str]]:
+    """n short documents: 1–3 HSK sentences each (``short``: one, about 12 characters), half
+    Chinese, half their English translations."""
     import hsk_sentences_audio
 
     sentences = hsk_sentences_audio.load_sentences()
     rng = random.Random(seed)
     docs = []
     for i in range(n):
-        picks = rng.sample(sentences, rng.randint(1, 3))
+        picks = rng.sample(sentences, 1 if short else rng.randint(1, 3))
         if i % 2:
             text = " ".join(s["translation"]["en"] for s in picks)
         else:
