@@ -107,7 +107,9 @@ class OnnxForward:
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, features: dict[str, np.ndarray], session: Any = None) -> np.ndarray:
-        feed = {name: np.ascontiguousarray(features[name], dtype=np.int64) for name in self.inputs}
+        ids = features["input_ids"]  # one sequence per row: a token type the tokenizer left out is 0
+        feed = {name: np.ascontiguousarray(features[name] if name in features else np.zeros_like(ids), dtype=np.int64)
+                for name in self.inputs}
         return (session or self.session).run(None, feed)[0]
 
     def map(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
