@@ -57,6 +57,31 @@ def embed(encoder: _Embeds) -> np.ndarray:
     return np.ascontiguousarray(both, dtype=np.float32)
 
 
+def embed_once(encoder: _Embeds, probe: Sequence[float]) -> np.ndarray:
+    """``embed``, kept in the model cache per model (its name, runtime and ``probe`` embedding): every
+    index a model builds gets the same 500 vectors, embedded once rather than at each creation."""
+    import hashlib
+    import json
+
+    from .cache import cache_dir
+
+    runtime = getattr(encoder, "runtime", None)
+    if runtime is None:  # a fake or custom encoder: nothing says when its vectors would change
+        return embed(encoder)
+    key = json.dumps([getattr(encoder, "name", ""), runtime, [round(float(x), 5) for x in probe],
+                      background_texts()], ensure_ascii=False)
+    path = cache_dir() / "background" / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:20]}.f32"
+    dimension = len(probe)
+    if path.is_file() and path.stat().st_size == 2 * len(background_texts()) * dimension * 4:
+        return np.fromfile(path, dtype=np.float32).reshape(-1, dimension)
+    vectors = embed(encoder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    vectors.tofile(tmp)
+    os.replace(tmp, path)
+    return vectors
+
+
 def levels(query_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Each query's background level: the mean of its ``TOP`` best cosines to the background."""
     scores = np.asarray(query_vectors, dtype=np.float32) @ background.T

@@ -142,7 +142,7 @@ class Index:
             versions=_versions(),
         )
         path.mkdir(parents=True, exist_ok=True)
-        confidence.save(path, confidence.embed(encoder))
+        confidence.save(path, confidence.embed_once(encoder, config.probe))
         config.save(path)
         return cls(path, config, encoder)
 
