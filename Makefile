@@ -26,9 +26,10 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-# the fast lane: every test that needs no real model (fake encoders only)
+# the fast lane: the tests that need no real model (fake encoders only), without the long
+# reliability scenarios (crash, concurrent writers); `make test` runs everything
 test-fast: install
-	$(PY) -m pytest -m "not model" -q
+	$(PY) -m pytest -m "not model and not slow" -q
 
 lint: install
 	$(PY) -m pip install -q ruff mypy

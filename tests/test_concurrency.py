@@ -60,6 +60,7 @@ def _whole(path: Path) -> dict[str, Any]:
 # --- one writer, several readers -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_readers_see_only_whole_committed_states_while_a_writer_writes(tmp_path: Path) -> None:
     """3 long-lived readers and 1 reopening reader query through 4 s of adds and deletes with zero
     errors, every answer one committed state, and all end on the writer's final state."""
@@ -98,6 +99,7 @@ def _hold_lock(path: str, seconds: float, held: Any, mark: str) -> None:
         Path(mark).write_text("released", encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_second_writer_fails_clearly_after_the_timeout_or_waits(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -148,6 +150,7 @@ def _churn(path: str, prefix: str, rounds: int, start: Any) -> None:
                 index.delete(f"{prefix}{r - 2}-{i}" for i in range(SIZE))
 
 
+@pytest.mark.slow
 def test_two_writers_in_turn_lose_nothing(tmp_path: Path) -> None:
     """Two processes adding and deleting at once take turns on the lock: neither fails, and the
     store, the keyword index and the HNSW file on disk all hold exactly both writers' last state."""
@@ -222,6 +225,7 @@ def _cli(path: Path, command: str) -> tuple[list[str] | None, int]:
     return ids, len(ids)
 
 
+@pytest.mark.slow
 def test_cli_readers_answer_from_committed_states_while_a_writer_writes(tmp_path: Path) -> None:
     """`textsearch info` and `textsearch query`, each a new process opening the index, exit 0 during
     2 s of writes with whole generations only, and show the final state once the writer stops."""

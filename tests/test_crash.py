@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_crash  # noqa: E402
 
 
+@pytest.mark.slow
 def test_killed_indexer_loses_nothing(tmp_path: Path) -> None:
     """Six kills: every check passes, every query works, every completion is identical."""
     result = bench_crash.main(["--fake", "--kills", "6", "--files", "30", "--out", str(tmp_path / "crash.json")])
