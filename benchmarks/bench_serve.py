@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--batch-window-ms", type=float, nargs="+", default=[0.0, 2.0],
+                        help="server runs to compare: concurrent searches sharing one encoder call")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
     args = parser.parse_args()
 
@@ -151,34 +153,35 @@ def main() -> None:
             for n in args.threads:
                 result["api_threads"][n] = api_load(index, n, args.seconds)
                 print(f"API, {n} threads: {result['api_threads'][n]}", flush=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "textsearch", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(600):
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                    conn.request("POST", "/indexes/demo/search", json.dumps({"query": "warm up"}),
-                                 {"Content-Type": "application/json"})
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            result["http"] = {}
-            for clients in args.clients:
-                for writer in (False, True):
-                    name = f"{clients} clients" + (" + a writer" if writer else "")
-                    result["http"][name] = http_load(port, clients, args.seconds, writer)
-                    print(f"HTTP, {name}: {result['http'][name]}", flush=True)
-            result["server_peak_rss_mb"] = peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(30)
+        result["http"] = {}
+        for window in args.batch_window_ms:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            server = subprocess.Popen([sys.executable, "-m", "textsearch", "serve", "--port", str(port),
+                                       "--batch-window-ms", str(window)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(600):
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                        conn.request("POST", "/indexes/demo/search", json.dumps({"query": "warm up"}),
+                                     {"Content-Type": "application/json"})
+                        if conn.getresponse().status == 200:
+                            break
+                    except OSError:
+                        time.sleep(0.2)
+                for clients in args.clients:
+                    for writer in (False, True):
+                        name = f"{clients} clients" + (" + a writer" if writer else "") + f", batch window {window:g} ms"
+                        result["http"][name] = http_load(port, clients, args.seconds, writer)
+                        print(f"HTTP, {name}: {result['http'][name]}", flush=True)
+                result[f"server_peak_rss_mb, batch window {window:g} ms"] = peak_rss_mb(server.pid)
+            finally:
+                server.terminate()
+                server.wait(30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"server peak RSS {result.get('server_peak_rss_mb')} MB")
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -216,3 +216,28 @@ def test_serve_and_query_server_with_the_real_model(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_batched_searches_answer_each_request_with_its_own_hits(indexes: Path) -> None:
+    """With a batch window, concurrent searches share encoder calls (grouped by equal options)
+    and each still gets exactly the answer it would alone."""
+    with running(create_app(indexes, encoder=KeywordEncoder(), batch_window_ms=20)) as url:
+        wrong: list[object] = []
+
+        def client(word: str, mode: str) -> None:
+            with httpx.Client() as http:
+                for _ in range(10):
+                    body = {"query": word, "k": 1, "mode": mode, "include_low_confidence": True}
+                    hits = http.post(f"{url}/indexes/pets/search", json=body).json()["hits"]
+                    if not hits or word not in hits[0]["text"]:
+                        wrong.append((word, mode, hits))
+
+        threads = [threading.Thread(target=client, args=(w, m)) for w in ("cat", "dog", "apple")
+                   for m in ("dense", "keyword")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wrong == []
+        empty = httpx.post(f"{url}/indexes/pets/search", json={"query": "  "})
+        assert empty.status_code == 400 and "the query is empty" in empty.json()["error"]

@@ -213,6 +213,8 @@ def serve_cmd(
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TEXTSEARCH_API_KEY",
                                           help="Require this key (X-API-Key header) on every request."),
+    batch_window_ms: float = typer.Option(0.0, "--batch-window-ms",
+                                          help="Let concurrent searches wait this long to share one encoder call."),
 ) -> None:
     """Serve the indexes over HTTP (JSON API, OpenAPI at /docs) with a search page at /.
 
@@ -226,7 +228,7 @@ def serve_cmd(
     _setup_logging(False)
     typer.echo(f"serving {indexes}/ on http://{host}:{port} (search page at /, API docs at /docs); Ctrl-C stops",
                err=True)
-    serve(indexes, host, port, api_key=api_key)
+    serve(indexes, host, port, api_key=api_key, batch_window_ms=batch_window_ms)
 
 
 @app.command("info")

@@ -22,6 +22,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -53,6 +54,7 @@ from .search import SearchOptions
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
 MAX_BATCH = 256  # queries per batch search
+BATCH_WINDOW_MS = 0.0  # how long a search waits for others to share its encoder call (docs/serving.md)
 
 
 class SearchRequest(BaseModel):
@@ -117,12 +119,23 @@ def _response(query: str, hits: list[Hit]) -> SearchResponse:
 
 
 class Indexes:
-    """The open indexes of a folder, each opened once (on first use) and shared."""
+    """The open indexes of a folder, each opened once (on first use) and shared; with a batch
+    window, each with its ``Batcher``."""
 
-    def __init__(self, root: Path, encoder: Encoder | None = None) -> None:
-        self.root, self.encoder = root, encoder
+    def __init__(self, root: Path, encoder: Encoder | None = None, batch_window: float = 0.0) -> None:
+        self.root, self.encoder, self.batch_window = root, encoder, batch_window
         self._open: dict[str, Index] = {}
+        self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
+
+    def batcher(self, name: str) -> Batcher | None:
+        if self.batch_window <= 0:
+            return None
+        index = self.get(name)
+        with self._lock:
+            if name not in self._batchers:
+                self._batchers[name] = Batcher(index, self.batch_window)
+            return self._batchers[name]
 
     def get(self, name: str) -> Index:
         path = index_path(name, self.root)
@@ -138,6 +151,55 @@ class Indexes:
             for index in self._open.values():
                 index.close()
             self._open.clear()
+
+
+class Batcher:
+    """Concurrent searches of one index answered together: a worker thread takes the first
+    waiting request, gathers whatever else arrives within ``window`` seconds (at most ``limit``),
+    and runs each group of requests with equal options as one ``search_many`` — one encoder call
+    for all their queries instead of one each (measured in docs/serving.md)."""
+
+    def __init__(self, index: Index, window: float, limit: int = 32) -> None:
+        import queue
+
+        self.index, self.window, self.limit = index, window, limit
+        self.waiting: queue.Queue[tuple[str, SearchOptions, Future[list[Hit]]]] = queue.Queue()
+        threading.Thread(target=self._run, name="textsearch-batcher", daemon=True).start()
+
+    def submit(self, query: str, options: SearchOptions) -> Future[list[Hit]]:
+        done: Future[list[Hit]] = Future()
+        self.waiting.put((query, options, done))
+        return done
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            batch = [self.waiting.get()]
+            deadline = time.perf_counter() + self.window
+            while len(batch) < self.limit:
+                left = deadline - time.perf_counter()
+                try:
+                    batch.append(self.waiting.get(timeout=left) if left > 0 else self.waiting.get_nowait())
+                except queue.Empty:
+                    break
+            groups: list[tuple[SearchOptions, list[tuple[str, Future[list[Hit]]]]]] = []
+            for query, options, done in batch:
+                for same, members in groups:
+                    if same == options:
+                        members.append((query, done))
+                        break
+                else:
+                    groups.append((options, [(query, done)]))
+            for options, members in groups:
+                try:
+                    found = self.index.search_many([q for q, _ in members], options=options)
+                except BaseException as exc:  # noqa: BLE001 - each request gets the error
+                    for _, done in members:
+                        done.set_exception(exc)
+                    continue
+                for (_, done), hits in zip(members, found, strict=True):
+                    done.set_result(hits)
 
 
 def _version() -> str:
@@ -169,11 +231,11 @@ def is_loopback(host: str) -> bool:
 
 
 def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, encoder: Encoder | None = None,
-               max_body: int = MAX_BODY) -> FastAPI:
+               max_body: int = MAX_BODY, batch_window_ms: float = BATCH_WINDOW_MS) -> FastAPI:
     """The server's app over the indexes under ``indexes``. ``encoder`` replaces every index's
-    model (tests use a fake one)."""
+    model (tests use a fake one); ``batch_window_ms`` > 0 answers concurrent searches together."""
     root = Path(indexes)
-    opened = Indexes(root, encoder)
+    opened = Indexes(root, encoder, batch_window_ms / 1000)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -230,6 +292,11 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
     @app.post("/indexes/{name}/search", response_model=SearchResponse)
     async def search(name: str, body: SearchRequest) -> SearchResponse:
         options = _options(body)
+        batcher = await asyncio.to_thread(opened.batcher, name)
+        if batcher is not None and not options.reranks:
+            if not body.query.strip():
+                raise InvalidArgumentError("the query is empty — give some words to search for")
+            return _response(body.query, await asyncio.wrap_future(batcher.submit(body.query, options)))
         index = await asyncio.to_thread(opened.get, name)
         return _response(body.query, await index.asearch(body.query, options=options))
 
@@ -259,7 +326,7 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
 
 
 def serve(indexes: str | Path = "indexes", host: str = "127.0.0.1", port: int = 8000, *,
-          api_key: str | None = None) -> None:
+          api_key: str | None = None, batch_window_ms: float = BATCH_WINDOW_MS) -> None:
     """Run the server until interrupted (uvicorn, one process; requests in its thread pool)."""
     import uvicorn
 
@@ -268,7 +335,8 @@ def serve(indexes: str | Path = "indexes", host: str = "127.0.0.1", port: int = 
                                    "(or TEXTSEARCH_API_KEY), or listen on 127.0.0.1")
     if not Path(indexes).is_dir():
         raise IndexNotFoundError(f"no folder {indexes}/ — build an index first: `textsearch index corpora/demo`")
-    uvicorn.run(create_app(indexes, api_key=api_key), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(indexes, api_key=api_key, batch_window_ms=batch_window_ms), host=host, port=port,
+                log_level="warning")
 
 
 @contextmanager
