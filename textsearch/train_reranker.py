@@ -5,7 +5,7 @@ The positives are the pair file's; the negatives are its own hard negatives plus
 passages the bi-encoder itself ranks highest for the query among the file's other texts
 (``mine_hard_negatives``), so the reranker learns exactly the mistakes the first stage makes.
 
-The cross-encoder starts from a bi-encoder's weights (default: the tuned default model) with a new
+The cross-encoder starts from a bi-encoder's weights (default: the base model) with a new
 one-logit head, is trained with LoRA plus a fully trained pooler and head, and is saved as a small
 adapter folder (``adapters.py`` merges it on first use). Inputs keep the base model's prompts
 (``query: `` / ``passage: `` for e5), so the backbone sees text shaped as it was trained on.
@@ -25,7 +25,7 @@ from . import training
 from .adapters import reranker_config
 from .errors import InvalidArgumentError
 from .loading import SAFE_LOAD, quiet_transformers
-from .models import TUNED_MODEL, resolve_model
+from .models import DEFAULT_BASE_MODEL, DEFAULT_MODEL, resolve_model
 from .pairs import PairSet, labeled_pairs, read_pairs
 from .training import TrainResult
 
@@ -42,8 +42,8 @@ class RerankerConfig:
     mine_hard_negatives: int = 1  # extra negatives per query, mined with the bi-encoder
     random_negatives: int = 1  # unrelated texts (other rows' positives) per query: teaches low scores
     symmetric: bool = False  # also ask with the positive: (positive, anchor, 1), (positive, negative, 0)
-    base_model: str | None = None  # backbone to start from (default: zh-en-tuned, as the shipped reranker)
-    miner: str | None = None  # bi-encoder that mines negatives (default: zh-en-tuned, as the shipped reranker)
+    base_model: str | None = None  # backbone to start from (default: the base model, as the shipped reranker)
+    miner: str | None = None  # bi-encoder that mines negatives (default: the default model, as the shipped reranker)
     lora_r: int = 16
     lora_alpha: int = 32
     max_length: int = 256
@@ -134,7 +134,7 @@ def _mined(pairs: PairSet, config: RerankerConfig, device: str) -> PairSet:
     from sentence_transformers import SentenceTransformer
 
     with quiet_transformers():
-        miner = SentenceTransformer(resolve_model(config.miner or TUNED_MODEL), device=device,
+        miner = SentenceTransformer(resolve_model(config.miner or DEFAULT_MODEL), device=device,
                                     trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
     return training.mine(miner, pairs, config.mine_hard_negatives)
 
@@ -208,7 +208,7 @@ def train_reranker(
     if config.max_rows:
         pairs = sample_rows(pairs, config.max_rows, config.seed)
     pairs = _mined(pairs, config, device)
-    base = config.base_model or TUNED_MODEL
+    base = config.base_model or DEFAULT_BASE_MODEL
     work = training.work_folder(out)
     backbone, prompts = _backbone(base, work)
     dataset = _dataset(pairs, prompts, config)
