@@ -82,7 +82,7 @@ class RecordingEncoder(Encoder):
         self.texts: list[str] = []
         self.seconds = 0.0
         self._spill_path = spill
-        self._spill = open(spill, "wb")
+        self._spill = open(spill, "wb")  # noqa: SIM115 - closed by vectors()
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         started = time.perf_counter()

@@ -108,7 +108,7 @@ def api_load(index: Any, threads: int, seconds: float) -> dict[str, Any]:
                 index.search(QUERIES[i % len(QUERIES)], k=10)
                 with lock:
                     latencies.append(time.perf_counter() - started)
-            except Exception:
+            except Exception:  # noqa: BLE001 - counted
                 with lock:
                     errors[0] += 1
             i += threads

@@ -120,7 +120,7 @@ def _reader(
                         ids, info = _ask(fresh, n, size)
                 else:
                     ids, info = _ask(index, n, size)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a reader records every exception and goes on
                 record("errors", f"query {n}: {traceback.format_exc()}")
                 if last:
                     break
@@ -146,7 +146,7 @@ def _reader(
                 report["last"] = sorted(ids)
                 break
         report["states_seen"] = len(seen)
-    except Exception:
+    except Exception:  # noqa: BLE001 - reported to the parent, which fails the run
         barrier.abort()
         record("errors", traceback.format_exc())
     finally:
@@ -180,7 +180,7 @@ def writer(
                 report["batch_ms"].append((time.perf_counter() - started) * 1000)
                 report["batches"] += 1
                 report["last_generation"] = g
-    except Exception:
+    except Exception:  # noqa: BLE001 - reported to the parent, which fails the run
         barrier.abort()
         report["errors"].append(traceback.format_exc())
         report["n_errors"] += 1

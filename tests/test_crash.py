@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import bench_crash
+import bench_crash  # noqa: E402
 
 
 @pytest.mark.slow

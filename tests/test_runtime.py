@@ -107,7 +107,7 @@ def test_int8_stays_close_and_stays_with_its_index(tmp_path: Path, real_encoder:
         assert idx.encoder.runtime == "onnx-int8"
         assert idx.search("可爱的宝宝", k=1, min_score=-1)[0].doc_id == "kid"
     with pytest.raises(ModelMismatchError, match="built with model 'zh-en-general' on onnx-int8"):
-        Index.open(tmp_path / "i8", runtime="torch").encoder
+        Index.open(tmp_path / "i8", runtime="torch").encoder  # noqa: B018 - loading is the check
     with Index.create(tmp_path / "fp32") as idx:
         assert idx.config.runtime == "auto"
     with Index.open(tmp_path / "fp32", runtime="torch") as idx:  # fp32 runtimes are interchangeable

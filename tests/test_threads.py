@@ -34,7 +34,7 @@ def test_six_threads_share_one_index_with_a_writer(tmp_path: Path) -> None:
                     hits = index.search(word, k=3, mode=mode, include_low_confidence=True)
                     with lock:
                         answers.append((word, [h.doc_id for h in hits]))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - collected, asserted below
                 errors.append(exc)
 
         def writer() -> None:
@@ -45,7 +45,7 @@ def test_six_threads_share_one_index_with_a_writer(tmp_path: Path) -> None:
                     index.delete(["extra"])
                     index.add([{"id": "extra", "text": "extra words"}])
                     generation += 1
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
         threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]

@@ -121,7 +121,9 @@ class SentenceTransformerEncoder(Encoder):
         (self._model, self._onnx), self.runtime = load_or_fall_back(
             f"'{self.name}'", runtime, chosen, lambda: _load(self.path, self.device, chosen, show_progress),
             lambda: _load(self.path, self.device), "use --runtime torch")
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
         self.dimension = int(dimension() or 0)
         if not self.dimension:
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")

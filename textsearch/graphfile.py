@@ -113,7 +113,7 @@ def replay(ann: AnnIndex, store: Store, dimension: int, have: np.ndarray, truth:
 def write_lock(directory: Path) -> Iterator[None]:
     """The index's write lock: one writer at a time. Waits up to TEXTSEARCH_LOCK_TIMEOUT seconds
     (default 30), then fails with a clear message. The kernel drops it when a process dies."""
-    lock = open(Path(directory) / LOCK_FILE, "a+")
+    lock = open(Path(directory) / LOCK_FILE, "a+")  # noqa: SIM115 - closed in finally
     deadline = time.monotonic() + float(os.environ.get("TEXTSEARCH_LOCK_TIMEOUT", "30"))
     try:
         while True:

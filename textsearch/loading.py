@@ -96,7 +96,7 @@ def _construct(make: Callable[[], Any], what: str, hint: str, device: str | None
     try:
         with quiet_transformers():
             model = make()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear error
         raise ModelNotFoundError(
             f"cannot load {what} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}) — {hint}"
         ) from exc

@@ -373,5 +373,6 @@ def build_pairs(folder: str | Path = "corpora/pairs", seed: int = 0) -> dict[str
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)

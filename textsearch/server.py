@@ -194,7 +194,7 @@ class Batcher:
             for options, members in groups:
                 try:
                     found = self.index.search_many([q for q, _ in members], options=options)
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - each request gets the error
                     for _, done in members:
                         done.set_exception(exc)
                     continue
