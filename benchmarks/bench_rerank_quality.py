@@ -45,23 +45,22 @@ def capped_queries(path: Path, n: int, folder: Path) -> Path:
     return out
 
 
-def score_splits(encoder, reranker, settings, sets, indexes) -> dict[str, dict[str, dict[str, float]]]:
+def measure(encoder, split, reranker=None, candidates: int = 10) -> dict[str, float]:
+    """The metrics of one split: a pair split (an IRSet) or an index with its queries file."""
+    if isinstance(split, IRSet):
+        return evaluate_retrieval(encoder, split, reranker=reranker, candidates=candidates)
+    index, queries = split
+    return evaluate_index(index, queries, reranker=reranker, candidates=candidates)["results"]["all"]
+
+
+def score_splits(encoder, reranker, settings, splits) -> dict[str, dict[str, dict[str, float]]]:
     """MRR@10 / R@1 per split: ``recall`` and one entry per (candidates, weight) setting."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, ir in sets.items():
-        row = {"recall": evaluate_retrieval(encoder, ir)}
-        for c, w in settings:
-            if reranker is not None:
-                reranker.weight = w
-                row[f"{c}@{w:g}"] = evaluate_retrieval(encoder, ir, reranker=reranker, candidates=c)
-        out[name] = {k: {"mrr@10": round(v["mrr@10"], 4), "recall@1": round(v["recall@1"], 4),
-                         "n_queries": v["n_queries"]} for k, v in row.items()}
-    for name, (index, queries) in indexes.items():
-        row = {"recall": evaluate_index(index, queries)["results"]["all"]}
-        for c, w in settings:
-            if reranker is not None:
-                reranker.weight = w
-                row[f"{c}@{w:g}"] = evaluate_index(index, queries, reranker=reranker, candidates=c)["results"]["all"]
+    for name, split in splits.items():
+        row = {"recall": measure(encoder, split)}
+        for c, w in settings if reranker is not None else []:
+            reranker.weight = w
+            row[f"{c}@{w:g}"] = measure(encoder, split, reranker, c)
         out[name] = {k: {"mrr@10": round(v["mrr@10"], 4), "recall@1": round(v["recall@1"], 4),
                          "n_queries": v["n_queries"]} for k, v in row.items()}
     return out
@@ -90,16 +89,16 @@ def main() -> None:
         long.index_folder(CORPORA / "heldout" / "real" / "docs")
         indexes = {**{name: (demo, capped_queries(CORPORA / split, n, tmp)) for name, split in DEMO_SPLITS.items()},
                    **{name: (long, capped_queries(CORPORA / split, n, tmp)) for name, split in LONG_SPLITS.items()}}
-        result["recall"] = {"dev": score_splits(encoder, None, [], dev, {}),
-                            "heldout": score_splits(encoder, None, [], held, indexes)}
+        result["recall"] = {"dev": score_splits(encoder, None, [], dev),
+                            "heldout": score_splits(encoder, None, [], {**held, **indexes})}
         for spec in args.rerank_model:
             reranker = Memoized(CrossEncoderReranker(spec))
             start = time.perf_counter()
-            dev_scores = score_splits(encoder, reranker, settings, dev, {})
+            dev_scores = score_splits(encoder, reranker, settings, dev)
             mean = {f"{c}@{w:g}": statistics.mean(s[f"{c}@{w:g}"]["mrr@10"] for s in dev_scores.values())
                     for c, w in settings}
             chosen = max(mean, key=lambda key: (round(mean[key], 4), -int(key.split("@")[0])))
-            held_scores = score_splits(encoder, reranker, settings, held, indexes)
+            held_scores = score_splits(encoder, reranker, settings, {**held, **indexes})
             result["rerankers"][spec] = {
                 "dev": dev_scores, "dev_mean_mrr@10": {k: round(v, 4) for k, v in mean.items()},
                 "recall_dev_mean_mrr@10": round(statistics.mean(s["recall"]["mrr@10"] for s in dev_scores.values()), 4),

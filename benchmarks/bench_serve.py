@@ -41,6 +41,16 @@ def _summary(latencies: list[float], errors: int, seconds: float) -> dict[str, A
             "errors": errors}
 
 
+def _run(threads: list[threading.Thread]) -> float:
+    """Start the threads, wait for them all; the seconds it took."""
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def http_load(port: int, clients: int, seconds: float, writer: bool) -> dict[str, Any]:
     latencies: list[float] = []
     errors = [0]
@@ -86,12 +96,7 @@ def http_load(port: int, clients: int, seconds: float, writer: bool) -> dict[str
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     if writer:
         threads.append(threading.Thread(target=upserts))
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return _summary(latencies, errors[0], time.perf_counter() - started)
+    return _summary(latencies, errors[0], _run(threads))
 
 
 def api_load(index: Any, threads: int, seconds: float) -> dict[str, Any]:
@@ -114,12 +119,7 @@ def api_load(index: Any, threads: int, seconds: float) -> dict[str, Any]:
             i += threads
 
     pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    started = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return _summary(latencies, errors[0], time.perf_counter() - started)
+    return _summary(latencies, errors[0], _run(pool))
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -241,3 +241,15 @@ def test_batched_searches_answer_each_request_with_its_own_hits(indexes: Path) -
         assert wrong == []
         empty = httpx.post(f"{url}/indexes/pets/search", json={"query": "  "})
         assert empty.status_code == 400 and "the query is empty" in empty.json()["error"]
+
+
+def test_the_search_request_carries_every_search_option() -> None:
+    """The JSON body is `SearchOptions` on the wire (`passages` for `group`, plus the query and
+    `where` strings): a new option in one without the other is a bug this catches."""
+    from dataclasses import fields
+
+    from textsearch.search import SearchOptions
+    from textsearch.server import SearchRequest
+
+    options = {f.name for f in fields(SearchOptions)}
+    assert set(SearchRequest.model_fields) == (options - {"group"}) | {"query", "where", "passages"}

@@ -378,8 +378,7 @@ class Index:
             raise InvalidArgumentError(f"unknown search option ({exc})") from exc
         queries = list(queries)
         for query in queries:
-            if not isinstance(query, str) or not query.strip():
-                raise InvalidArgumentError("the query is empty — give some words to search for")
+            check_query(query)
         reranker = self._reranker_for(options)
         cleaned = [clean_query(q) for q in queries]
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
@@ -501,6 +500,12 @@ class Index:
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
         shutil.rmtree(path)
+
+
+def check_query(query: object) -> None:
+    """Refuse what no search can answer: a query that is not text, or only whitespace."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgumentError("the query is empty — give some words to search for")
 
 
 def clean_query(query: str) -> str:

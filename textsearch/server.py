@@ -47,7 +47,7 @@ from .errors import (
 )
 from .filters import combine, parse_where
 from .hits import Hit, Summary
-from .index import Index
+from .index import Index, check_query
 from .keyword import segment
 from .search import SearchOptions
 
@@ -167,6 +167,7 @@ class Batcher:
         threading.Thread(target=self._run, name="textsearch-batcher", daemon=True).start()
 
     def submit(self, query: str, options: SearchOptions) -> Future[list[Hit]]:
+        check_query(query)  # here, not in the batch: one empty query must not fail its neighbours
         done: Future[list[Hit]] = Future()
         self.waiting.put((query, options, done))
         return done
@@ -294,8 +295,6 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
         options = _options(body)
         batcher = await asyncio.to_thread(opened.batcher, name)
         if batcher is not None and not options.reranks:
-            if not body.query.strip():
-                raise InvalidArgumentError("the query is empty — give some words to search for")
             return _response(body.query, await asyncio.wrap_future(batcher.submit(body.query, options)))
         index = await asyncio.to_thread(opened.get, name)
         return _response(body.query, await index.asearch(body.query, options=options))
