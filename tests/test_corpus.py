@@ -19,6 +19,7 @@ from textsearch.corpus import (
     decode_text,
     detect_lang,
     sentence_spans,
+    split_many,
     split_passages,
 )
 from textsearch.errors import CorpusError
@@ -402,6 +403,25 @@ def test_short_text_is_one_stripped_passage() -> None:
 
 def test_empty_text_has_no_passages() -> None:
     assert split_passages("   \n ", words) == []
+
+
+def test_split_many_counts_short_texts_in_one_call_and_splits_as_one_at_a_time() -> None:
+    calls: list[list[str]] = []
+
+    def counted(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return words(texts)
+
+    long_text = " ".join(f"Sentence number {i} is here." for i in range(12))
+    texts = ["One short text.", "  ", "Two. Short ones.", long_text]
+    assert split_many(texts, counted, max_tokens=10, overlap_tokens=2) == [
+        split_passages(t, words, max_tokens=10, overlap_tokens=2) for t in texts
+    ]
+    # one call for every text that may fit whole (the long one has too many characters to)...
+    assert calls[0] == ["One short text.", "Two. Short ones."]
+    assert calls[1] == [f"Sentence number {i} is here." for i in range(12)]  # ...then its sentences
+    assert len(calls) == 2
+    assert split_many(["", " "], counted) == [[], []]
 
 
 def check_passages(text: str, passages, count, max_tokens: int, overlap_tokens: int) -> None:

@@ -725,14 +725,14 @@ def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch
             events.append(f"encoded {len(texts)}")
             return vectors
 
-    split = ingest_module.split_passages
+    split = ingest_module.split_many
 
-    def logged(text, *args):  # type: ignore[no-untyped-def]
-        events.append(f"split {text}")
-        return split(text, *args)
+    def logged(texts, *args):  # type: ignore[no-untyped-def]
+        events.extend(f"split {text}" for text in texts)
+        return split(texts, *args)
 
     monkeypatch.setattr(ingest_module, "BATCH_PASSAGES", 2)
-    monkeypatch.setattr(ingest_module, "split_passages", logged)
+    monkeypatch.setattr(ingest_module, "split_many", logged)
     with Index.create(tmp_path / "idx", encoder=Logging()) as idx:
         events.clear()  # the probe
         summary = idx.add([{"id": f"d{i}", "text": f"text {i}"} for i in range(10)], show_progress=True)

@@ -51,6 +51,24 @@ def test_onnx_fp32_gives_torch_vectors(real_encoder: SentenceTransformerEncoder)
 
 
 @pytest.mark.model
+def test_a_repeated_text_is_embedded_once_and_gets_its_vector(real_encoder: SentenceTransformerEncoder,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list[list[str]] = []
+    encode = runtime.encode
+
+    def recorded(model, forward, texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(list(texts))
+        return encode(model, forward, texts, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "encode", recorded)
+    alone = real_encoder.encode_passages(["a cute baby", "可爱的宝宝"])
+    repeated = real_encoder.encode_passages(["可爱的宝宝", "a cute baby", "可爱的宝宝", "可爱的宝宝"])
+    assert given[-1] == ["可爱的宝宝", "a cute baby"]
+    assert np.array_equal(repeated[0], repeated[2]) and np.array_equal(repeated[0], repeated[3])
+    assert (repeated[[1, 0]] * alone).sum(axis=1).min() > 0.99999
+
+
+@pytest.mark.model
 def test_export_is_cached_checked_and_shareable(real_encoder: SentenceTransformerEncoder) -> None:
     forward = real_encoder._onnx
     folder = forward.path.parent

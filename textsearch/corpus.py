@@ -360,12 +360,33 @@ def split_passages(
 ) -> list[Passage]:
     """Pack whole sentences into passages of at most ``max_tokens``; consecutive passages share
     up to ``overlap_tokens`` of trailing sentences. Sentences longer than the bound are cut."""
-    spans = sentence_spans(text)
-    if not spans:
-        return []
-    first, last = spans[0][0], spans[-1][1]
-    if last - first <= 8 * max_tokens and count_tokens([text[first:last]])[0] <= max_tokens:
-        return [Passage(text[first:last], first, last)]  # the common case: a short document
+    return split_many([text], count_tokens, max_tokens, overlap_tokens)[0]
+
+
+def split_many(
+    texts: Sequence[str], count_tokens: CountTokens, max_tokens: int = 256, overlap_tokens: int = 32
+) -> list[list[Passage]]:
+    """``split_passages`` of each text, with the common case — a short document, one passage —
+    counted for all texts in one tokenizer call (one call per text costs far more than the
+    tokenizing, above all while the encoder keeps every core busy)."""
+    spans = [sentence_spans(text) for text in texts]
+    whole = [i for i, s in enumerate(spans) if s and s[-1][1] - s[0][0] <= 8 * max_tokens]
+    counts = dict(zip(whole, count_tokens([texts[i][spans[i][0][0] : spans[i][-1][1]] for i in whole]))) if whole else {}
+    out: list[list[Passage]] = []
+    for i, (text, text_spans) in enumerate(zip(texts, spans)):
+        if not text_spans:
+            out.append([])
+        elif counts.get(i, max_tokens + 1) <= max_tokens:
+            first, last = text_spans[0][0], text_spans[-1][1]
+            out.append([Passage(text[first:last], first, last)])
+        else:
+            out.append(_pack(text, text_spans, count_tokens, max_tokens, overlap_tokens))
+    return out
+
+
+def _pack(text: str, spans: list[tuple[int, int]], count_tokens: CountTokens, max_tokens: int,
+          overlap_tokens: int) -> list[Passage]:
+    """A longer text's passages: sentences counted, over-long ones cut, then packed."""
     units: list[tuple[int, int, int]] = []
     pending = deque(zip(spans, count_tokens([text[s:e] for s, e in spans])))
     while pending:

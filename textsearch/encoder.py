@@ -128,6 +128,7 @@ class SentenceTransformerEncoder(Encoder):
         if not self.dimension:
             raise ModelError(f"model '{self.name}' does not report an embedding dimension")
         self.prompts = dict(getattr(self._model, "prompts", {}) or {})
+        self.reuse_repeated = True  # embed a text given more than once in a call once (False: as sentence-transformers does)
 
     def _runtime(self, runtime: str) -> str:
         if runtime == "auto":
@@ -148,6 +149,11 @@ class SentenceTransformerEncoder(Encoder):
     def _encode(self, texts: Sequence[str], prompt_name: str | None, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.reuse_repeated:
+            first: dict[str, int] = {}
+            where = [first.setdefault(text, len(first)) for text in texts]
+            if len(first) < len(where):  # a text given twice is embedded once: same vector, less work
+                return self._encode(list(first), prompt_name, show_progress)[where]
         if self._onnx is not None:
             from . import runtime as onnx_runtime
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import keyword
-from .corpus import Document, Passage, split_passages
+from .corpus import Document, Passage, split_many
 from .hits import Summary
 from .store import VECTOR_DTYPES
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
+SPLIT_GROUP = 256  # documents whose tokens are counted in one call
 Batch = list[tuple[Document, list[Passage]]]
 
 
@@ -53,8 +54,18 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
     summary = Summary()
     config = target.config
 
+    def split(group: list[Document]) -> Iterator[tuple[Document, list[Passage]]]:
+        cut = split_many([doc.text for doc in group], target.encoder().count_tokens, config.max_passage_tokens,
+                         config.overlap_tokens)
+        for doc, passages in zip(group, cut):
+            summary.passages += len(passages)
+            bar.grow(len(passages))
+            yield doc, passages
+
     def changed() -> Iterator[tuple[Document, list[Passage]]]:
-        """Read, decode and split lazily: this runs between writes, while the encoder works."""
+        """Read, decode and split lazily, a group of documents at a time (their tokens counted in
+        one call): this runs between writes, while the encoder works."""
+        group: list[Document] = []
         for doc in docs:
             if known.get(doc.id) == doc.content_hash:
                 summary.unchanged += 1
@@ -65,11 +76,11 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
                 summary.updated += 1
             else:
                 summary.added += 1
-            passages = split_passages(doc.text, target.encoder().count_tokens, config.max_passage_tokens,
-                                      config.overlap_tokens)
-            summary.passages += len(passages)
-            bar.grow(len(passages))
-            yield doc, passages
+            group.append(doc)
+            if len(group) >= min(SPLIT_GROUP, BATCH_PASSAGES):
+                yield from split(group)
+                group = []
+        yield from split(group)
 
     with _Progress(show_progress) as bar:
         _write_pipelined(_batches(changed()), target, bar)
