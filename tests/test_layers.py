@@ -15,13 +15,16 @@ LAYERS = [  # top to bottom
     {"__init__"},
     {"catalog", "check", "client", "quality", "train", "train_reranker", "sources"},
     {"index", "evaluate", "training"},
-    {"ingest", "search", "rerank"},
+    {"ingest", "search", "rerank", "backend", "milvus", "distributed"},
     {"confidence", "encoder", "runtime", "models", "adapters", "e5build", "loading", "ann", "store", "graphfile", "keyword",
      "filters", "corpus", "pairs", "testing"},
     {"errors", "config", "hits", "cache"},
 ]
 HEAVY = {  # dependency → the modules that may import it
     "hnswlib": {"ann"},
+    "pymilvus": {"milvus"},
+    "milvus_lite": {"milvus"},
+    "ray": {"distributed"},
     "fastapi": {"server"},
     "uvicorn": {"server"},
     "sqlite_utils": {"store"},

@@ -60,6 +60,8 @@ def check(path: str | os.PathLike[str]) -> Report:
     path = Path(path)
     if not is_index_dir(path):
         raise IndexNotFoundError(f"no index at {path} — nothing to check")
+    if _backend(path) == "milvus":
+        return _check_milvus(path)
     for attempt in range(3):  # a writer may have saved a graph newer than our snapshot: look again
         report = Report(str(path))
         try:
@@ -86,6 +88,42 @@ def check(path: str | os.PathLike[str]) -> Report:
             break
         time.sleep(0.1 * (attempt + 1))
     _check_files(path, report)
+    return report
+
+
+def _backend(path: Path) -> str:
+    try:
+        return IndexConfig.load(path).backend
+    except IndexCorruptError:
+        return "local"  # reported by the checks that follow
+
+
+def _check_milvus(path: Path) -> Report:
+    """A Milvus index: its collection is there, and every document has all its passages."""
+    report = Report(str(path))
+    try:
+        with Index.open(path) as index:
+            report.documents, report.passages = index.backend.counts()
+            if torn := index.backend.torn_documents():
+                report.problems.append(f"documents whose passages are missing or extra: {_ids(torn)} — "
+                                       "`textsearch repair` removes them, then index the folder again")
+    except IndexCorruptError as exc:
+        report.problems.append(str(exc))
+        report.fatal = True
+    _check_files(path, report)
+    return report
+
+
+def _repair_milvus(path: Path, found: Report) -> Report:
+    """Delete the torn documents (the next indexing run of their folder adds them again whole)."""
+    done = []
+    with write_lock(path), Index.open(path) as index:
+        if torn := index.backend.torn_documents():
+            index.backend.delete(torn)
+            index.backend.save()
+            done.append(f"removed {len(torn)} torn documents: {_ids(torn)} — index their folder again")
+    report = check(path)
+    report.repaired = done
     return report
 
 
@@ -202,6 +240,8 @@ def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Enco
             "`textsearch index <corpus> --name <new name>`"
         )
     config = IndexConfig.load(path)
+    if config.backend == "milvus":
+        return _repair_milvus(path, found)
     done: list[str] = []
     with write_lock(path):
         store = Store(path / DB_FILE)

@@ -44,6 +44,9 @@ class IndexConfig:
     max_passage_tokens: int = PASSAGE_TOKENS
     overlap_tokens: int = OVERLAP_TOKENS
     max_file_bytes: int = 10_000_000
+    backend: str = "local"  # where passages live: "local" (SQLite + hnswlib here) or "milvus"
+    uri: str | None = None  # milvus: a Milvus Lite file (relative: to this directory) or a server URL
+    collection: str | None = None  # milvus: the collection holding this index's passages
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=dict)
 

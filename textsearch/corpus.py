@@ -191,22 +191,27 @@ class Corpus:
 
     def _documents(self) -> Iterator[Document]:
         for path in self.files():
-            suffix = path.suffix.lower()
-            if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES:
-                self._skip(path, f"unsupported file type '{suffix or path.name}'")
-                continue
-            text = self._read(path)
-            if text is None:
-                continue
-            rel = path.relative_to(self.root).as_posix()
-            if suffix in TEXT_SUFFIXES:
-                if not text.strip():
-                    self._skip(path, "empty file", warn=True)
-                    continue
-                meta = {"path": rel, "type": suffix[1:], "lang": detect_lang(text)}
-                yield Document(id=rel, text=text, metadata=meta, source=rel)
-            else:
-                yield from self._rows(path, rel, text)
+            yield from self.documents_of(path)
+
+    def documents_of(self, path: Path) -> Iterator[Document]:
+        """The documents of one file under the root (``files()`` lists them), what it skipped
+        added to ``skipped``: a worker reading its share of the files calls this."""
+        suffix = path.suffix.lower()
+        if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES:
+            self._skip(path, f"unsupported file type '{suffix or path.name}'")
+            return
+        text = self._read(path)
+        if text is None:
+            return
+        rel = path.relative_to(self.root).as_posix()
+        if suffix in TEXT_SUFFIXES:
+            if not text.strip():
+                self._skip(path, "empty file", warn=True)
+                return
+            meta = {"path": rel, "type": suffix[1:], "lang": detect_lang(text)}
+            yield Document(id=rel, text=text, metadata=meta, source=rel)
+        else:
+            yield from self._rows(path, rel, text)
 
     def _read(self, path: Path) -> str | None:
         try:

@@ -1,23 +1,26 @@
-"""Index: the facade that ties corpus → encoder → store + ann, and search → hits.
+"""Index: the facade that ties corpus → encoder → a storage backend, and search → hits.
 
 An index is a directory::
 
-    textsearch.json   IndexConfig (model, dimension, prompts, HNSW settings, versions)
-    store.db          SQLite: documents, passages, vectors, label counter, seq
-    hnsw.bin          hnswlib graph; the state it reflects is recorded in store.db's meta
+    textsearch.json   IndexConfig (model, dimension, prompts, HNSW settings, backend, versions)
+    background.f32    the background sentences' vectors (confidence.py)
+    store.db          (local backend) SQLite: documents, passages, vectors, label counter, seq
+    hnsw.bin          (local backend) hnswlib graph; the state it reflects is recorded in store.db
 
-SQLite is the source of truth; ``graphfile`` keeps the HNSW file in step with it (and the write
-lock that allows one writer at a time).
+With the local backend SQLite is the source of truth and ``graphfile`` keeps the HNSW file in
+step with it; with the Milvus backend passages, vectors and metadata live in a Milvus collection
+(``milvus.py``). Either way ``graphfile.write_lock`` allows one writer at a time.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import confidence, graphfile, ingest
-from .ann import AnnIndex
+from .backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .corpus import Corpus, Document
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
@@ -40,7 +43,7 @@ from .hits import Hit, Summary
 from .ingest import Target
 from .rerank import Reranker
 from .search import SearchOptions, Source, candidates, finish
-from .store import DB_FILE, VECTOR_DTYPES, Store
+from .store import VECTOR_DTYPES
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +84,33 @@ class Index:
     """
 
     def __init__(
-        self, path: Path, config: IndexConfig, encoder: Encoder | None, *, load_ann: bool = True
+        self, path: Path, config: IndexConfig, encoder: Encoder | None, *, load_ann: bool = True,
+        backend: Backend | None = None,
     ) -> None:
         self.path = Path(path)
         self.config = config
         self._encoder = encoder
         self._encoder_checked = encoder is not None
-        self.store = Store(self.path / DB_FILE)
-        self._seen_seq = -1
-        self._fields: tuple[int, set[str]] | None = None
         self._rerankers: dict[tuple[str | None, float | None], Reranker] = {}
         self._background: np.ndarray | None = None  # confidence.embed: passages, then queries
         self._background_stored = False  # whether the index directory holds it
-        self.ann = self._load_ann() if load_ann else self._new_ann()
-        if load_ann:
-            self._refresh()
+        self.backend = backend or open_backend(self.path, config, load_graph=load_ann)
+
+    @property
+    def local(self) -> LocalBackend:
+        """The local backend (SQLite + hnswlib), for what only it has: its files' checks and repair."""
+        if not isinstance(self.backend, LocalBackend):
+            raise InvalidArgumentError(f"index {self.path} keeps its passages in {self.config.backend}, "
+                                       "not in a local SQLite store and HNSW file")
+        return self.backend
+
+    @property
+    def store(self) -> Any:  # the local backend's Store
+        return self.local.store
+
+    @property
+    def ann(self) -> Any:  # the local backend's AnnIndex
+        return self.local.ann
 
     # --- opening ----------------------------------------------------------------------------
     @classmethod
@@ -112,13 +127,19 @@ class Index:
         overlap_tokens: int = OVERLAP_TOKENS,
         runtime: str = "auto",
         vector_dtype: str = "float32",
+        backend: str = "local",
+        uri: str | None = None,
         show_progress: bool = False,
     ) -> Index:
         """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)
         on ``runtime`` (see ``encoder.RUNTIMES``; "onnx-int8" stays with the index). SQLite keeps
         each vector (what the graph is rebuilt and replayed from) as ``vector_dtype``: float32,
         or float16 for half the bytes (the graph then gets vectors rounded to float16 when it is
-        rebuilt or replayed: scores move by about 1e-4)."""
+        rebuilt or replayed: scores move by about 1e-4).
+
+        ``backend="milvus"`` keeps passages, vectors and metadata in Milvus instead: ``uri`` is a
+        Milvus Lite file (default ``milvus.db`` in the index directory; a relative path is taken
+        from the index directory) or a server's ``http://host:19530``."""
         path = Path(path)
         if is_index_dir(path):
             raise IndexExistsError(f"an index already exists at {path} — open it with Index.open")
@@ -126,6 +147,10 @@ class Index:
             raise InvalidArgumentError("need max_passage_tokens >= 8 and 0 <= overlap < max")
         if vector_dtype not in VECTOR_DTYPES:
             raise InvalidArgumentError(f"unknown vector dtype '{vector_dtype}' — use {' or '.join(VECTOR_DTYPES)}")
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"unknown backend '{backend}' — use {' or '.join(BACKENDS)}")
+        if uri is not None and backend != "milvus":
+            raise InvalidArgumentError("a URI is for the milvus backend — add --backend milvus")
         encoder = encoder or SentenceTransformerEncoder(model, runtime=runtime, show_progress=show_progress)
         config = IndexConfig(
             model=encoder.name,
@@ -139,12 +164,22 @@ class Index:
             ef=ef,
             max_passage_tokens=max_passage_tokens,
             overlap_tokens=overlap_tokens,
+            backend=backend,
+            uri=(uri or "milvus.db") if backend == "milvus" else None,
+            collection=_collection_name(path) if backend == "milvus" else None,
             versions=_versions(),
         )
+        made = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
+        try:
+            store = open_backend(path, config, create=True)
+        except BaseException:
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         confidence.save(path, confidence.embed_once(encoder, config.probe))
-        config.save(path)
-        return cls(path, config, encoder)
+        config.save(path)  # last: until it is there, the directory is no index
+        return cls(path, config, encoder, backend=store)
 
     @classmethod
     def open(
@@ -177,12 +212,14 @@ class Index:
     ) -> Index:
         if is_index_dir(Path(path)):
             index = cls.open(path, model, encoder=options.get("encoder"), runtime=options.get("runtime"))
-            wanted = options.get("vector_dtype")
-            if wanted and wanted != index.config.vector_dtype:
-                index.close()
-                raise InvalidArgumentError(
-                    f"index {path} keeps {index.config.vector_dtype} vectors; the vector dtype is chosen "
-                    "when an index is created — build a new index to change it")
+            kept = {"vector_dtype": f"keeps {index.config.vector_dtype} vectors; the vector dtype",
+                    "backend": f"keeps its passages in {index.config.backend}; the backend"}
+            for option, says in kept.items():
+                wanted = options.get(option)
+                if wanted and wanted != getattr(index.config, option):
+                    index.close()
+                    raise InvalidArgumentError(f"index {path} {says} is chosen when an index is created — "
+                                               "build a new index to change it")
             return index
         return cls.create(path, model, **{k: v for k, v in options.items() if v is not None})
 
@@ -219,7 +256,7 @@ class Index:
         latest = {d.id: d for d in docs}  # the last version of a repeated id wins
         _ = self.encoder  # loaded before the write lock is taken: other writers wait less
         with self._writing():
-            known = self.store.hashes(list(latest))
+            known = self.backend.hashes(list(latest))
             return self._ingest(iter(latest.values()), known, root=None, show_progress=show_progress)
 
     def index_folder(
@@ -230,9 +267,19 @@ class Index:
         text_field: str = "text",
         max_file_bytes: int | None = None,
         show_progress: bool = False,
+        ray: str | None = None,
+        ray_actors: int | None = None,
+        ray_batch_size: int = 256,
+        ray_cpus: float | None = None,
+        ray_gpus: float | None = None,
     ) -> Summary:
         """Bring the index in line with a folder: embed new and changed documents, delete the ones
-        whose files are gone, skip the unchanged."""
+        whose files are gone, skip the unchanged.
+
+        ``ray``: read and embed on Ray Data instead ("auto", or a cluster's address), with
+        ``ray_actors`` encoders (default: one per CPU, or per GPU with ``ray_gpus``) that take
+        ``ray_batch_size`` documents a call, each with ``ray_cpus``/``ray_gpus`` of its own
+        (``distributed.py``). The index ends up exactly as a single-process run leaves it."""
         corpus = Corpus(
             folder,
             id_field=id_field,
@@ -241,7 +288,7 @@ class Index:
         )
         root = str(corpus.root)
         with self._writing():  # the model loads only if a document is new or changed
-            known = self.store.hashes_for_root(root)
+            known = self.backend.hashes_for_root(root)
             seen: set[str] = set()
 
             def tracked() -> Iterator[Document]:
@@ -249,7 +296,11 @@ class Index:
                     seen.add(doc.id)
                     yield doc
 
-            summary = self._ingest(tracked(), known, root=root, show_progress=show_progress)
+            if ray is None:
+                summary = self._ingest(tracked(), known, root=root, show_progress=show_progress)
+            else:
+                summary, seen = self._ingest_on_ray(corpus, known, root, ray, ray_actors, ray_batch_size,
+                                                    ray_cpus, ray_gpus, show_progress)
             if not seen:
                 raise CorpusError(
                     f"no documents found in {corpus.root} ({len(corpus.skipped)} files skipped) — "
@@ -257,27 +308,43 @@ class Index:
                 )
             gone = sorted(set(known) - seen)
             if corpus.unreadable:  # a file unreadable this time is not a deleted one: keep its documents
-                sources = self.store.sources(gone)
+                sources = self.backend.sources(gone)
                 gone = [i for i in gone if not corpus.is_unreadable(sources.get(i, ""))]
             if gone:
-                with self.ann.lock:
-                    summary.deleted, removed = self.store.delete(gone)
-                    self.ann.delete(removed)
-                    self._seen_seq = self.store.seq
+                summary.deleted = self.backend.delete(gone)
                 self._save_ann()
                 self._measure_cut()
         summary.skipped = len(corpus.skipped)
         summary.skipped_files = [(s.path, s.reason) for s in corpus.skipped]
         return summary
 
+    def _ingest_on_ray(self, corpus: Corpus, known: dict[str, str], root: str, address: str, actors: int | None,
+                       batch_size: int, cpus: float | None, gpus: float | None,
+                       show_progress: bool) -> tuple[Summary, set[str]]:
+        from . import distributed
+
+        self._background_rows()  # the cut after the run needs them; an old index embeds them here
+        target = Target(self.backend, lambda: self.encoder, self.config, root)
+        summary, seen = distributed.index_folder(corpus, known, target, self._encoder_maker(), address=address,
+                                                 actors=actors, batch_size=batch_size, cpus=cpus, gpus=gpus,
+                                                 show_progress=show_progress)
+        if summary.added or summary.updated:
+            self._save_ann()
+            self._measure_cut()
+        return summary, seen
+
+    def _encoder_maker(self) -> Callable[[], Encoder]:
+        """What makes this index's encoder in another process: the model by name, or (an encoder
+        given to the index, e.g. a test's fake) a copy of it."""
+        if self._encoder is None or isinstance(self._encoder, SentenceTransformerEncoder):
+            return functools.partial(SentenceTransformerEncoder, self.config.model, runtime=self.config.runtime)
+        return functools.partial(copy.deepcopy, self._encoder)
+
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""
         ids = list(dict.fromkeys(str(i) for i in ids))
         with self._writing():
-            with self.ann.lock:
-                deleted, removed = self.store.delete(ids)
-                self.ann.delete(removed)
-                self._seen_seq = self.store.seq
+            deleted = self.backend.delete(ids)
             self._save_ann()
         return deleted
 
@@ -289,10 +356,7 @@ class Index:
             confidence.save(self.path, rows)
             self._background_stored = True
 
-        def written() -> None:
-            self._seen_seq = self.store.seq
-
-        summary = ingest.write(docs, known, Target(self.store, self.ann, lambda: self.encoder, self.config, root, written),
+        summary = ingest.write(docs, known, Target(self.backend, lambda: self.encoder, self.config, root),
                                show_progress=show_progress)
         if summary.added or summary.updated:
             self._save_ann()
@@ -302,50 +366,24 @@ class Index:
     def _measure_cut(self) -> None:
         """Store this index's confidence cut (``confidence.index_cut``), after a write changed it."""
         queries = self._background_rows()[len(self.background):]
-        labels, cosines = self.ann.search(queries, 1)
-        cut = confidence.index_cut(queries, self.background, cosines[:, 0]) if labels.size else None
-        self.store.set_meta(confidence_cut=cut)
+        cosines = self.backend.nearest(queries)
+        self.backend.set_cut(None if cosines is None else confidence.index_cut(queries, self.background, cosines))
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the index's write lock (one writer at a time) and start from the latest state."""
         with graphfile.write_lock(self.path):
-            self._refresh()
+            self.backend.refresh()
             yield
-
-    # --- the HNSW file ----------------------------------------------------------------------
-    def _load_ann(self) -> AnnIndex:
-        """Load the HNSW file SQLite recorded (see ``graphfile``); ``_refresh`` replays what it lacks."""
-        ann, self._seen_seq = graphfile.load(self.path, self.store, self._new_ann())
-        return ann
-
-    def _new_ann(self) -> AnnIndex:
-        c = self.config
-        return AnnIndex(c.dimension, M=c.M, ef_construction=c.ef_construction, ef=c.ef)
-
-    def _refresh(self) -> None:
-        """Make the in-memory graph match SQLite's committed state (after another writer, or a
-        crash between a commit and the HNSW save). Labels are never reused, so this is a set diff,
-        read in one snapshot so that a concurrent commit cannot tear it."""
-        with self.store.snapshot(), self.ann.lock:  # one thread replays; the others then see it done
-            seq = self.store.seq
-            if seq == self._seen_seq:
-                return
-            truth = self.store.labels()
-            graphfile.replay(self.ann, self.store, self.config.dimension, self.ann.labels(), truth)
-            self.ann.live = len(truth)
-            self._seen_seq = seq
 
     def rebuild_graph(self) -> int:
         """Build the HNSW graph afresh from the stored vectors and save it (the caller holds the
-        write lock, as ``check.repair`` does). Returns its number of passages."""
-        self.ann, self._seen_seq = self._new_ann(), -1
-        self._refresh()
-        self._save_ann()
-        return self.ann.count()
+        write lock, as ``check.repair`` does). Returns its number of passages. Local backend only."""
+        return self.local.rebuild_graph()
 
     def _save_ann(self) -> None:
-        graphfile.save(self.path, self.ann, self.store)
+        """After a run of writes: the local backend saves its graph file, Milvus flushes."""
+        self.backend.save()
 
     # --- reading ----------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, *, options: SearchOptions | None = None, **kwargs: Any) -> list[Hit]:
@@ -384,14 +422,11 @@ class Index:
         vectors = self.encoder.encode_queries(cleaned)  # before the snapshot: it can take a while
         levels = confidence.levels(vectors, self.background)
         min_margin = getattr(self.encoder, "calibration", {}).get("min_margin")
-        # the graph and the rows it points to, at one committed state: the graph is shared by every
-        # thread of this process, so the first stage holds it (the encoding above and the reranking
-        # below run in parallel)
-        with self.ann.lock, self.store.snapshot():
-            self._refresh()
-            cut = self.store.get_meta("confidence_cut")
-            source = Source(self.store, self.ann, self.config.dimension, self.metadata_fields,
-                            None if min_margin is None else float(min_margin), None if cut is None else float(cut))
+        # the first stage reads one committed state (the encoding above and the reranking below run
+        # in parallel with other threads' searches)
+        with self.backend.reading() as reader:
+            source = Source(reader, self.metadata_fields, None if min_margin is None else float(min_margin),
+                            self.backend.get_cut())
             found = [candidates(source, query, options, vector, reranking=reranker is not None)
                      for query, vector in zip(cleaned, vectors, strict=True)]
         return [finish(source, query, hits, options, level=float(level), reranker=reranker)
@@ -435,11 +470,8 @@ class Index:
         return self._background
 
     def metadata_fields(self) -> set[str]:
-        """The metadata fields a filter may name (read again only after a write)."""
-        seq = self.store.seq
-        if self._fields is None or self._fields[0] != seq:
-            self._fields = (seq, self.store.metadata_fields())
-        return self._fields[1]
+        """The metadata fields a filter may name (the document id as "id" among them)."""
+        return self.backend.metadata_fields()
 
     def reranker(self, model: str | None = None, weight: float | None = None) -> Reranker:
         """The cross-encoder for ``model`` (default: the shipped one) with ``weight`` (default: its
@@ -453,7 +485,7 @@ class Index:
 
     def count(self) -> int:
         """Number of documents."""
-        return self.store.document_count()
+        return self.backend.counts()[0]
 
     def info(self) -> dict[str, Any]:
         files = {}
@@ -463,8 +495,7 @@ class Index:
                     files[p.name] = p.stat().st_size
             except FileNotFoundError:  # a writer's temporary HNSW file, renamed meanwhile
                 pass
-        with self.store.snapshot():  # both counts from one committed state
-            documents, passages = self.store.document_count(), self.store.passage_count()
+        documents, passages = self.backend.counts()  # both from one committed state
         return {
             "path": str(self.path),
             "documents": documents,
@@ -475,8 +506,8 @@ class Index:
             "runtime": self.config.runtime,
             "vector_dtype": self.config.vector_dtype,
             "space": self.config.space,
-            "hnsw": {"M": self.config.M, "ef_construction": self.config.ef_construction,
-                     "ef": self.config.ef, **self.ann.settings},
+            "backend": self.config.backend,
+            **self.backend.info(),
             "chunking": {"max_passage_tokens": self.config.max_passage_tokens,
                          "overlap_tokens": self.config.overlap_tokens},
             "files": files,
@@ -485,7 +516,7 @@ class Index:
         }
 
     def close(self) -> None:
-        self.store.close()
+        self.backend.close()
 
     def __enter__(self) -> Index:
         return self
@@ -499,7 +530,21 @@ class Index:
         path = Path(path)
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
+        config = IndexConfig.load(path)
+        if config.backend == "milvus":  # its passages live elsewhere: drop them first
+            from .milvus import drop
+
+            drop(path, config)
         shutil.rmtree(path)
+
+
+def _collection_name(path: Path) -> str:
+    """A Milvus collection name for a new index: letters, digits and underscores, unique."""
+    import re
+    import uuid
+
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.resolve().name)[:40] or "index"
+    return f"textsearch_{stem}_{uuid.uuid4().hex[:8]}"
 
 
 def check_query(query: object) -> None:

@@ -1,9 +1,10 @@
-"""Ingestion: documents → passages → vectors → the store and the graph.
+"""Ingestion: documents → passages → vectors → the index's storage backend.
 
 Documents are read, decoded and split lazily; whole documents are grouped into batches of about
 ``BATCH_PASSAGES`` passages; batch i+1 is embedded in a helper thread while batch i is written
-(one SQLite transaction, then the graph), in order, on the calling thread. A kill loses at most
-the batch in flight; what was committed stays (the graph catches up from SQLite on open).
+(local backend: one SQLite transaction, then the graph), in order, on the calling thread. A kill
+loses at most the batch in flight; what was committed stays (the graph catches up from SQLite on
+open). A batch written again (a retried task) replaces its documents: nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ import numpy as np
 from . import keyword
 from .corpus import Document, Passage, split_many
 from .hits import Summary
-from .store import VECTOR_DTYPES
 
 if TYPE_CHECKING:
-    from .ann import AnnIndex
+    from .backend import Backend
     from .config import IndexConfig
     from .encoder import Encoder
-    from .store import Store
 
 BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
 SPLIT_GROUP = 256  # documents whose tokens are counted in one call
@@ -34,17 +33,14 @@ Batch = list[tuple[Document, list[Passage]]]
 
 @dataclass
 class Target:
-    """Where ingestion writes: an index's store and graph, embedding with its encoder (asked for
+    """Where ingestion writes: an index's storage backend, embedding with its encoder (asked for
     only when a document is new or changed: an unchanged folder never loads the model) and cutting
-    passages by its config; ``root`` the folder the documents come from (None: added by the API);
-    ``written`` is called after each committed batch."""
+    passages by its config; ``root`` the folder the documents come from (None: added by the API)."""
 
-    store: Store
-    ann: AnnIndex
+    backend: Backend
     encoder: Callable[[], Encoder]
     config: IndexConfig
     root: str | None = None
-    written: Callable[[], None] = lambda: None
 
 
 def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_progress: bool = False) -> Summary:
@@ -82,13 +78,13 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
                 group = []
         yield from split(group)
 
-    with _Progress(show_progress) as bar:
+    with Progress(show_progress) as bar:
         _write_pipelined(_batches(changed()), target, bar)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_pipelined(batches: Iterator[Batch], target: Target, bar: _Progress) -> None:
+def _write_pipelined(batches: Iterator[Batch], target: Target, bar: Progress) -> None:
     """Embed batch i+1 in a helper thread while batch i is written (SQLite, keywords, graph)
     here: the encoder releases the GIL, so the writing is nearly free. Writes stay in order,
     on this thread, one transaction per batch."""
@@ -104,14 +100,9 @@ def _write_pipelined(batches: Iterator[Batch], target: Target, bar: _Progress) -
             _write_batch(*pending, target, bar)
 
 
-def _write_batch(batch: Batch, embedding: Future[np.ndarray], target: Target, bar: _Progress) -> None:
+def _write_batch(batch: Batch, embedding: Future[np.ndarray], target: Target, bar: Progress) -> None:
     vectors = embedding.result()
-    stored = vectors.astype(VECTOR_DTYPES[target.config.vector_dtype])
-    with target.ann.lock:  # a reader in another thread sees the commit and the graph change together
-        labels, removed = target.store.write(batch, stored, root=target.root)
-        target.ann.delete(removed)
-        target.ann.add(labels, vectors)
-        target.written()
+    target.backend.write(batch, vectors, target.root)
     bar.update(len(vectors))
 
 
@@ -129,7 +120,7 @@ def _batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[Batch]:
         yield batch
 
 
-class _Progress:
+class Progress:
     """A bar of passages embedded, made on the first passage (a run with nothing to embed shows
     none), its total growing as documents are read and split ahead of the encoder."""
 
@@ -149,7 +140,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(n)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

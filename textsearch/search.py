@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -89,16 +89,43 @@ def _positive(n: Any) -> bool:
     return isinstance(n, int) and not isinstance(n, bool) and n >= 1
 
 
+class Reader(Protocol):
+    """A backend's search over one committed state. ``where`` compiles a filter once per query
+    (raising InvalidArgumentError for a bad one); ``dense`` and ``keyword`` take what it returned."""
+
+    def where(self, filter: dict[str, Any], fields: set[str]) -> Any: ...
+
+    def dense(self, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Any) -> list[Hit]: ...
+
+    def keyword(self, query: str, vector: np.ndarray, k: int, group: bool, where: Any) -> list[Hit]: ...
+
+
 @dataclass(frozen=True)
-class Source:
-    """What a search reads, from one committed state of an index: its store and graph, the vector
-    size, the metadata fields a filter may name, the model's calibrated ``min_margin`` and the
-    index's confidence cut (``confidence.index_cut``)."""
+class LocalReader:
+    """The default backend's reader: the SQLite store and the hnswlib graph, with the vector size."""
 
     store: Store
     ann: AnnIndex
     dimension: int
-    fields: Callable[[], set[str]]  # asked only when a filter is given: it reads every document
+
+    def where(self, filter: dict[str, Any], fields: set[str]) -> Where:
+        return to_sql(filter, fields)
+
+    def dense(self, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
+        return dense(self, vector, k, group, ef, where)
+
+    def keyword(self, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
+        return keyword(self, query, vector, k, group, where)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a search reads: a backend's reader over one committed state, the metadata fields a
+    filter may name, the model's calibrated ``min_margin`` and the index's confidence cut
+    (``confidence.index_cut``)."""
+
+    reader: Reader
+    fields: Callable[[], set[str]]  # asked only when a filter is given: it may read every document
     min_margin: float | None = None
     cut: float | None = None
 
@@ -106,18 +133,18 @@ class Source:
 def candidates(source: Source, query: str, options: SearchOptions, vector: np.ndarray,
                reranking: bool = False) -> list[Hit]:
     """The first stage: the hits of ``options.mode`` for ``query`` (embedded as ``vector``), as
-    many as the reranker will read when ``reranking``. Reads the graph and the store: the caller
-    holds them at one committed state."""
-    k, group, ef = options.k, options.group, options.ef
-    where = to_sql(options.filter, source.fields()) if options.filter else None
+    many as the reranker will read when ``reranking``. Reads the backend: the caller holds its
+    reader at one committed state."""
+    k, group, ef, reader = options.k, options.group, options.ef, source.reader
+    where = reader.where(options.filter, source.fields()) if options.filter else None
     n = max(k, options.candidates or DEFAULT_CANDIDATES) if reranking else k
     if options.mode == "dense":
-        return dense(source, vector, n, group, ef, where)
+        return reader.dense(vector, n, group, ef, where)
     if options.mode == "keyword":
-        return keyword(source, query, vector, n, group, where)
+        return reader.keyword(query, vector, n, group, where)
     fetch = max(n, HYBRID_DEPTH)
-    return fuse([dense(source, vector, fetch, group, ef, where),
-                 keyword(source, query, vector, fetch, group, where)], options.rrf_k)[:n]
+    return fuse([reader.dense(vector, fetch, group, ef, where),
+                 reader.keyword(query, vector, fetch, group, where)], options.rrf_k)[:n]
 
 
 def finish(source: Source, query: str, hits: list[Hit], options: SearchOptions, *, level: float | None = None,
@@ -174,7 +201,7 @@ def _rule(source: Source, reranker: Reranker | None, min_score: float | None,
     return confidence.threshold(source.min_margin, source.cut), "margin"
 
 
-def dense(source: Source, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
+def dense(source: LocalReader, vector: np.ndarray, k: int, group: bool, ef: int | None, where: Where | None) -> list[Hit]:
     """The k best documents (or passages) by cosine, among the filtered ones when ``where``."""
     allowed: np.ndarray | None = None
     if where is not None:
@@ -194,7 +221,7 @@ def dense(source: Source, vector: np.ndarray, k: int, group: bool, ef: int | Non
         fetch *= 4
 
 
-def _exact(source: Source, vector: np.ndarray, labels: np.ndarray, k: int, group: bool) -> list[Hit]:
+def _exact(source: LocalReader, vector: np.ndarray, labels: np.ndarray, k: int, group: bool) -> list[Hit]:
     if not len(labels):
         return []
     scores = source.store.vectors(labels, source.dimension) @ vector
@@ -202,7 +229,7 @@ def _exact(source: Source, vector: np.ndarray, labels: np.ndarray, k: int, group
     return _hits(source, ((int(labels[i]), float(scores[i])) for i in order), group, limit=k)
 
 
-def keyword(source: Source, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
+def keyword(source: LocalReader, query: str, vector: np.ndarray, k: int, group: bool, where: Where | None) -> list[Hit]:
     """The k best documents (or passages) by BM25; ``dense_score`` is each passage's cosine."""
     expression = match_expression(query)
     if expression is None:
@@ -239,7 +266,7 @@ def fuse(lists: list[list[Hit]], rrf_k: int = RRF_K) -> list[Hit]:
             for key in order]
 
 
-def _hits(source: Source, scored: Iterable[tuple[int, float]], group: bool, limit: int | None = None) -> list[Hit]:
+def _hits(source: LocalReader, scored: Iterable[tuple[int, float]], group: bool, limit: int | None = None) -> list[Hit]:
     """Hits for (label, score) best first: the best passage per document when ``group``; rows are
     read in chunks, so a long exact ranking stops being read once ``limit`` hits are found."""
     scored = list(scored)
