@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,train,english,serve]'
+	$(PY) -m pip install -q -e '.[dev,train,english,serve,milvus,ray]'
 	command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 || echo 'no chromium: the browser tests will be skipped'
 	touch $@
 

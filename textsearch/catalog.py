@@ -62,18 +62,23 @@ class Built:
 
 def build_index(folder: Pathish, name: str | None = None, indexes: Pathish = DEFAULT_ROOT, *,
                 model: str | None = None, runtime: str | None = None, vector_dtype: str | None = None,
+                backend: str | None = None, uri: str | None = None,
                 id_field: str = "id", text_field: str = "text", max_file_bytes: int | None = None,
-                show_progress: bool = False) -> Built:
+                show_progress: bool = False, ray: str | None = None, ray_actors: int | None = None,
+                ray_batch_size: int = 256, ray_gpus: float | None = None) -> Built:
     """Create the index ``name`` (default: the folder's name) under ``indexes`` from ``folder``, or
-    bring an existing one in line with it. A first build that fails leaves no index behind."""
+    bring an existing one in line with it. A first build that fails leaves no index behind.
+    ``backend``/``uri``: where a new index keeps its passages (``Index.create``); ``ray``…: read
+    and embed on Ray (``Index.index_folder``)."""
     target = index_path(name, indexes) if name else Path(indexes) / Path(folder).resolve().name
     created = not is_index_dir(target)
     try:
         Corpus(folder)  # a missing folder fails before any index is created
-        with Index.open_or_create(target, model, runtime=runtime, vector_dtype=vector_dtype,
-                                  show_progress=show_progress) as idx:
+        with Index.open_or_create(target, model, runtime=runtime, vector_dtype=vector_dtype, backend=backend,
+                                  uri=uri, show_progress=show_progress) as idx:
             summary = idx.index_folder(folder, id_field=id_field, text_field=text_field,
-                                       max_file_bytes=max_file_bytes, show_progress=show_progress)
+                                       max_file_bytes=max_file_bytes, show_progress=show_progress, ray=ray,
+                                       ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_gpus=ray_gpus)
             return Built(target, summary, idx.count())
     except TextsearchError:
         if created and is_index_dir(target):

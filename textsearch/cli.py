@@ -85,6 +85,18 @@ def index_cmd(
     vector_dtype: Optional[str] = typer.Option(
         None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
     ),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="Where a new index keeps its passages: local (SQLite + HNSW files, default) or milvus."
+    ),
+    uri: Optional[str] = typer.Option(
+        None, "--uri", help="milvus: a Milvus Lite file (*.db, default milvus.db in the index) or http://host:19530."
+    ),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="Read and embed on Ray Data: auto (the running cluster, else a local Ray) or an address."
+    ),
+    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help="Encoder actors (default: one per CPU, or GPU)."),
+    ray_batch_size: int = typer.Option(256, "--ray-batch-size", help="Documents per encoder call on Ray."),
+    ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus", help="GPUs per encoder actor (e.g. 1)."),
     indexes: str = IndexesOpt,
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
@@ -97,8 +109,9 @@ def index_cmd(
 
     _setup_logging(quiet)
     built = build_index(folder, name, indexes, model=model, runtime=runtime, vector_dtype=vector_dtype,
-                        id_field=id_field, text_field=text_field, max_file_bytes=int(max_file_mb * 1e6),
-                        show_progress=_show_progress(quiet))
+                        backend=backend, uri=uri, id_field=id_field, text_field=text_field,
+                        max_file_bytes=int(max_file_mb * 1e6), show_progress=_show_progress(quiet),
+                        ray=ray, ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_gpus=ray_gpus)
     if as_json:
         typer.echo(json.dumps({"index": str(built.path), "documents": built.documents, **built.summary.to_dict()},
                               ensure_ascii=False))
@@ -261,7 +274,9 @@ def _info_text(info: dict[str, Any]) -> str:
         f"model       {info['model']} (dimension {info['dimension']}, prompts {info['prompts'] or 'none'}, "
         f"runtime {info['runtime']}, vectors kept as {info['vector_dtype']})",
         f"hnsw        space={info['space']} M={hnsw['M']} ef_construction={hnsw['ef_construction']} "
-        f"ef={hnsw['ef']} capacity={hnsw['capacity']} slots_used={hnsw['slots_used']}",
+        f"ef={hnsw['ef']}" + (f" capacity={hnsw['capacity']} slots_used={hnsw['slots_used']}" if "capacity" in hnsw else ""),
+        *([f"backend     milvus at {info['milvus']['uri']}, collection {info['milvus']['collection']}"]
+          if "milvus" in info else []),
         f"chunking    max {info['chunking']['max_passage_tokens']} tokens, "
         f"overlap {info['chunking']['overlap_tokens']}",
         f"size        {info['size_bytes'] / 1e6:.2f} MB ("

@@ -213,7 +213,8 @@ class Index:
         if is_index_dir(Path(path)):
             index = cls.open(path, model, encoder=options.get("encoder"), runtime=options.get("runtime"))
             kept = {"vector_dtype": f"keeps {index.config.vector_dtype} vectors; the vector dtype",
-                    "backend": f"keeps its passages in {index.config.backend}; the backend"}
+                    "backend": f"keeps its passages in {index.config.backend}; the backend",
+                    "uri": f"keeps its passages at {index.config.uri}; the URI"}
             for option, says in kept.items():
                 wanted = options.get(option)
                 if wanted and wanted != getattr(index.config, option):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -75,6 +76,8 @@ def _connect(uri: str) -> Any:
     require(("pymilvus",) if "://" in uri else ("pymilvus", "milvus_lite"), "milvus", "the milvus backend")
     from pymilvus import MilvusClient
 
+    for name in ("pymilvus", "pymilvus.milvus_client"):  # they log each refused request with a traceback:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the error we raise says it in one line
     try:
         return MilvusClient(uri=uri, token=os.environ.get("TEXTSEARCH_MILVUS_TOKEN", ""))
     except Exception as exc:  # noqa: BLE001  (pymilvus raises many kinds; one clear message)
@@ -141,6 +144,8 @@ class MilvusBackend:
         elif not self._call("has_collection", self.collection):
             raise IndexCorruptError(f"collection {self.collection} is gone from Milvus at {self.uri} — "
                                     "rebuild the index with `textsearch index <corpus> --backend milvus`")
+        else:
+            self._call("load_collection", self.collection)  # a collection is searched once loaded
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
