@@ -271,3 +271,38 @@ def test_writing_a_batch_again_stores_nothing_twice(index: Index) -> None:
         index.backend.save()
     assert index.backend.counts() == (5, 6)
     assert [h.passage for h in index.search("fish", k=5, group=False, filter={"id": "z"})] == [1, 0]
+
+
+@milvus_only
+def test_a_milvus_without_bm25_says_keyword_search_is_unsupported(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from textsearch import milvus
+
+    make = milvus.MilvusBackend._create_collection
+
+    def older(self, keyword):  # type: ignore[no-untyped-def]
+        if keyword:  # what a Milvus before 2.5 answers a schema with a BM25 function
+            raise milvus.BackendError("Milvus create_collection failed: function type BM25 is not supported")
+        return make(self, keyword)
+
+    monkeypatch.setattr(milvus.MilvusBackend, "_create_collection", older)
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder(), backend="milvus") as idx:
+        idx.add(DOCS)
+        assert ids(idx.search("rain", k=1)) == ["b"]  # dense search works
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(InvalidArgumentError, match="need BM25.*--mode dense"):
+                idx.search("rain", mode=mode)
+
+
+@milvus_only
+def test_a_milvus_lite_file_open_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder(), backend="milvus") as idx:
+        idx.add(DOCS)
+        run = subprocess.run([sys.executable, "-m", "textsearch", "info", str(tmp_path / "idx")],
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("error: Milvus Lite file ")
+    assert "is open in another process" in run.stderr

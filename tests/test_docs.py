@@ -87,3 +87,4 @@ def test_the_readme_python_api_block_runs(tmp_path: Path, monkeypatch: pytest.Mo
     assert [h.doc_id for h in scope["hits"][0]] != []  # type: ignore[index]
     assert (tmp_path / "indexes" / "demo" / "hnsw.bin").is_file()
     assert scope["built"].summary.added == 460  # type: ignore[attr-defined]
+    assert (tmp_path / "indexes" / "big" / "milvus.db").is_dir()  # the Milvus example ran too

@@ -201,3 +201,14 @@ def test_a_cold_query_imports_neither_torch_nor_sentence_transformers(real_encod
             "'transformers' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["a", "False", "False", "False"], done.stderr
+
+
+def test_omp_num_threads_bounds_the_encoder_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray gives each actor OMP_NUM_THREADS = its CPUs: actors sharing a node must not each take
+    every core."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert runtime._thread_limit() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert runtime._thread_limit() is None
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert runtime._thread_limit() is None

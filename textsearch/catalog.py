@@ -65,7 +65,8 @@ def build_index(folder: Pathish, name: str | None = None, indexes: Pathish = DEF
                 backend: str | None = None, uri: str | None = None,
                 id_field: str = "id", text_field: str = "text", max_file_bytes: int | None = None,
                 show_progress: bool = False, ray: str | None = None, ray_actors: int | None = None,
-                ray_batch_size: int = 256, ray_gpus: float | None = None) -> Built:
+                ray_batch_size: int = 16, ray_cpus: float | None = None,
+                ray_gpus: float | None = None) -> Built:
     """Create the index ``name`` (default: the folder's name) under ``indexes`` from ``folder``, or
     bring an existing one in line with it. A first build that fails leaves no index behind.
     ``backend``/``uri``: where a new index keeps its passages (``Index.create``); ``ray``…: read
@@ -78,7 +79,8 @@ def build_index(folder: Pathish, name: str | None = None, indexes: Pathish = DEF
                                   uri=uri, show_progress=show_progress) as idx:
             summary = idx.index_folder(folder, id_field=id_field, text_field=text_field,
                                        max_file_bytes=max_file_bytes, show_progress=show_progress, ray=ray,
-                                       ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_gpus=ray_gpus)
+                                       ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_cpus=ray_cpus,
+                                       ray_gpus=ray_gpus)
             return Built(target, summary, idx.count())
     except TextsearchError:
         if created and is_index_dir(target):

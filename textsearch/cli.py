@@ -95,7 +95,8 @@ def index_cmd(
         None, "--ray", help="Read and embed on Ray Data: auto (the running cluster, else a local Ray) or an address."
     ),
     ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help="Encoder actors (default: one per CPU, or GPU)."),
-    ray_batch_size: int = typer.Option(256, "--ray-batch-size", help="Documents per encoder call on Ray."),
+    ray_batch_size: int = typer.Option(16, "--ray-batch-size", help="Files read and embedded per call on Ray."),
+    ray_cpus: Optional[float] = typer.Option(None, "--ray-cpus", help="CPUs (threads) per encoder actor (default 1)."),
     ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus", help="GPUs per encoder actor (e.g. 1)."),
     indexes: str = IndexesOpt,
     quiet: bool = QuietOpt,
@@ -111,7 +112,8 @@ def index_cmd(
     built = build_index(folder, name, indexes, model=model, runtime=runtime, vector_dtype=vector_dtype,
                         backend=backend, uri=uri, id_field=id_field, text_field=text_field,
                         max_file_bytes=int(max_file_mb * 1e6), show_progress=_show_progress(quiet),
-                        ray=ray, ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_gpus=ray_gpus)
+                        ray=ray, ray_actors=ray_actors, ray_batch_size=ray_batch_size, ray_cpus=ray_cpus,
+                        ray_gpus=ray_gpus)
     if as_json:
         typer.echo(json.dumps({"index": str(built.path), "documents": built.documents, **built.summary.to_dict()},
                               ensure_ascii=False))

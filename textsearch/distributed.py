@@ -4,12 +4,16 @@ module that imports ray.
 The driver lists the folder's files. A Ray Dataset of them is read and decoded by tasks, which
 hash each document and pass on only the new or changed ones (the unchanged as their ids alone);
 an actor pool of encoders (``actors`` of them, each with ``cpus`` or ``gpus`` of its own) splits
-them into passages and embeds them, ``batch_size`` documents a call. The driver takes the results
+them into passages and embeds them, ``batch_size`` files a call. The driver takes the results
 in the folder's order and writes them to the index's backend in batches, exactly as a
 single-process run does (``ingest.write``): the same passages, the same vectors for the same
 texts, the same hits. Writing stays on the driver, under the index's write lock: a task Ray
 retries is only computed again, and a batch written again replaces its documents, so nothing is
 ever stored twice.
+
+Each encoder actor runs as many threads as the CPUs it is given (Ray sets ``OMP_NUM_THREADS``;
+``runtime.py`` follows it), so actors sharing a node never oversubscribe it; leave Ray Data a CPU
+of its own on each node (actors that take every CPU leave it none, and the run waits forever).
 
 ``address``: "auto" connects to the cluster ``RAY_ADDRESS`` or a running local head names, and
 starts a local Ray otherwise; anything else is a cluster address (``ray://head:10001``). A Ray
@@ -39,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 def index_folder(corpus: Corpus, known: dict[str, str], target: Target, encoder: Callable[[], Encoder], *,
-                 address: str = "auto", actors: int | None = None, batch_size: int = 256,
+                 address: str = "auto", actors: int | None = None, batch_size: int = 16,
                  cpus: float | None = None, gpus: float | None = None,
                  show_progress: bool = False) -> tuple[Summary, set[str]]:
     """Embed and write the folder's new and changed documents on Ray (see the module's
@@ -84,17 +88,22 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
     if not files:
         return summary, seen
     width = actors or max(1, int(ray.available_resources().get("GPU" if gpus else "CPU", 1) // (gpus or cpus or 1)))
+    if cpus is None and not gpus:
+        cpus = 1.0  # Ray sets OMP_NUM_THREADS to an actor's CPUs: its encoder runs that many threads
     reading = {"root": str(corpus.root), "id_field": corpus.id_field, "text_field": corpus.text_field,
                "max_file_bytes": corpus.max_file_bytes, "known": [ray.put(known)]}
     config = target.config
     dataset = (
-        ray.data.from_items([{"file": f} for f in files], override_num_blocks=min(len(files), 4 * width))
-        .map_batches(_read, fn_kwargs=reading, batch_size=16)
+        ray.data.from_items([{"file": f} for f in files], override_num_blocks=min(len(files), 1000))
+        # Ray Data fuses reading into the encoders' stage: both take ``batch_size`` files a call
+        .map_batches(_read, fn_kwargs=reading, batch_size=batch_size)
         .map_batches(_Embedder, fn_constructor_kwargs={"encoder": encoder, "max_tokens": config.max_passage_tokens,
                                                        "overlap": config.overlap_tokens},
                      compute=ray.data.ActorPoolStrategy(size=width), batch_size=batch_size,
-                     num_cpus=cpus if cpus is not None else (None if gpus else 1), num_gpus=gpus)
+                     num_cpus=cpus, num_gpus=gpus)
     )
+    for name in ("ray", "ray.data"):  # Ray Data reports each run's plan and progress: ours is the bar
+        logging.getLogger(name).setLevel(logging.ERROR)
     emitted: set[str] = set()
     batch: Batch = []
     vectors: list[np.ndarray] = []

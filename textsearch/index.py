@@ -270,7 +270,7 @@ class Index:
         show_progress: bool = False,
         ray: str | None = None,
         ray_actors: int | None = None,
-        ray_batch_size: int = 256,
+        ray_batch_size: int = 16,
         ray_cpus: float | None = None,
         ray_gpus: float | None = None,
     ) -> Summary:
@@ -279,7 +279,7 @@ class Index:
 
         ``ray``: read and embed on Ray Data instead ("auto", or a cluster's address), with
         ``ray_actors`` encoders (default: one per CPU, or per GPU with ``ray_gpus``) that take
-        ``ray_batch_size`` documents a call, each with ``ray_cpus``/``ray_gpus`` of its own
+        ``ray_batch_size`` files a call, each with ``ray_cpus``/``ray_gpus`` of its own
         (``distributed.py``). The index ends up exactly as a single-process run leaves it."""
         corpus = Corpus(
             folder,

@@ -81,10 +81,26 @@ def _connect(uri: str) -> Any:
     try:
         return MilvusClient(uri=uri, token=os.environ.get("TEXTSEARCH_MILVUS_TOKEN", ""))
     except Exception as exc:  # noqa: BLE001  (pymilvus raises many kinds; one clear message)
-        if "lock" in str(exc).lower():
+        if "://" not in uri and _held(Path(uri) / "LOCK"):
             raise IndexLockedError(f"Milvus Lite file {uri} is open in another process (Milvus Lite allows one "
-                                   "at a time) — stop it, or use a Milvus server") from exc
+                                   "process at a time) — stop it, query through its `textsearch serve`, or use "
+                                   "a Milvus server") from exc
         raise BackendError(f"cannot connect to Milvus at {uri}: {_short(exc)}") from exc
+
+
+def _held(lock: Path) -> bool:
+    """Whether another process holds Milvus Lite's lock on its data folder."""
+    import fcntl
+
+    try:
+        with open(lock, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _short(exc: Exception) -> str:
@@ -156,6 +172,19 @@ class MilvusBackend:
             raise BackendError(f"Milvus {method} on {self.collection} failed: {_short(exc)}") from exc
 
     def _create(self) -> None:
+        """The collection, with BM25 keyword search where this Milvus has it (2.5 and later, Milvus
+        Lite); where it has not, without, and keyword search says so when asked."""
+        try:
+            self._create_collection(keyword=True)
+            keyword = True
+        except BackendError as exc:
+            if not any(word in str(exc).lower() for word in ("function", "bm25", "analyzer", "sparse")):
+                raise
+            self._create_collection(keyword=False)
+            keyword = False
+        self._save_state({"fields": [], "confidence_cut": None, "keyword": keyword})
+
+    def _create_collection(self, keyword: bool) -> None:
         from pymilvus import DataType, Function, FunctionType
 
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -165,19 +194,21 @@ class MilvusBackend:
         schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
         for name in ("position", "n_passages", "start", "end"):
             schema.add_field(name, DataType.INT64)
-        schema.add_field("terms", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("meta", DataType.JSON)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.config.dimension)
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                     input_field_names=["terms"], output_field_names=["sparse"]))
         indexes = self.client.prepare_index_params()
         indexes.add_index("vector", index_type="HNSW", metric_type="COSINE",
                           params={"M": self.config.M, "efConstruction": self.config.ef_construction})
-        indexes.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        if keyword:
+            schema.add_field("terms", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                             analyzer_params={"tokenizer": "standard"})
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                         input_field_names=["terms"], output_field_names=["sparse"]))
+            indexes.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        else:
+            schema.add_field("terms", DataType.VARCHAR, max_length=MAX_TEXT)
         self._call("create_collection", self.collection, schema=schema, index_params=indexes)
-        self._save_state({"fields": [], "confidence_cut": None})
 
     # --- state kept beside the config -------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -342,6 +373,9 @@ class MilvusReader:
                             {"metric_type": "COSINE", "params": {"ef": ef}}, dense=True)
 
     def keyword(self, query: str, vector: np.ndarray, k: int, group: bool, where: str | None) -> list[Hit]:
+        if not self.backend._state().get("keyword", True):
+            raise InvalidArgumentError(f"keyword and hybrid search need BM25, which the Milvus at {self.backend.uri} "
+                                       "lacks (Milvus 2.5 or later has it) — search with --mode dense")
         terms = segment(query)
         if not terms.strip():
             return []

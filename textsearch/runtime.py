@@ -90,9 +90,11 @@ class OnnxForward:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.session = self._session(threads=0)  # 0: ONNX Runtime's default, every core
+        limit = _thread_limit()
+        self.session = self._session(threads=limit or 0)  # 0: ONNX Runtime's default, every core
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.workers = max(1, min(cores, limit or cores))
         self._bulk: tuple[Any, ThreadPoolExecutor] | None = None
         self._lock = threading.Lock()
         marker = path.parent / MARKER  # absent while the export is being checked
@@ -123,6 +125,15 @@ class OnnxForward:
                               ThreadPoolExecutor(self.workers, thread_name_prefix="textsearch-onnx"))
         session, pool = self._bulk
         return list(pool.map(lambda batch: self(batch, session), batches))
+
+
+def _thread_limit() -> int | None:
+    """``OMP_NUM_THREADS`` when set: the cores this process was given (Ray sets it to a worker's
+    CPUs, so that actors sharing a node do not each spread over all its cores)."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return None
 
 
 TOKENS_PER_ROW = 128  # a batch holds at most batch_size × this many tokens, padding included
