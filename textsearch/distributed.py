@@ -26,6 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -160,7 +161,6 @@ def _read(files: dict[str, np.ndarray], root: str, id_field: str, text_field: st
     """A Ray task: the documents of some files, new or changed ones whole, unchanged ones as their
     ids, and what was skipped."""
     import ray
-    from pathlib import Path
 
     hashes: dict[str, str] = ray.get(known[0])
     corpus = Corpus(root, id_field=id_field, text_field=text_field, max_file_bytes=max_file_bytes)

@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, InvalidArgumentError, TextsearchError, require
+from .errors import (
+    IndexCorruptError,
+    IndexLockedError,
+    InvalidArgumentError,
+    TextsearchError,
+    require,
+)
 from .filters import to_milvus
 from .hits import Hit
 from .keyword import segment
@@ -303,7 +309,7 @@ class MilvusBackend:
         try:
             while rows := iterator.next():
                 for r in rows:
-                    n, positions = seen.setdefault(r["doc_id"], (int(r["n_passages"]), set()))
+                    _, positions = seen.setdefault(r["doc_id"], (int(r["n_passages"]), set()))
                     positions.add(int(r["position"]))
         finally:
             iterator.close()
