@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from filtering import metadata_store
+from filtering import sql_ids as ids  # the documents a filter (dict or CLI string) selects
 
-from textsearch.corpus import Document, Passage
 from textsearch.errors import InvalidArgumentError
 from textsearch.filters import combine, parse_where, to_sql
 from textsearch.store import Store
@@ -45,23 +45,9 @@ ALL = set(METADATA)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
-    s = Store(tmp_path_factory.mktemp("filters") / "store.db")
-    docs = [
-        (Document(i, f"text {i}", m), [Passage(f"text {i}", 0, 6)]) for i, m in METADATA.items()
-    ]
-    s.write(docs, np.zeros((len(docs), 4), dtype=np.float32))
+    s = metadata_store(tmp_path_factory.mktemp("filters") / "store.db", METADATA)
     yield s
     s.close()
-
-
-def ids(store: Store, filter: dict | str) -> set[str]:
-    """The documents a filter (dict or CLI string) selects."""
-    if isinstance(filter, str):
-        filter = parse_where(filter)
-    sql, params = to_sql(filter, store.metadata_fields())
-    assert sql.count("?") == len(params)  # every value is a parameter
-    rows = store.db.execute(f"SELECT d.id FROM documents d WHERE {sql}", params)
-    return {r[0] for r in rows}
 
 
 def intact(store: Store) -> bool:

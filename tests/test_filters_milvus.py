@@ -11,10 +11,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
+from filtering import metadata_store, sql_ids
 from pymilvus import DataType, MilvusClient
 
-from textsearch.corpus import Document, Passage
 from textsearch.errors import InvalidArgumentError
 from textsearch.filters import MAX_DEPTH, parse_where, to_milvus, to_sql
 from textsearch.milvus import render
@@ -46,11 +45,7 @@ NUMS = {i for i, m in METADATA.items() if "num" in m}
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = Store(tmp_path_factory.mktemp("sqlite") / "store.db")
-    docs = [
-        (Document(i, f"text {i}", m), [Passage(f"text {i}", 0, 6)]) for i, m in METADATA.items()
-    ]
-    s.write(docs, np.zeros((len(docs), 4), dtype=np.float32))
+    s = metadata_store(tmp_path_factory.mktemp("sqlite") / "store.db", METADATA)
     yield s
     s.close()
 
@@ -88,13 +83,6 @@ def milvus_ids(client: MilvusClient, filter: dict | str) -> set[str]:
     expr, params = to_milvus(filter, fields())
     rows = client.query("docs", filter=inline(expr, params), output_fields=["doc_id"], limit=100)
     return {r["doc_id"] for r in rows}
-
-
-def sqlite_ids(store: Store, filter: dict | str) -> set[str]:
-    if isinstance(filter, str):
-        filter = parse_where(filter)
-    sql, params = to_sql(filter, store.metadata_fields())
-    return {r[0] for r in store.db.execute(f"SELECT d.id FROM documents d WHERE {sql}", params)}
 
 
 def fields() -> set[str]:
@@ -190,12 +178,12 @@ SAME: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("filter", SAME, ids=[json.dumps(f, ensure_ascii=False) for f in SAME])
 def test_same_documents_as_to_sql(store: Store, milvus: MilvusClient, filter: dict) -> None:
-    assert milvus_ids(milvus, filter) == sqlite_ids(store, filter)
+    assert milvus_ids(milvus, filter) == sql_ids(store, filter)
 
 
 def test_cli_conditions(store: Store, milvus: MilvusClient) -> None:
     for expr in ("lang = zh", "year >= 2020", "topic not in (food)", "path ^= fam%", "id = 7"):
-        assert milvus_ids(milvus, expr) == sqlite_ids(store, expr)
+        assert milvus_ids(milvus, expr) == sql_ids(store, expr)
         assert milvus_ids(milvus, expr)
 
 
@@ -246,13 +234,13 @@ DIFFERENT = [
 def test_differences(
     store: Store, milvus: MilvusClient, filter: dict, in_sqlite: set, in_milvus: set
 ) -> None:
-    assert sqlite_ids(store, filter) == in_sqlite
+    assert sql_ids(store, filter) == in_sqlite
     assert milvus_ids(milvus, filter) == in_milvus
 
 
 @pytest.mark.parametrize("op", ["$gt", "$gte", "$lt", "$lte"])
 def test_a_number_range_on_id_is_refused(store: Store, op: str) -> None:
-    assert sqlite_ids(store, {"id": {op: 5}}) == ({"7"} if op.startswith("$gt") else set())
+    assert sql_ids(store, {"id": {op: 5}}) == ({"7"} if op.startswith("$gt") else set())
     with pytest.raises(InvalidArgumentError, match="compares document ids as text") as info:
         to_milvus({"id": {op: 5}}, fields())
     assert "\n" not in str(info.value) and "e.g. {" in str(info.value)
@@ -306,7 +294,7 @@ def test_values_are_parameters(store: Store, milvus: MilvusClient, value: str) -
         expr, params = to_milvus(filter, fields())
         assert expr == to_milvus(plain, fields())[0]  # the text does not depend on the value
         assert value in params.values() or [value, "fr"] in params.values()
-        assert milvus_ids(milvus, filter) == sqlite_ids(store, filter)
+        assert milvus_ids(milvus, filter) == sql_ids(store, filter)
     assert milvus_ids(milvus, {"lang": value}) == set()
     assert milvus_ids(milvus, {"lang": {"$ne": value}}) == ALL
 
@@ -361,12 +349,12 @@ def test_same_errors_as_to_sql(filter: Any) -> None:
 
 def test_deepest_allowed_nesting_runs(store: Store, milvus: MilvusClient) -> None:
     filter = nested(MAX_DEPTH)
-    assert milvus_ids(milvus, filter) == sqlite_ids(store, filter) == {"a1", "b2", "c2"}
+    assert milvus_ids(milvus, filter) == sql_ids(store, filter) == {"a1", "b2", "c2"}
 
 
 def test_a_long_in_list(store: Store, milvus: MilvusClient) -> None:
     filter = {"year": {"$in": list(range(1000, 2100))}}
-    assert milvus_ids(milvus, filter) == sqlite_ids(store, filter)
+    assert milvus_ids(milvus, filter) == sql_ids(store, filter)
 
 
 def test_milvus_field_names_must_be_identifiers() -> None:

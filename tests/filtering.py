@@ -1,0 +1,30 @@
+"""What both filter suites (SQL and Milvus) build on: a store of documents with given metadata,
+and the documents an SQL filter selects in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textsearch.corpus import Document, Passage
+from textsearch.filters import parse_where, to_sql
+from textsearch.store import Store
+
+
+def metadata_store(path: Path, metadata: dict[str, dict[str, Any]]) -> Store:
+    """A store at ``path`` with one one-passage document per id, carrying that metadata."""
+    store = Store(path)
+    docs = [(Document(i, f"text {i}", m), [Passage(f"text {i}", 0, 6)]) for i, m in metadata.items()]
+    store.write(docs, np.zeros((len(docs), 4), dtype=np.float32))
+    return store
+
+
+def sql_ids(store: Store, filter: dict[str, Any] | str) -> set[str]:
+    """The documents a filter (dict or CLI string) selects through ``to_sql``."""
+    if isinstance(filter, str):
+        filter = parse_where(filter)
+    sql, params = to_sql(filter, store.metadata_fields())
+    assert sql.count("?") == len(params)  # every value is a parameter
+    return {r[0] for r in store.db.execute(f"SELECT d.id FROM documents d WHERE {sql}", params)}
