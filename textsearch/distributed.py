@@ -34,7 +34,7 @@ import numpy as np
 from .corpus import Corpus, Document, Passage, Skipped, split_many
 from .errors import InvalidArgumentError, require
 from .hits import Summary
-from .ingest import BATCH_PASSAGES, Batch, Progress
+from .ingest import Progress, batches, write_batch
 
 if TYPE_CHECKING:
     from .encoder import Encoder
@@ -106,9 +106,10 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
     for name in ("ray", "ray.data"):  # Ray Data reports each run's plan and progress: ours is the bar
         logging.getLogger(name).setLevel(logging.ERROR)
     emitted: set[str] = set()
-    batch: Batch = []
-    vectors: list[np.ndarray] = []
-    with Progress(show_progress) as bar:
+    vectors: dict[str, np.ndarray] = {}  # a document's, until its batch is written
+
+    def embedded() -> Iterator[tuple[Document, list[Passage]]]:
+        """The new and changed documents with their passages, in the folder's order; counts the rest."""
         for row in _rows(dataset.iter_batches(batch_size=None, batch_format="numpy")):
             kind = row["kind"]
             if kind == "skipped":
@@ -132,21 +133,14 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
                 summary.added += 1
             summary.passages += len(passages)
             bar.grow(len(passages))
-            batch.append((doc, passages))
-            vectors.append(np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(passages), -1))
-            if sum(len(v) for v in vectors) >= BATCH_PASSAGES:
-                _write(target, batch, vectors, bar)
-                batch, vectors = [], []
-        if batch:
-            _write(target, batch, vectors, bar)
+            vectors[doc.id] = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(passages), -1)
+            yield doc, passages
+
+    with Progress(show_progress) as bar:
+        for batch in batches(embedded()):  # written as a single process writes them
+            write_batch(batch, np.concatenate([vectors.pop(doc.id) for doc, _ in batch]), target, bar)
     summary.seconds = time.perf_counter() - started
     return summary, seen
-
-
-def _write(target: Target, batch: Batch, vectors: list[np.ndarray], bar: Progress) -> None:
-    stacked = np.concatenate(vectors) if vectors else np.zeros((0, target.config.dimension), dtype=np.float32)
-    target.backend.write(batch, stacked, target.root)
-    bar.update(len(stacked))
 
 
 def _rows(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, Any]]:

@@ -324,14 +324,10 @@ class Index:
                        show_progress: bool) -> tuple[Summary, set[str]]:
         from . import distributed
 
-        self._background_rows()  # the cut after the run needs them; an old index embeds them here
-        target = Target(self.backend, lambda: self.encoder, self.config, root)
-        summary, seen = distributed.index_folder(corpus, known, target, self._encoder_maker(), address=address,
-                                                 actors=actors, batch_size=batch_size, cpus=cpus, gpus=gpus,
-                                                 show_progress=show_progress)
-        if summary.added or summary.updated:
-            self._save_ann()
-            self._measure_cut()
+        summary, seen = distributed.index_folder(corpus, known, self._target(root), self._encoder_maker(),
+                                                 address=address, actors=actors, batch_size=batch_size, cpus=cpus,
+                                                 gpus=gpus, show_progress=show_progress)
+        self._written(summary)
         return summary, seen
 
     def _encoder_maker(self) -> Callable[[], Encoder]:
@@ -352,17 +348,24 @@ class Index:
     def _ingest(
         self, docs: Iterator[Document], known: dict[str, str], *, root: str | None, show_progress: bool
     ) -> Summary:
+        summary = ingest.write(docs, known, self._target(root), show_progress=show_progress)
+        self._written(summary)
+        return summary
+
+    def _target(self, root: str | None) -> Target:
+        """Where an ingestion run writes; the background vectors are made ready first (the cut
+        after the run needs them), and kept in the directory of an index made before they were."""
         rows = self._background_rows()
-        if not self._background_stored:  # an index made before it was kept
+        if not self._background_stored:
             confidence.save(self.path, rows)
             self._background_stored = True
+        return Target(self.backend, lambda: self.encoder, self.config, root)
 
-        summary = ingest.write(docs, known, Target(self.backend, lambda: self.encoder, self.config, root),
-                               show_progress=show_progress)
+    def _written(self, summary: Summary) -> None:
+        """After an ingestion run that changed documents: persist, and measure the cut again."""
         if summary.added or summary.updated:
             self._save_ann()
             self._measure_cut()
-        return summary
 
     def _measure_cut(self) -> None:
         """Store this index's confidence cut (``confidence.index_cut``), after a write changed it."""

@@ -79,34 +79,34 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
         yield from split(group)
 
     with Progress(show_progress) as bar:
-        _write_pipelined(_batches(changed()), target, bar)
+        _write_pipelined(batches(changed()), target, bar)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_pipelined(batches: Iterator[Batch], target: Target, bar: Progress) -> None:
+def _write_pipelined(todo: Iterator[Batch], target: Target, bar: Progress) -> None:
     """Embed batch i+1 in a helper thread while batch i is written (SQLite, keywords, graph)
     here: the encoder releases the GIL, so the writing is nearly free. Writes stay in order,
     on this thread, one transaction per batch."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="textsearch-encode") as pool:
         pending: tuple[Batch, Future[np.ndarray]] | None = None
-        for batch in batches:
+        for batch in todo:
             texts = [p.text for _, passages in batch for p in passages]
             embedding = pool.submit(target.encoder().encode_passages, texts)
             if pending:
-                _write_batch(*pending, target, bar)
+                write_batch(pending[0], pending[1].result(), target, bar)
             pending = (batch, embedding)
         if pending:
-            _write_batch(*pending, target, bar)
+            write_batch(pending[0], pending[1].result(), target, bar)
 
 
-def _write_batch(batch: Batch, embedding: Future[np.ndarray], target: Target, bar: Progress) -> None:
-    vectors = embedding.result()
+def write_batch(batch: Batch, vectors: np.ndarray, target: Target, bar: Progress) -> None:
+    """One batch of documents and their passages' vectors (rows in passage order), written."""
     target.backend.write(batch, vectors, target.root)
     bar.update(len(vectors))
 
 
-def _batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[Batch]:
+def batches(todo: Iterable[tuple[Document, list[Passage]]]) -> Iterator[Batch]:
     """Whole documents, about BATCH_PASSAGES passages a batch."""
     batch: Batch = []
     in_batch = 0
