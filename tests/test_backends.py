@@ -306,3 +306,16 @@ def test_a_milvus_lite_file_open_elsewhere_is_one_clear_error(tmp_path: Path) ->
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith("error: Milvus Lite file ")
     assert "is open in another process" in run.stderr
+
+
+@milvus_only
+def test_a_field_another_writer_added_is_filterable_here(tmp_path: Path) -> None:
+    """The Milvus backend keeps its state file in memory between searches and reads it again
+    once another writer replaced it."""
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder(), backend="milvus") as reader:
+        reader.add(DOCS)
+        with pytest.raises(InvalidArgumentError, match="unknown filter field 'colour'"):
+            reader.search("fish", filter={"colour": "red"})
+        with Index.open(tmp_path / "idx", encoder=KeywordEncoder()) as writer:
+            writer.add([{"id": "e", "text": "red fish", "colour": "red"}])
+        assert ids(reader.search("fish", filter={"colour": "red"}, include_low_confidence=True)) == ["e"]

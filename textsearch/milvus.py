@@ -161,6 +161,7 @@ class MilvusBackend:
         self.uri, self.collection = resolve_uri(self.path, config.uri), config.collection
         self.client = _connect(self.uri)
         self.lock = threading.RLock()
+        self._read: tuple[tuple[int, int, int], dict[str, Any]] | None = None  # the state file, last read
         if create:
             self._create()
         elif not self._call("has_collection", self.collection):
@@ -218,12 +219,19 @@ class MilvusBackend:
 
     # --- state kept beside the config -------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        """The state file, read again only when it was replaced (searches ask for it every time;
+        each save is a new file, so its inode says whether another writer saved one)."""
+        file = self.path / STATE_FILE
         try:
-            return json.loads((self.path / STATE_FILE).read_text(encoding="utf-8"))
+            stat = file.stat()
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if self._read is None or self._read[0] != key:
+                self._read = (key, json.loads(file.read_text(encoding="utf-8")))
+            return self._read[1]
         except FileNotFoundError:
             return {"fields": [], "confidence_cut": None}
         except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"cannot read {self.path / STATE_FILE} ({exc})") from exc
+            raise IndexCorruptError(f"cannot read {file} ({exc})") from exc
 
     def _save_state(self, state: dict[str, Any]) -> None:
         tmp = self.path / (STATE_FILE + ".tmp")
@@ -276,18 +284,18 @@ class MilvusBackend:
                     "meta": doc.metadata, "vector": vectors[row].astype(np.float32).tolist(),
                 })
                 row += 1
-        fields = set(self._state()["fields"]) | {k for doc, _ in batch for k in doc.metadata}
         with self.lock:
             self._delete_rows([doc.id for doc, _ in batch])
             for part in ([r for r in rows if r["position"]], [r for r in rows if not r["position"]]):
                 for start in range(0, len(part), _CHUNK):
                     self._call("upsert", self.collection, part[start:start + _CHUNK])
-            self._save_fields(fields)
+            self._save_fields({k for doc, _ in batch for k in doc.metadata})
 
-    def _save_fields(self, fields: set[str]) -> None:
+    def _save_fields(self, new: set[str]) -> None:
+        """Add metadata fields a filter may now name (a field is never taken away)."""
         state = self._state()
-        if set(state["fields"]) != fields:
-            self._save_state({**state, "fields": sorted(fields)})
+        if not new <= set(state["fields"]):
+            self._save_state({**state, "fields": sorted(new | set(state["fields"]))})
 
     def _delete_rows(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _CHUNK):
