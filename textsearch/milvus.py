@@ -239,10 +239,10 @@ class MilvusBackend:
         os.replace(tmp, self.path / STATE_FILE)
 
     # --- documents --------------------------------------------------------------------------
-    def _first_rows(self, condition: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        """The first passage row of every document matching ``condition``, all of them."""
-        iterator = self._call("query_iterator", self.collection, batch_size=1000,
-                              filter=f"position == 0 and ({condition})", output_fields=fields)
+    def _rows(self, condition: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """Every row matching ``condition`` (all of them: past Milvus's query window)."""
+        iterator = self._call("query_iterator", self.collection, batch_size=1000, filter=condition,
+                              output_fields=fields)
         try:
             while rows := iterator.next():
                 yield from rows
@@ -263,7 +263,8 @@ class MilvusBackend:
 
     def hashes_for_root(self, root: str) -> dict[str, str]:
         condition = f"root == {json.dumps(root, ensure_ascii=False)}"
-        return {r["doc_id"]: r["content_hash"] for r in self._first_rows(condition, ["doc_id", "content_hash"])}
+        first = self._rows(f"position == 0 and ({condition})", ["doc_id", "content_hash"])
+        return {r["doc_id"]: r["content_hash"] for r in first}
 
     def sources(self, ids: Sequence[str]) -> dict[str, str]:
         return self._by_ids(ids, "source")
@@ -312,15 +313,9 @@ class MilvusBackend:
         """Ids of documents whose stored passages are not exactly positions 0 … n_passages-1 (what
         a crash between a batch's requests leaves, until the next indexing run rewrites them)."""
         seen: dict[str, tuple[int, set[int]]] = {}
-        iterator = self._call("query_iterator", self.collection, batch_size=1000, filter="",
-                              output_fields=["doc_id", "position", "n_passages"])
-        try:
-            while rows := iterator.next():
-                for r in rows:
-                    _, positions = seen.setdefault(r["doc_id"], (int(r["n_passages"]), set()))
-                    positions.add(int(r["position"]))
-        finally:
-            iterator.close()
+        for r in self._rows("", ["doc_id", "position", "n_passages"]):
+            _, positions = seen.setdefault(r["doc_id"], (int(r["n_passages"]), set()))
+            positions.add(int(r["position"]))
         return sorted(d for d, (n, positions) in seen.items() if positions != set(range(n)))
 
     def refresh(self) -> None:
