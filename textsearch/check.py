@@ -114,7 +114,7 @@ def _check_milvus(path: Path) -> Report:
     return report
 
 
-def _repair_milvus(path: Path, found: Report) -> Report:
+def _repair_milvus(path: Path) -> Report:
     """Delete the torn documents (the next indexing run of their folder adds them again whole)."""
     done = []
     with write_lock(path), Index.open(path) as index:
@@ -241,7 +241,7 @@ def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Enco
         )
     config = IndexConfig.load(path)
     if config.backend == "milvus":
-        return _repair_milvus(path, found)
+        return _repair_milvus(path)
     done: list[str] = []
     with write_lock(path):
         store = Store(path / DB_FILE)
