@@ -234,8 +234,12 @@ class MilvusBackend:
             raise IndexCorruptError(f"cannot read {file} ({exc})") from exc
 
     def _save_state(self, state: dict[str, Any]) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never an empty one."""
         tmp = self.path / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(state, ensure_ascii=False))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.path / STATE_FILE)
 
     # --- documents --------------------------------------------------------------------------
