@@ -132,7 +132,8 @@ def projection(per_gpu: list[float], cpu_rate: float) -> dict[str, Any]:
             "Data's actor pool spreads blocks; the single writer is not the bottleneck (to be confirmed: "
             "on this machine the write share is measured in the table)",
             f"per-GPU encoder throughput {per_gpu} passages/s for the 384-dimension e5-small model on ~40-token "
-            "passages: NOT measured by us (no GPU was available); replace with bench_encoder.py --device cuda",
+            "passages: NOT measured by us (no GPU was available); replace with the encoder figure of "
+            "bench_ingest_query.py --device cuda",
             f"the CPU row uses this machine's measured single-process rate ({cpu_rate:.0f} passages/s on 2 cores)",
             "Milvus memory: float32 vectors (N × 384 × 4 bytes) plus HNSW links (N × 2M × 4 bytes, M 16), before "
             "scalar fields and replicas; Milvus spreads sealed segments over query nodes, so memory per node is "
