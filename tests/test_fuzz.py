@@ -17,6 +17,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -346,26 +348,37 @@ def test_symlink_loops_and_links_outside(good, tmp_path: Path) -> None:
     assert_intact(idx, baseline)
 
 
+# Index the folder in a child process that cannot read a file of mode 000: as root, setpriv takes
+# away the two capabilities (dac_override, dac_read_search) that let root read whatever the mode.
+CHILD_INDEX = """
+import json, sys
+from textsearch import Index
+from textsearch.testing import KeywordEncoder
+with Index.open(sys.argv[1], encoder=KeywordEncoder()) as idx:
+    print(json.dumps(idx.index_folder(sys.argv[2]).skipped_files))
+"""
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
 def test_unreadable_file_and_folder(good) -> None:
-    """chmod 000 on a file and on a folder: both are listed as skipped, nothing else changes."""
+    """chmod 000 on a file and on a folder: both are listed as skipped (root too, its override
+    taken away), nothing else changes."""
     idx, folder, baseline = good
-    probe = folder / "probe"
-    probe.touch(mode=0)
-    if os.access(probe, os.R_OK):  # root (with CAP_DAC_OVERRIDE) reads whatever the mode
-        pytest.skip("this user reads files whatever their mode")
-    probe.unlink()
     (folder / "locked.txt").write_text("the cat", encoding="utf-8")
     (folder / "locked").mkdir()
     (folder / "locked" / "inner.txt").write_text("the dog", encoding="utf-8")
     os.chmod(folder / "locked.txt", 0)
     os.chmod(folder / "locked", 0)
     try:
-        summary = idx.index_folder(folder)
+        command = [*NO_DAC, sys.executable, "-c", CHILD_INDEX, str(idx.path), str(folder)]
+        run = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     finally:
         os.chmod(folder / "locked", 0o755)
-    reasons = dict(summary.skipped_files)
-    assert reasons["locked.txt"].startswith("unreadable (")
-    assert reasons["locked"].startswith("unreadable folder (")
+    assert run.returncode == 0, run.stderr
+    assert sorted(map(tuple, json.loads(run.stdout))) == [
+        ("locked", "unreadable folder (Permission denied)"),
+        ("locked.txt", "unreadable (Permission denied)"),
+    ]
     assert_intact(idx, baseline)
 
 
