@@ -14,8 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
 from .config import DEFAULT_ROOT, is_index_dir
 from .corpus import Corpus
+from .encoder import Encoder
 from .errors import IndexNotFoundError, TextsearchError
 from .hits import Summary
 from .index import Index
@@ -61,21 +63,24 @@ class Built:
 
 
 def build_index(folder: Pathish, name: str | None = None, indexes: Pathish = DEFAULT_ROOT, *,
-                model: str | None = None, runtime: str | None = None, vector_dtype: str | None = None,
-                backend: str | None = None, uri: str | None = None,
+                model: str | None = None, encoder: Encoder | None = None, runtime: str | None = None,
+                vector_dtype: str | None = None, backend: str | None = None, uri: str | None = None,
                 id_field: str = "id", text_field: str = "text", max_file_bytes: int | None = None,
                 show_progress: bool = False, ray: str | None = None, ray_actors: int | None = None,
                 ray_batch_size: int = 16, ray_cpus: float | None = None,
                 ray_gpus: float | None = None) -> Built:
     """Create the index ``name`` (default: the folder's name) under ``indexes`` from ``folder``, or
-    bring an existing one in line with it. A first build that fails leaves no index behind.
+    bring an existing one in line with it. ``name`` may also be a path (``./notes-index``, ``a/b``):
+    a new index goes only into a new or empty folder. A first build that fails removes what it
+    wrote, and nothing else. ``encoder``: one to embed with instead of loading ``model``.
     ``backend``/``uri``: where a new index keeps its passages (``Index.create``); ``ray``…: read
     and embed on Ray (``Index.index_folder``)."""
     target = index_path(name, indexes) if name else Path(indexes) / Path(folder).resolve().name
     created = not is_index_dir(target)
+    made = layout.missing_parents(target)  # the folders a failed first build may remove again
     try:
         Corpus(folder)  # a missing folder fails before any index is created
-        with Index.open_or_create(target, model, runtime=runtime, vector_dtype=vector_dtype, backend=backend,
+        with Index.open_or_create(target, model, encoder=encoder, runtime=runtime, vector_dtype=vector_dtype, backend=backend,
                                   uri=uri, show_progress=show_progress) as idx:
             summary = idx.index_folder(folder, id_field=id_field, text_field=text_field,
                                        max_file_bytes=max_file_bytes, show_progress=show_progress, ray=ray,
@@ -84,5 +89,5 @@ def build_index(folder: Pathish, name: str | None = None, indexes: Pathish = DEF
             return Built(target, summary, idx.count())
     except TextsearchError:
         if created and is_index_dir(target):
-            Index.destroy(target)
+            Index.destroy(target, made)  # only what this build wrote: a user's files stay
         raise

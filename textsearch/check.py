@@ -20,16 +20,14 @@ from typing import Any
 import numpy as np
 
 from .ann import ANN_FILE, AnnIndex
-from .confidence import INDEX_FILE as BACKGROUND_FILE
-from .config import CONFIG_FILE, IndexConfig, is_index_dir
+from .config import IndexConfig, is_index_dir
 from .encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .graphfile import recorded, replay, write_lock
 from .index import Index
+from .layout import LEFTOVERS, OWN_FILES
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
-LEFTOVERS = (ANN_FILE + ".new", ANN_FILE + ".tmp", ANN_FILE + ".new.tmp", CONFIG_FILE + ".tmp",
-             BACKGROUND_FILE + ".tmp")
 SAMPLE = 20  # stored passages searched for in the graph: each must be among its own 10 nearest
 NORM_TOLERANCE = 1e-3  # stored vectors are unit length
 
@@ -214,7 +212,7 @@ def _check_search(ann: AnnIndex, store: Store, config: IndexConfig, labels: np.n
 
 
 def _world_writable(path: Path) -> list[Path]:
-    entries = [path, *path.iterdir()]
+    entries = [path, *(e for e in path.iterdir() if e.name in OWN_FILES)]  # a user's files are theirs
     return [e for e in entries if e.lstat().st_mode & stat.S_IWOTH and not stat.S_ISLNK(e.lstat().st_mode)]
 
 
@@ -255,7 +253,7 @@ def repair(path: str | os.PathLike[str], *, reembed: bool = False, encoder: Enco
         finally:
             index.close()
         for name in LEFTOVERS:
-            if (path / name).exists():
+            if (path / name).is_file():
                 (path / name).unlink()
                 done.append(f"removed {name}")
         for entry in _world_writable(path):

@@ -74,7 +74,10 @@ def _show_progress(quiet: bool) -> bool:
 @app.command("index")
 def index_cmd(
     folder: Path = typer.Argument(..., help="Folder of .txt/.md/.jsonl/.csv/.tsv files."),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="Index name (default: folder name)."),
+    name: Optional[str] = typer.Option(
+        None, "--name", "-n",
+        help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
+    ),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
     ),
@@ -323,8 +326,9 @@ def delete_cmd(
     if not yes and not typer.confirm(f"delete index {path}?", default=False):
         typer.echo("not deleted", err=True)
         raise typer.Exit(1)
-    Index.destroy(path)
-    typer.echo(f"deleted {path}")
+    kept = Index.destroy(path)
+    typer.echo(f"deleted {path}" + (f" (kept {len(kept)} files that are not the index's: {', '.join(kept[:5])}"
+                                    f"{' …' if len(kept) > 5 else ''})" if kept else ""))
 
 
 @app.command("check")

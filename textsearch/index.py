@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import confidence, graphfile, ingest
+from . import confidence, graphfile, ingest, layout
 from .backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .corpus import Corpus, Document
@@ -143,6 +142,7 @@ class Index:
         path = Path(path)
         if is_index_dir(path):
             raise IndexExistsError(f"an index already exists at {path} — open it with Index.open")
+        layout.check_target(path)
         if max_passage_tokens < 8 or not 0 <= overlap_tokens < max_passage_tokens:
             raise InvalidArgumentError("need max_passage_tokens >= 8 and 0 <= overlap < max")
         if vector_dtype not in VECTOR_DTYPES:
@@ -165,17 +165,16 @@ class Index:
             max_passage_tokens=max_passage_tokens,
             overlap_tokens=overlap_tokens,
             backend=backend,
-            uri=(uri or "milvus.db") if backend == "milvus" else None,
+            uri=(uri or layout.DEFAULT_LITE_FILE) if backend == "milvus" else None,
             collection=_collection_name(path) if backend == "milvus" else None,
             versions=_versions(),
         )
-        made = not path.exists()
+        made = layout.missing_parents(path)
         path.mkdir(parents=True, exist_ok=True)
         try:
             store = open_backend(path, config, create=True)
         except BaseException:
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
+            layout.remove(path, config.uri, made)  # what this call wrote, and nothing else
             raise
         confidence.save(path, confidence.embed_once(encoder, config.probe))
         config.save(path)  # last: until it is there, the directory is no index
@@ -529,8 +528,10 @@ class Index:
         self.close()
 
     @staticmethod
-    def destroy(path: str | os.PathLike[str]) -> None:
-        """Remove an index directory (only if it is one)."""
+    def destroy(path: str | os.PathLike[str], made: Sequence[Path] | None = None) -> list[str]:
+        """Remove the index at ``path``: its Milvus collection if it has one, its own files, then
+        the folder if that leaves it empty (else ``made``: the folders to remove when left empty).
+        Nothing the index did not write is removed: returns the names left in the folder."""
         path = Path(path)
         if not is_index_dir(path):
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
@@ -539,7 +540,7 @@ class Index:
             from .milvus import drop
 
             drop(path, config)
-        shutil.rmtree(path)
+        return layout.remove(path, config.uri, [path] if made is None else list(made))
 
 
 def _collection_name(path: Path) -> str:

@@ -152,6 +152,7 @@ def train(
 
     config = config or TrainConfig()
     out = Path(out)
+    training.check_out(out)  # before the work, not after it
     pairs = read_pairs(train_file)
     check_loss_fits(config.loss, pairs)
     if not 0.0 < config.interpolate <= 1.0 or (config.full and config.interpolate != 1.0):

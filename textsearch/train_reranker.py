@@ -204,6 +204,7 @@ def train_reranker(
         raise InvalidArgumentError(f"unknown loss '{config.loss}' — use one of: {', '.join(LOSSES)}")
     device = training.start(config.seed, device)
     out = Path(out)
+    training.check_out(out)  # before the work, not after it
     pairs = read_pairs(train_file)
     if config.max_rows:
         pairs = sample_rows(pairs, config.max_rows, config.seed)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import ADAPTER_MARKER
-from .errors import require
+from .errors import InvalidArgumentError, require
 from .loading import quiet_transformers
 from .pairs import PairSet
 
@@ -56,8 +56,17 @@ def start(seed: int, device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that training would overwrite with a user's files in it: it must be new,
+    empty, or a model that textsearch trained (its marker file is there)."""
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / ADAPTER_MARKER).is_file())):
+        raise InvalidArgumentError(f"{out} exists and is not a model textsearch trained — training replaces "
+                                   "its --out folder: give a new or empty folder")
+
+
 def work_folder(out: Path) -> Path:
     """A fresh folder beside ``out`` to train in; ``publish`` moves the result into place."""
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.with_name(f".{out.name}.training")
     shutil.rmtree(work, ignore_errors=True)
