@@ -16,7 +16,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,train,english,serve,milvus,ray]'
-	command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 || echo 'no chromium: the browser tests will be skipped'
+# the browser tests need chromium and a CJK font: in CI (CI set) not getting them fails here
+	command -v chromium >/dev/null && dpkg -s fonts-wqy-microhei >/dev/null 2>&1 \
+	  || { apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei; } >/dev/null \
+	  || { test -z "$$CI" && echo 'could not install chromium: the browser tests will be skipped'; } \
+	  || { echo 'CI: could not install chromium fonts-wqy-microhei' >&2; exit 1; }
 	touch $@
 
 demo: install
