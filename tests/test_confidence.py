@@ -61,26 +61,39 @@ def test_keyword_hits_carry_a_margin_but_are_not_judged_by_default(tmp_path: Pat
 
     with Index.create(tmp_path / "idx", encoder=Strict()) as idx:
         idx.add([{"id": "c", "text": "cat"}])
-        idx.store.set_meta(confidence_cut=3.0)  # the threshold: min(2.0, max(0.5, 3.0)) = 2.0, out of reach
+        idx.store.set_meta(corpus_cut=3.0)  # the threshold: max(0.2 × 2.0, 3.0) = 3.0, out of reach
         assert idx.search("cat") == []  # dense: judged, refused
         (hit,) = idx.search("cat", mode="keyword")  # keyword: the exact term is there
         assert hit.margin is not None and not hit.low_confidence
         assert idx.search("cat", mode="keyword", min_margin=2.0) == []  # unless asked
 
 
-def test_the_index_cut_is_the_95th_percentile_of_the_background_sentences_own_margins() -> None:
+def test_without_neighbours_the_cut_is_the_99th_percentile_of_the_background_sentences_own_margins() -> None:
     # 3 orthogonal background sentences, each query is one of them: its level is taken over the
     # other two (cosine 0), so each margin is its best cosine on the index
     background = np.eye(3, dtype=np.float32)
     cut = confidence.index_cut(background, background, np.array([0.2, 0.4, 0.6]))
-    assert cut == pytest.approx(np.quantile([0.2, 0.4, 0.6], 0.95))  # 0.58
+    assert cut == pytest.approx(np.quantile([0.2, 0.4, 0.6], 0.99))  # 0.596
 
 
-def test_the_threshold_is_the_cut_kept_between_a_quarter_of_min_margin_and_min_margin() -> None:
+def test_the_cut_is_the_smaller_of_elsewhere_and_near_but_not_under_a_share_of_near() -> None:
+    background = np.eye(3, dtype=np.float32)  # as above: "elsewhere" is the 99th percentile, 0.596
+    best = np.array([0.2, 0.4, 0.6])
+    # four stored passages along the fourth axis: every level is 0, so each margin is its cosine
+    vectors = np.zeros((4, 3), dtype=np.float32)
+    near = (vectors, np.array([0.1, 0.3, 0.5, 0.7], dtype=np.float32))  # 25th percentile: 0.25
+    assert confidence.index_cut(background, background, best, near) == pytest.approx(0.25)  # min(0.596, 0.25)
+    high = (vectors, np.array([0.9, 0.9, 0.9, 0.9], dtype=np.float32))  # a corpus of near-duplicates
+    assert confidence.index_cut(background, background, best, high) == pytest.approx(0.596)  # min(0.596, 0.9)
+    low_elsewhere = np.array([0.0, 0.0, 0.1])  # nothing from elsewhere comes near: 0.098
+    assert confidence.index_cut(background, background, low_elsewhere, high) == pytest.approx(0.36)  # 0.4 × 0.9
+
+
+def test_the_threshold_is_the_cut_never_under_a_fifth_of_min_margin() -> None:
     assert confidence.threshold(0.2, None) == 0.2  # no cut measured: the model's own
     assert confidence.threshold(0.2, 0.1) == 0.1  # the index's cut
-    assert confidence.threshold(0.2, 0.01) == 0.05  # never under a quarter of min_margin
-    assert confidence.threshold(0.2, 0.9) == 0.2  # never over min_margin
+    assert confidence.threshold(0.2, 0.01) == pytest.approx(0.04)  # never under a fifth of min_margin
+    assert confidence.threshold(0.2, 0.9) == 0.9  # a corpus may ask for more than min_margin
 
 
 def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
@@ -89,14 +102,16 @@ def test_a_write_stores_the_cut_and_search_judges_by_it(tmp_path: Path) -> None:
 
     encoder = Calibrated()
     with Index.create(tmp_path / "idx", encoder=encoder) as idx:
-        assert idx.store.get_meta("confidence_cut") is None  # nothing indexed, nothing measured
+        assert idx.store.get_meta("corpus_cut") is None  # nothing indexed, nothing measured
         idx.add([{"id": "c", "text": "cat"}, {"id": "d", "text": "dog water"}])
         queries = encoder.encode_queries(confidence.background_texts())
         _, best = idx.ann.search(queries, 1)
-        expected = confidence.index_cut(queries, idx.background, best[:, 0])
-        assert float(idx.store.get_meta("confidence_cut")) == pytest.approx(expected)
-        idx.store.set_meta(confidence_cut=0.1)  # a small corpus: the threshold is the floor, 0.5
+        # each passage's nearest passage of another document: cat ⟂ dog water, cosine 0
+        passages = encoder.encode_passages(["cat", "dog water"])
+        expected = confidence.index_cut(queries, idx.background, best[:, 0], (passages, np.zeros(2, np.float32)))
+        assert float(idx.store.get_meta("corpus_cut")) == pytest.approx(expected)
+        idx.store.set_meta(corpus_cut=0.1)  # a small corpus: the threshold is the floor, 0.2 × 2.0 = 0.4
         assert [(h.doc_id, h.low_confidence) for h in idx.search("cat")] == [("c", False), ("d", True)]
-        idx.store.set_meta(confidence_cut=5.0)  # a corpus whose unrelated queries score that high: 2.0
+        idx.store.set_meta(corpus_cut=5.0)  # a corpus whose unrelated queries score that high
         assert idx.search("cat") == []  # "no confident match": cat's margin is at most 1
         assert [h.doc_id for h in idx.search("cat", min_margin=0.0)] == ["c", "d"]  # an explicit rule wins

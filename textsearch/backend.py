@@ -24,6 +24,7 @@ import numpy as np
 
 from . import graphfile
 from .ann import AnnIndex
+from .confidence import CUT_KEY, NEIGHBOURS
 from .search import LocalReader, Reader
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
@@ -58,6 +59,8 @@ class Backend(Protocol):
     def reading(self) -> Any: ...  # a context manager: a Reader over one committed state
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray | None: ...  # cosine of each row's best passage
+
+    def neighbours(self, n: int) -> tuple[np.ndarray, np.ndarray] | None: ...  # see LocalBackend.neighbours
 
     def get_cut(self) -> float | None: ...
 
@@ -164,12 +167,28 @@ class LocalBackend:
         labels, cosines = self.ann.search(vectors, 1)
         return cosines[:, 0] if labels.size else None
 
+    def neighbours(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``n`` stored passages spread over the index: their vectors, and the cosine of the
+        nearest passage of another document to each (-1 where there is none); None when empty."""
+        labels = self.ann.live_labels()
+        if not labels.size:
+            return None
+        labels = labels[np.linspace(0, len(labels) - 1, min(n, len(labels))).astype(np.int64)]
+        vectors = self.store.vectors(labels, self.config.dimension)
+        found, cosines = self.ann.search(vectors, NEIGHBOURS)
+        rows = self.store.passages(np.unique(np.concatenate([labels, found.ravel()])))
+        best = np.full(len(labels), -1.0, dtype=np.float32)
+        for i, label in enumerate(labels):
+            own = rows[int(label)].doc_id
+            best[i] = next((c for f, c in zip(found[i], cosines[i]) if int(f) in rows and rows[int(f)].doc_id != own), -1.0)
+        return vectors, best
+
     def get_cut(self) -> float | None:
-        cut = self.store.get_meta("confidence_cut")
+        cut = self.store.get_meta(CUT_KEY)
         return None if cut is None else float(cut)
 
     def set_cut(self, cut: float | None) -> None:
-        self.store.set_meta(confidence_cut=cut)
+        self.store.set_meta(**{CUT_KEY: cut})
 
     def counts(self) -> tuple[int, int]:
         with self.store.snapshot():

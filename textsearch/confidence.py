@@ -11,14 +11,25 @@ from Tatoeba training clusters and 1998 news; see ``sources.probe_queries``). Th
     margin = cosine(query, passage) − mean of the 10 best cosine(query, background sentence)
 
 A margin of 0 means "fits the query no better than typical unrelated sentences". What counts as
-enough depends on the model and on the index (``threshold``): the index's own cut (``index_cut``:
-the 95th percentile of the margins the background sentences themselves get on this index,
-measured after each write), kept between a quarter of the model's ``min_margin`` and
-``min_margin`` itself (``DEFAULT_MIN_MARGIN``, or the value ``textsearch eval --calibrate``
-stored for the model: the margin that 95% of its calibration answers reach). The
+enough depends on the corpus, so each index measures its own **cut** after every write that
+changes it (``index_cut``), from two things it knows about itself:
+
+- *what text from elsewhere reaches here*: the ``QUANTILE`` of the best margins that the
+  background sentences themselves (embedded as queries) get on the index;
+- *what the corpus's own texts give each other*: up to ``SAMPLE`` stored passages, spread over the
+  index, each with the margin of its nearest passage of another document; the ``NEAR_QUANTILE`` of
+  those. A real question reaches its answer about as well as related passages reach each other.
+
+The cut is the smaller of the two, so that a corpus of everyday sentences (which the background
+resembles) does not refuse its own answers; but at least ``NEAR_SHARE`` of the second, so that a
+narrow corpus far from everyday text (400 laptop specifications) still refuses a programming
+question. The threshold a hit must reach is that cut, and never less than ``FLOOR_SHARE`` of the
+model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or what ``textsearch eval --calibrate`` stored):
+on five short documents everything scores low, and a stray query must still fail. An index
+without a cut (empty, or last written by an older textsearch) uses ``min_margin`` itself. The
 background vectors of an index's model (as passages and as queries) are kept in the index
-directory (``background.f32``), so a query costs one extra 250×d product and measuring the cut
-250 graph searches.
+directory (``background.f32``), so a query costs one extra 250×d product, and measuring the cut
+250 + 200 graph searches. ``benchmarks/bench_refusal.py`` measures the rule on seven corpora.
 """
 
 from __future__ import annotations
@@ -40,8 +51,13 @@ BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
 INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
 TOP = 10  # background sentences averaged into a query's level
 DEFAULT_MIN_MARGIN = 0.03  # chosen on the dev sets for multilingual-e5-small (docs/quality.md)
-QUANTILE = 0.95  # of the background sentences' own best margins on an index: its cut
-FLOOR_SHARE = 0.25  # the least margin on any index: this share of the model's min_margin
+QUANTILE = 0.99  # of the background sentences' own best margins on an index
+NEAR_QUANTILE = 0.25  # of the stored passages' margins to their nearest passage of another document
+NEAR_SHARE = 0.4  # the cut is at least this share of that quantile
+SAMPLE = 200  # stored passages measured
+NEIGHBOURS = 8  # passages searched for each: the nearest of another document is among them
+FLOOR_SHARE = 0.2  # the least margin on any index: this share of the model's min_margin
+CUT_KEY = "corpus_cut"  # where a backend keeps the cut (not the earlier rule's "confidence_cut")
 
 
 def background_texts() -> list[str]:
@@ -94,26 +110,29 @@ def margins(cosines: Sequence[float], level: float) -> list[float]:
 
 
 def threshold(min_margin: float, cut: float | None) -> float:
-    """The margin a confident hit needs on an index: the index's ``cut``, kept between a quarter of
-    the model's ``min_margin`` (a handful of documents gives unrelated queries low margins; a
-    stray one must still fail) and ``min_margin`` itself (which keeps 95% of the model's
-    calibration answers: a corpus like the background must not refuse its own answers)."""
+    """The margin a confident hit needs on an index: the index's ``cut``, never under
+    ``FLOOR_SHARE`` of the model's ``min_margin``; without a cut, ``min_margin``."""
     if cut is None:
         return min_margin
-    return min(min_margin, max(FLOOR_SHARE * min_margin, cut))
+    return max(FLOOR_SHARE * min_margin, cut)
 
 
-def index_cut(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray) -> float:
-    """What an index gives queries it was not written to answer: the ``QUANTILE`` of the best
-    margins that the background sentences themselves (``query_vectors``, embedded as queries) get
-    on it, each level taken over the other background sentences. A small corpus gives low
-    margins to everything, a large one on the same topics high ones; a confident hit must beat
-    this as well as the model's ``min_margin``."""
+def index_cut(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray,
+              neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """An index's cut (see the module's docstring). ``query_vectors``: the background sentences
+    embedded as queries, ``best_cosines`` their best cosine on the index (each level taken over the
+    other background sentences); ``neighbours``: stored passages' vectors and the cosine of the
+    nearest passage of another document to each (``Backend.neighbours``; -1 where none)."""
     scores = np.asarray(query_vectors, dtype=np.float32) @ background.T
     np.fill_diagonal(scores, -np.inf)  # not itself
     top = min(TOP, scores.shape[1] - 1)
     level = np.sort(scores, axis=1)[:, -top:].mean(axis=1)
-    return round(float(np.quantile(np.asarray(best_cosines, dtype=np.float64) - level, QUANTILE)), 6)
+    elsewhere = float(np.quantile(np.asarray(best_cosines, dtype=np.float64) - level, QUANTILE))
+    if neighbours is None:
+        return round(elsewhere, 6)
+    vectors, cosines = neighbours
+    near = float(np.quantile(np.asarray(cosines, dtype=np.float64) - levels(vectors, background), NEAR_QUANTILE))
+    return round(max(min(elsewhere, near), NEAR_SHARE * near), 6)
 
 
 def save(directory: Path, background: np.ndarray) -> None:

@@ -370,7 +370,8 @@ class Index:
         """Store this index's confidence cut (``confidence.index_cut``), after a write changed it."""
         queries = self._background_rows()[len(self.background):]
         cosines = self.backend.nearest(queries)
-        self.backend.set_cut(None if cosines is None else confidence.index_cut(queries, self.background, cosines))
+        self.backend.set_cut(None if cosines is None else confidence.index_cut(
+            queries, self.background, cosines, self.backend.neighbours(confidence.SAMPLE)))
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

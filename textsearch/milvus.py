@@ -48,6 +48,7 @@ from .errors import (
     TextsearchError,
     require,
 )
+from .confidence import CUT_KEY, NEIGHBOURS
 from .filters import to_milvus
 from .hits import Hit
 from .keyword import segment
@@ -189,7 +190,7 @@ class MilvusBackend:
                 raise
             self._create_collection(keyword=False)
             keyword = False
-        self._save_state({"fields": [], "confidence_cut": None, "keyword": keyword})
+        self._save_state({"fields": [], CUT_KEY: None, "keyword": keyword})
 
     def _create_collection(self, keyword: bool) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -229,7 +230,7 @@ class MilvusBackend:
                 self._read = (key, json.loads(file.read_text(encoding="utf-8")))
             return self._read[1]
         except FileNotFoundError:
-            return {"fields": [], "confidence_cut": None}
+            return {"fields": [], CUT_KEY: None}
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"cannot read {file} ({exc})") from exc
 
@@ -345,12 +346,25 @@ class MilvusBackend:
         return self._call("search", self.collection, data=data, anns_field=field, limit=min(limit, MAX_LIMIT),
                           filter=where, output_fields=output, search_params=params)
 
+    def neighbours(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """As ``LocalBackend.neighbours``: up to ``n`` stored passages (as Milvus returns them),
+        their vectors and the cosine of the nearest passage of another document."""
+        rows = self._call("query", self.collection, filter="", output_fields=["doc_id", "vector"], limit=n)
+        if not rows:
+            return None
+        vectors = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+        found = self._search("vector", [v.tolist() for v in vectors], NEIGHBOURS, "", ["doc_id"],
+                             {"metric_type": "COSINE", "params": {"ef": self.config.ef}})
+        best = [next((h["distance"] for h in hits if h["entity"]["doc_id"] != row["doc_id"]), -1.0)
+                for row, hits in zip(rows, found)]
+        return vectors, np.asarray(best, dtype=np.float32)
+
     def get_cut(self) -> float | None:
-        cut = self._state().get("confidence_cut")
+        cut = self._state().get(CUT_KEY)
         return None if cut is None else float(cut)
 
     def set_cut(self, cut: float | None) -> None:
-        self._save_state({**self._state(), "confidence_cut": cut})
+        self._save_state({**self._state(), CUT_KEY: cut})
 
     def counts(self) -> tuple[int, int]:
         def count(condition: str) -> int:
