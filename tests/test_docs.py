@@ -1,8 +1,10 @@
 """Every CLI command has help and is documented in the README, with an example that parses; the
-README's two commands exist; its Python example runs."""
+README's two commands exist; its Python example runs; its measured figures are the ones their
+results files hold."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -88,3 +90,174 @@ def test_the_readme_python_api_block_runs(tmp_path: Path, monkeypatch: pytest.Mo
     assert (tmp_path / "indexes" / "demo" / "hnsw.bin").is_file()
     assert scope["built"].summary.added == 460  # type: ignore[attr-defined]
     assert (tmp_path / "indexes" / "big" / "milvus.db").is_dir()  # the Milvus example ran too
+
+
+# --- every figure in the README is the one its results file holds ------------------------------------
+# Each README table names its results file; the test reads the table's cells and the file's values
+# and compares them as the README prints them (same rounding), so a figure that drifts from its file,
+# or a file rerun without the README following, fails here. Nothing is measured.
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _result(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def _section(title: str) -> str:
+    """The README's text under ``## title``, up to the next ``## `` heading."""
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table(text: str) -> dict[str, dict[str, str]]:
+    """The first markdown table in ``text`` as {row label: {column header: cell}}, bold removed."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    rows = [[cell.strip().replace("**", "") for cell in line.strip("|").split("|")] for line in lines]
+    header, body = rows[0], rows[2:]
+    return {row[0]: dict(zip(header[1:], row[1:])) for row in body}
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _scale_out_row(config: str) -> dict:
+    (row,) = [r for r in _result("scale_out-10000.json")["results"] if r["config"] == config]
+    return row
+
+
+# README Speed table: column → system in compare-10000.json; row → (JSON key, format)
+SPEED_COLUMNS = {"textsearch": "textsearch", "textsearch on torch": "textsearch-torch", "Chroma": "chroma",
+                 "sentence-transformers + hnswlib script": "script"}
+SPEED_ROWS = {
+    "ingestion, passages/s": ("ingest_passages_per_s", "{:.1f}"),
+    "single query end to end, p50 ms (model warm)": ("query_ms_p50", "{:.1f}"),
+    "recall@10 vs exact search": ("recall_at_10", "{:.3f}"),
+}
+# README Scale-out table: row → config in scale_out-10000.json
+SCALE_OUT_ROWS = {"local backend, one process": "local/single",
+                  "local backend, `--ray auto --ray-actors 2`": "local/ray-2",
+                  "`--backend milvus` (Milvus Lite), one process": "milvus/single"}
+
+
+def test_the_speed_table_is_compare_10000_json() -> None:
+    compare = _result("compare-10000.json")
+    assert f"`{compare['command']}`" in _flat(_section("Speed"))  # the command that wrote the file
+    table = _table(_section("Speed"))
+    assert set(table) == set(SPEED_ROWS)
+    for row, (key, fmt) in SPEED_ROWS.items():
+        assert set(table[row]) == set(SPEED_COLUMNS)
+        for column, system in SPEED_COLUMNS.items():
+            assert table[row][column] == fmt.format(compare["systems"][system][key]), (row, column)
+
+
+def test_the_speed_table_is_at_todays_defaults() -> None:
+    from textsearch.config import IndexConfig
+    from textsearch.models import DEFAULT_MODEL
+
+    compare = _result("compare-10000.json")
+    config = IndexConfig(model="", dimension=0)
+    assert compare["model"] == DEFAULT_MODEL
+    assert compare["hnsw"] == {"space": config.space, "M": config.M, "ef_construction": config.ef_construction,
+                               "ef": config.ef}
+
+
+def test_the_scale_out_table_is_scale_out_10000_json() -> None:
+    section = _section("Scale-out")
+    assert "`python benchmarks/bench_scale_out.py --passages 10000`" in section
+    assert _result("scale_out-10000.json")["command"] == "python benchmarks/bench_scale_out.py --passages 10000"
+    table = _table(section)
+    assert set(table) == set(SCALE_OUT_ROWS)
+    for label, config in SCALE_OUT_ROWS.items():
+        row = _scale_out_row(config)
+        assert table[label] == {
+            "passages/s": f"{row['passages_per_s']:.1f}",
+            "query p50 / p95 ms": f"{row['query_ms_p50']:.1f} / {row['query_ms_p95']:.1f}",
+            "recall@10": f"{row['recall_at_10']:.3f}",
+        }, label
+
+
+def _prose_figures() -> list[tuple[str, str]]:
+    """(README section, a phrase as the README words it, with the figures taken from their files)."""
+    short = _result("compare-3000-short.json")["systems"]
+    ts, chroma = short["textsearch"], short["chroma"]
+    torch = _result("compare-10000.json")["systems"]["textsearch-torch"]
+    encoder = _result("encoder.json")["runtimes"]
+    cold = _result("cold.json")["commands"]
+    query, rerank_query = cold['query "可爱的宝宝"'], cold['query "可爱的宝宝" --rerank']
+    unchanged, changed = cold["index (unchanged, 3000 files)"], cold["index (one of 3000 files changed)"]
+    serve = _result("serve.json")["http"]
+    at8, at8_writer = serve["8 clients, batch window 0 ms"], serve["8 clients + a writer, batch window 0 ms"]
+    at32, at32_window = serve["32 clients, batch window 0 ms"], serve["32 clients, batch window 2 ms"]
+    added = _result("rerank-cpu-onnx.json")["latency"]["rerank 10"]["added_p50_ms"]
+    shipped = _result("rerank_quality.json")["rerankers"]["models/rr-list"]["heldout"]  # shipped as zh-en-reranker
+    crash = _result("crash.json")
+    stress = _result("stress.json")
+    readers = stress["config"]["readers"] + stress["config"]["reopening_readers"]
+    local, ray, milvus = (_scale_out_row(c) for c in ("local/single", "local/ray-2", "milvus/single"))
+
+    def gain(split: str) -> str:  # at the default: 10 candidates, weight 0.15
+        return f"{shipped[split]['10@0.15']['mrr@10'] - shipped[split]['recall']['mrr@10']:+.3f}"
+
+    onnx_speedup = encoder["onnx"]["passages_per_s"] / encoder["torch"]["passages_per_s"]
+    short_ratio = ts["ingest_passages_per_s"] / chroma["ingest_passages_per_s"]
+    return [
+        ("Models", f"torch's vectors, {onnx_speedup:.1f}× faster"),
+        ("Speed", f"On torch, textsearch ingests {torch['ingest_passages_per_s']:.1f} passages/s"),
+        ("Speed", f"textsearch ingests {ts['ingest_passages_per_s']:.1f} passages/s against Chroma's "
+                  f"{chroma['ingest_passages_per_s']:.1f} ({short_ratio:.2f}×), query p50 {ts['query_ms_p50']:.1f} "
+                  f"against {chroma['query_ms_p50']:.1f} ms"),
+        ("Speed", f"`textsearch query` {query['wall_p50_s']:.2f} s and {query['rss_p50_mb']:.0f} MB peak"),
+        ("Speed", f"with `--rerank`, which loads torch, {rerank_query['wall_p50_s']:.2f} s and "
+                  f"{rerank_query['rss_p50_mb']:,.0f} MB"),
+        ("Speed", f"`textsearch --help` {cold['--help']['wall_p50_s']:.2f} s"),
+        ("Speed", f"re-indexing an unchanged folder of 3,000 files {unchanged['wall_p50_s']:.2f} s "
+                  f"(one changed file: {changed['wall_p50_s']:.2f} s)"),
+        ("Speed", f"{at8['queries_per_s']:.1f} queries/s at 8 clients (p50 {at8['p50_ms']:.0f} ms), "
+                  f"{at8['errors'] + at8_writer['errors']} errors, also with a writer"),
+        ("Speed", f"`--batch-window-ms 2` raises {at32['queries_per_s']:.1f} to {at32_window['queries_per_s']:.1f} "
+                  "queries/s"),
+        ("Reranking", f"costs +{added:.0f} ms per query (p50)"),
+        ("Reranking", f"keyword queries over longer texts ({gain('keyword_zh')})"),
+        ("Reranking", f"the demo's in-corpus questions ({gain('demo_in_corpus')})"),
+        ("Reliability", f"{crash['rounds']} kills aimed at random moments"),
+        ("Reliability", f"{crash['kills_landed']} of which landed ({crash['kills_while_writing']} while writing): "
+                        f"{crash['checks_passed']} of {crash['rounds']} checks passed, "
+                        f"{crash['completions_identical']} of {crash['completions']} completed runs matched an "
+                        f"uninterrupted index, {crash['documents_lost']} documents lost"),
+        ("Reliability", f"One writer and {NUMBERS[readers]} readers for {stress['config']['seconds']:.0f} s "
+                        f"(`python benchmarks/bench_stress.py --seconds {stress['config']['seconds']:.0f} "
+                        f"--readers {stress['config']['readers']}`"),
+        ("Reliability", f"{stress['queries']:,} queries, {stress['errors']} errors, {stress['violations']} torn "
+                        "states"),
+        ("Known limits", f"answers queries in {milvus['query_ms_p50']:.1f} ms (p50) against hnswlib's "
+                         f"{local['query_ms_p50']:.1f} ms"),
+        ("Known limits", f"slower than one process ({ray['passages_per_s']:.1f} against "
+                         f"{local['passages_per_s']:.1f} passages/s)"),
+        ("Known limits", f"loads torch for the cross-encoder ({rerank_query['wall_p50_s']:.0f} s, "
+                         f"{rerank_query['rss_p50_mb'] / 1000:.1f} GB)"),
+    ]
+
+
+NUMBERS = {3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+@pytest.mark.parametrize(("section", "phrase"), _prose_figures(), ids=lambda x: x[:40])
+def test_a_prose_figure_is_the_one_its_file_holds(section: str, phrase: str) -> None:
+    assert _flat(phrase) in _flat(_section(section))
+
+
+def test_the_reranker_loses_no_held_out_split_by_more_than_001() -> None:
+    """The README's "it never loses more than 0.01 MRR@10", at the default 10 candidates, weight 0.15."""
+    assert "it never loses more than 0.01 MRR@10" in _flat(_section("Reranking"))
+    shipped = _result("rerank_quality.json")["rerankers"]["models/rr-list"]["heldout"]
+    worst = min(split["10@0.15"]["mrr@10"] - split["recall"]["mrr@10"] for split in shipped.values())
+    assert -0.01 <= worst < 0  # it does lose a little somewhere: -0.008 on restate_zh
+
+
+def test_the_churn_figure_holds() -> None:
+    """The README's "100 rounds of delete and re-add: the graph file stays the same size"."""
+    churn = _result("churn.json")
+    assert f"{churn['rounds']} rounds of delete and re-add: the graph file stays the same size" in _flat(README)
+    for run in ("api", "folder"):
+        assert len(churn[run]["rounds"]) == churn["rounds"] + 1  # round 0 is the first build
+        assert len({r["files"]["hnsw.bin"] for r in churn[run]["rounds"]}) == 1, run
