@@ -261,3 +261,57 @@ def test_the_churn_figure_holds() -> None:
     for run in ("api", "folder"):
         assert len(churn[run]["rounds"]) == churn["rounds"] + 1  # round 0 is the first build
         assert len({r["files"]["hnsw.bin"] for r in churn[run]["rounds"]}) == 1, run
+
+
+# README Quality table: the rows that come from quality.json; columns → model in quality.json
+QUALITY_COLUMNS = {"multilingual-e5-small": "multilingual-e5-small", "zh-en-general (default)": "zh-en-general"}
+QUALITY_PAIRS = {  # row → (split, metric) for the two figures "a / b"
+    "restatements, English": (("restate_en", "mrr@10"), ("restate_en", "recall@1")),
+    "restatements, Chinese": (("restate_zh", "mrr@10"), ("restate_zh", "recall@1")),
+    "overlap controls (sharing words is right)": (("overlap_controls", "mrr@10"), ("overlap_controls", "recall@1")),
+    "idiom ← meaning": (("idiom_meaning", "mrr@10"), ("idiom_meaning", "recall@1")),
+    "cross-lingual zh → en / en → zh": (("xling_zh_en", "mrr@10"), ("xling_en_zh", "mrr@10")),
+    "keyword queries zh / en → zh reviews": (("keyword_zh", "mrr@10"), ("keyword_en_zh", "mrr@10")),
+    "demo: natural questions / in-corpus questions": (("demo_questions", "mrr@10"), ("demo_in_corpus", "mrr@10")),
+    "a fact in long notes / in news": (("longdoc_zh", "mrr@10"), ("news_fact", "mrr@10")),
+}
+QUALITY_REFUSALS = {  # row → refusal kind, for demo / Tatoeba
+    '"no confident match": out-of-corpus refused, demo / Tatoeba': "out_of_corpus",
+    "in-corpus wrongly refused, demo / Tatoeba": "in_corpus",
+}
+# README "no confident match" table: row → corpus in refusal-b.json
+REFUSAL_ROWS = {"reviews: 12,000 shopping, hotel and book reviews": "reviews",
+                "news: 2,000 paragraphs of 1998 news": "news",
+                "everyday sentences: 6,017 Tatoeba sentences": "tatoeba",
+                "idioms with their meanings: 5,000": "idioms",
+                "the demo corpus: 460 documents": "demo",
+                "five one-line files": "five",
+                "one narrow topic: 400 laptop specifications": "laptop"}
+
+
+def test_the_quality_table_is_quality_json() -> None:
+    reports = {r["model"]: r for r in _result("quality.json")["reports"]}
+    table = _table(_section("Quality").split("bench_refusal.py", 1)[0])  # the first of its two tables
+    assert set(table) == set(QUALITY_PAIRS) | set(QUALITY_REFUSALS)
+    for column, model in QUALITY_COLUMNS.items():
+        report = reports[model]
+        for row, pair in QUALITY_PAIRS.items():
+            assert table[row][column] == " / ".join(f"{report[s][m]:.3f}" for s, m in pair), (row, column)
+        for row, kind in QUALITY_REFUSALS.items():
+            expected = f"{report['demo_refusals'][kind]:.1%} / {report['tatoeba_refusals'][kind]:.1%}"
+            assert table[row][column] == expected, (row, column)
+
+
+def test_the_refusal_table_is_refusal_b_json() -> None:
+    """The second table of the Quality section: bench_refusal.py --split b, one row per corpus."""
+    result = _result("refusal-b.json")
+    section = _section("Quality")
+    assert result["command"] == "python benchmarks/bench_refusal.py --split b --out benchmarks/results/refusal-b.json"
+    assert "`python benchmarks/bench_refusal.py --split b`" in _flat(section)
+    table = _table(section.split("bench_refusal.py --split b", 1)[1])
+    assert set(table) == set(REFUSAL_ROWS)
+    for row, corpus in REFUSAL_ROWS.items():
+        got = result["corpora"][corpus]
+        assert table[row] == {"in-corpus refused": f"{got['refused_in']:.1%}",
+                              "from elsewhere refused": f"{got['refused_out']:.1%}"}, row
+        assert corpus == "five" or f"{got['documents']:,}" in row, row  # the size the row names
