@@ -92,11 +92,17 @@ def test_upsert_and_delete_documents(url: str) -> None:
     ("POST", "/indexes/pets/search", {"query": "cat", "bogus": 1}, 400, "bogus"),
     ("POST", "/indexes/pets/search", {"k": 3}, 400, "query"),
     ("POST", "/indexes/nope/search", {"query": "cat"}, 404, "no index 'nope'"),
+    ("POST", "/indexes/nope/search", {"query": "cat", "k": 0}, 404, "no index 'nope'"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "k": "3"}, 400, "k: Input should be a valid integer"),
+    ("POST", "/indexes/pets/search/batch", {"queries": []}, 400, "give 1 to 256 queries"),
+    ("POST", "/indexes/pets/search/batch", {"queries": ["cat", " "]}, 400, "the query is empty"),
+    ("POST", "/indexes/pets/search/batch", {"query": "cat", "queries": ["cat"]}, 400, "query"),
     ("POST", "/indexes/..%2Fx/search", {"query": "cat"}, 404, "no such endpoint"),
     ("POST", "/indexes/.hidden/search", {"query": "cat"}, 404, "no index"),
     ("GET", "/indexes/nope", None, 404, "no index 'nope'"),
     ("PUT", "/indexes/pets/documents", [{"id": "x"}], 400, "text"),
     ("PUT", "/indexes/pets/documents", [{"id": "x", "text": "   "}], 400, "non-empty 'text'"),
+    ("PUT", "/indexes/pets/documents", [{"id": "x", "text": "cat", "metadata": [1]}], 400, "metadata"),
 ])
 def test_bad_requests_get_json_errors_and_change_nothing(url: str, method: str, path: str, body: object,
                                                          status: int, says: str) -> None:

@@ -8,7 +8,11 @@ The only module that imports FastAPI.
   run side by side;
 - errors are JSON ``{"error": message}`` with the status that says what happened: 400 a bad
   option or filter, 401 a missing or wrong API key, 404 an unknown index or document, 409 the
-  write lock held past its timeout, 413 a request over the size limit;
+  write lock held past its timeout, 411 a body without its length, 413 a request over the size
+  limit;
+- ``/openapi.json`` declares every status and every constraint on a request: pydantic checks the
+  JSON types, the library the values (a 400 in its own words), the schema shows both, and a
+  schemathesis run (tests/test_openapi.py) holds the schema to what the server does;
 - with an API key (``--api-key`` or ``TEXTSEARCH_API_KEY``) every request but the static page
   must carry it (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``); without one the server
   refuses to listen anywhere but loopback.
@@ -26,12 +30,12 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .catalog import index_path, list_indexes
@@ -45,11 +49,11 @@ from .errors import (
     ModelError,
     TextsearchError,
 )
-from .filters import combine, parse_where
+from .filters import OPERATORS, combine, parse_where
 from .hits import Hit, Summary
 from .index import Index, check_query
 from .keyword import segment
-from .search import SearchOptions
+from .search import MODES, SearchOptions
 
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
@@ -57,31 +61,71 @@ MAX_BATCH = 256  # queries per batch search
 BATCH_WINDOW_MS = 0.0  # how long a search waits for others to share its encoder call (docs/serving.md)
 
 
-class SearchRequest(BaseModel):
-    """The options of ``Index.search``, as JSON."""
+def _checked(default: Any = ..., **constraints: Any) -> Any:
+    """A field whose value the library checks (``SearchOptions``, ``check_query``, ``Index.add``:
+    a 400 in its own words), with the check shown in the OpenAPI schema as ``constraints``."""
+    return Field(default, json_schema_extra=constraints)
 
-    model_config = ConfigDict(extra="forbid")
 
-    query: str
-    k: int = 10
-    mode: str = DEFAULT_MODE
-    filter: dict[str, Any] | None = None
-    where: list[str] = Field(default_factory=list, description="conditions as in `query --where`, ANDed with filter")
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_whole)]  # JSON Schema's integer: 3.0 is one too
+NOT_BLANK = r"\S"  # what check_query and Index.add accept: some text besides whitespace
+# filters.parse_where's two forms, FIELD OP VALUE and FIELD [not] in (LIST); a single-character
+# OP followed by "=" is the two-character one, which needs a value after it
+WHERE = (r"^\s*\S+?(\s*((==|!=|<=|>=|\^=)\s*\S|[=<>]([^\s=]|\s+\S))"
+         r"|\s+([nN][oO][tT]\s+)?[iI][nN]\s*\([\s\S]*\)\s*$)")
+_VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+_FILTER: dict[str, Any] = {  # filters.to_sql's dict form (less MAX_DEPTH)
+    "propertyNames": {"anyOf": [{"enum": ["$and", "$or"]}, {"pattern": "^[^$]"}]},
+    "properties": {op: {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Filter"}}
+                   for op in ("$and", "$or")},
+    "additionalProperties": {"anyOf": [_VALUE, {
+        "type": "object", "minProperties": 1, "additionalProperties": False,
+        "properties": {op: {"type": "array", "items": _VALUE} if op in ("$in", "$nin")
+                       else {"type": "string"} if op == "$prefix" else _VALUE for op in OPERATORS}}]},
+}
+
+
+class Filter(RootModel[dict[str, Any]]):
+    """A metadata filter: field → value, or → {operator: value}; ``$and`` and ``$or`` combine
+    filters. Which fields there are depends on the index (an unknown one is a 400)."""
+
+    model_config = ConfigDict(json_schema_extra=_FILTER)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    k: Integer = _checked(10, minimum=1)
+    mode: str = _checked(DEFAULT_MODE, enum=list(MODES))
+    filter: Filter | None = None
+    where: list[str] = Field(default_factory=list, description="conditions as in `query --where`, ANDed with filter",
+                             json_schema_extra={"items": {"type": "string", "pattern": WHERE}})
     passages: bool = False
-    ef: int | None = None
+    ef: Integer | None = _checked(None, minimum=1)
     rerank: bool = False
     rerank_model: str | None = None
-    candidates: int | None = None
-    rerank_weight: float | None = None
+    candidates: Integer | None = _checked(None, minimum=1)
+    rerank_weight: float | None = _checked(None, minimum=0, maximum=1)
     min_score: float | None = None
     min_margin: float | None = None
     include_low_confidence: bool = False
-    rrf_k: int = RRF_K
+    rrf_k: Integer = _checked(RRF_K, minimum=1)
 
 
-class BatchRequest(SearchRequest):
-    query: str = ""
-    queries: list[str]
+class SearchRequest(_Options):
+    """The options of ``Index.search``, as JSON."""
+
+    query: str = _checked(pattern=NOT_BLANK)
+
+
+class BatchRequest(_Options):
+    """``Index.search_many``: the options of ``Index.search`` for a list of queries."""
+
+    queries: list[str] = _checked(minItems=1, maxItems=MAX_BATCH, items={"type": "string", "pattern": NOT_BLANK})
 
 
 class SearchResponse(BaseModel):
@@ -96,14 +140,55 @@ class BatchResponse(BaseModel):
 
 
 class Document(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One document to upsert: its id, its text, and any other fields as metadata (a
+    ``metadata`` object is merged in)."""
 
-    id: str
-    text: str
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: str = _checked(minLength=1)
+    text: str = _checked(pattern=NOT_BLANK)
+    metadata: dict[str, Any] | None = None
 
 
-def _options(body: SearchRequest) -> SearchOptions:
-    conditions = [body.filter] if body.filter else []
+class ErrorResponse(BaseModel):
+    """Every error's body."""
+
+    error: str = Field(description="what is wrong, and how to fix it")
+
+
+ERRORS = {
+    400: "a bad option, filter or document",
+    401: "a missing or wrong API key",
+    404: "no such index (or document)",
+    409: "the index is busy: another process writes it, or holds its Milvus Lite file",
+    411: "a body without a Content-Length",
+    413: "a body over the size limit",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in statuses}
+
+
+def _contract(schema: dict[str, Any], api_key: bool) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, made to say what the server does: a bad request is a 400 (no
+    422), and with an API key, every operation takes it in either of its two headers."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    if api_key:
+        schema["components"]["securitySchemes"] = {
+            "APIKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        }
+        schema["security"] = [{"APIKey": []}, {"Bearer": []}]
+    return schema
+
+
+def _options(body: _Options) -> SearchOptions:
+    conditions = [body.filter.root] if body.filter and body.filter.root else []
     conditions += [parse_where(w) for w in body.where]
     return SearchOptions(
         k=body.k, mode=body.mode, filter=combine(conditions) if conditions else None, group=not body.passages,
@@ -243,8 +328,14 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
         opened.close()
 
     app = FastAPI(title="textsearch", summary="Semantic search for Chinese and English text",
-                  version=_version(), lifespan=lifespan)
+                  version=_version(), lifespan=lifespan, responses=_errors(401) if api_key else None)
     app.state.indexes = opened
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return app.openapi_schema or _contract(generate(), bool(api_key))
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -266,7 +357,7 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = "no such endpoint — see /docs" if exc.status_code == 404 else str(exc.detail)
-        return JSONResponse({"error": message}, exc.status_code)
+        return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)  # a 405's Allow
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -286,35 +377,35 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
     def indexes_list() -> dict[str, list[str]]:
         return {"indexes": list_indexes(root)}
 
-    @app.get("/indexes/{name}")
+    @app.get("/indexes/{name}", responses=_errors(404, 409))
     async def info(name: str) -> dict[str, Any]:
         return await asyncio.to_thread(lambda: opened.get(name).info())
 
-    @app.post("/indexes/{name}/search", response_model=SearchResponse)
+    @app.post("/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404, 409, 411, 413))
     async def search(name: str, body: SearchRequest) -> SearchResponse:
+        index = await asyncio.to_thread(opened.get, name)  # an unknown index is a 404 whatever the options
         options = _options(body)
         batcher = await asyncio.to_thread(opened.batcher, name)
         if batcher is not None and not options.reranks:
             return _response(body.query, await asyncio.wrap_future(batcher.submit(body.query, options)))
-        index = await asyncio.to_thread(opened.get, name)
         return _response(body.query, await index.asearch(body.query, options=options))
 
-    @app.post("/indexes/{name}/search/batch", response_model=BatchResponse)
+    @app.post("/indexes/{name}/search/batch", response_model=BatchResponse, responses=_errors(400, 404, 409, 411, 413))
     async def search_batch(name: str, body: BatchRequest) -> BatchResponse:
+        index = await asyncio.to_thread(opened.get, name)
         if not body.queries or len(body.queries) > MAX_BATCH:
             raise InvalidArgumentError(f"queries: give 1 to {MAX_BATCH} queries")
         options = _options(body)
-        index = await asyncio.to_thread(opened.get, name)
         found = await asyncio.to_thread(index.search_many, body.queries, options=options)
         return BatchResponse(results=[_response(q, hits) for q, hits in zip(body.queries, found, strict=True)])
 
-    @app.put("/indexes/{name}/documents")
+    @app.put("/indexes/{name}/documents", responses=_errors(400, 404, 409, 411, 413))
     async def upsert(name: str, documents: list[Document]) -> dict[str, Any]:
         index = await asyncio.to_thread(opened.get, name)
         summary: Summary = await asyncio.to_thread(index.add, [d.model_dump() for d in documents])
         return {**asdict(summary), "documents": index.count()}
 
-    @app.delete("/indexes/{name}/documents/{doc_id:path}")
+    @app.delete("/indexes/{name}/documents/{doc_id:path}", responses=_errors(404, 409))
     async def delete(name: str, doc_id: str) -> dict[str, Any]:
         index = await asyncio.to_thread(opened.get, name)
         if not await asyncio.to_thread(index.delete, [doc_id]):
