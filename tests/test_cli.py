@@ -107,8 +107,9 @@ def test_info_and_list(run, built: Path) -> None:
     "args, code, message",
     [
         (("query", "   "), 2, "query is empty"),
-        (("query", "baby", "-k", "0"), 2, "k must be a positive"),
-        (("query", "baby", "-k", "-3"), 2, "k must be a positive"),
+        (("query", "baby", "-k", "0"), 2, "k must be a number of results from 1 to 10000"),
+        (("query", "baby", "-k", "-3"), 2, "k must be a number of results from 1 to 10000"),
+        (("query", "baby", "-k", "100000"), 2, "k must be a number of results from 1 to 10000, got 100000"),
         (("query", "baby", "--index", "nope"), 1, "no index at"),
         (("info", "nope"), 1, "no index at"),
     ],

@@ -84,7 +84,12 @@ def test_upsert_and_delete_documents(url: str) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "says"), [
-    ("POST", "/indexes/pets/search", {"query": "cat", "k": 0}, 400, "k must be a positive number"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "k": 0}, 400, "k must be a number of results from 1 to 10000"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "k": 48 * 10**21}, 400, "k must be a number of results"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "ef": 10**30}, 400, "ef must be a number from 1 to 100000"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "rerank_model": ""}, 400,
+     "rerank_model may only be zh-en-reranker on the server, got ''"),
+    ("POST", "/indexes/pets/search", {"query": "cat", "rerank_model": "some/hub-model"}, 400, "rerank_model may only be"),
     ("POST", "/indexes/pets/search", {"query": "cat", "mode": "fuzzy"}, 400, "unknown search mode"),
     ("POST", "/indexes/pets/search", {"query": "  "}, 400, "the query is empty"),
     ("POST", "/indexes/pets/search", {"query": "cat", "filter": {"colour": "red"}}, 400, "colour"),

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 MODES = ("dense", "keyword", "hybrid")
 HYBRID_DEPTH = 10  # hits taken from each list before fusing (at least k; as measured in the README)
+MAX_K = 10_000  # results (and rerank candidates) one search may ask for
+MAX_EF = 100_000  # hnswlib's search breadth: past this, a search is exact search done slowly
+MAX_RRF_K = 1_000_000
 EXACT_LIMIT = 2_000  # allowed passages up to which a filtered dense search is exact (measured: README)
 Where = tuple[str, list[Any]]
 
@@ -65,16 +68,16 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.mode is None:
             object.__setattr__(self, "mode", DEFAULT_MODE)
-        if not _positive(self.k):
-            raise InvalidArgumentError(f"k must be a positive number of results, got {self.k}")
+        if not _positive(self.k, MAX_K):
+            raise InvalidArgumentError(f"k must be a number of results from 1 to {MAX_K}, got {self.k}")
         if self.mode not in MODES:
             raise InvalidArgumentError(f"unknown search mode '{self.mode}' — choose one of {', '.join(MODES)}")
-        if self.candidates is not None and not _positive(self.candidates):
-            raise InvalidArgumentError(f"candidates must be a positive number, got {self.candidates}")
-        if self.ef is not None and not _positive(self.ef):
-            raise InvalidArgumentError(f"ef must be a positive number, got {self.ef}")
-        if not _positive(self.rrf_k):
-            raise InvalidArgumentError(f"rrf_k must be at least 1, got {self.rrf_k}")
+        if self.candidates is not None and not _positive(self.candidates, MAX_K):
+            raise InvalidArgumentError(f"candidates must be a number from 1 to {MAX_K}, got {self.candidates}")
+        if self.ef is not None and not _positive(self.ef, MAX_EF):
+            raise InvalidArgumentError(f"ef must be a number from 1 to {MAX_EF}, got {self.ef}")
+        if not _positive(self.rrf_k, MAX_RRF_K):
+            raise InvalidArgumentError(f"rrf_k must be a number from 1 to {MAX_RRF_K}, got {self.rrf_k}")
         if self.rerank_weight is not None:
             check_weight(self.rerank_weight)
         if self.filter is not None and not isinstance(self.filter, dict):
@@ -85,8 +88,8 @@ class SearchOptions:
         return bool(self.rerank) or self.rerank_model is not None
 
 
-def _positive(n: Any) -> bool:
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
+def _positive(n: Any, most: int) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= most
 
 
 class Reader(Protocol):

@@ -53,7 +53,8 @@ from .filters import OPERATORS, combine, parse_where
 from .hits import Hit, Summary
 from .index import Index, check_query
 from .keyword import segment
-from .search import MODES, SearchOptions
+from .rerank import DEFAULT_RERANKER
+from .search import MAX_EF, MAX_K, MAX_RRF_K, MODES, SearchOptions
 
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
@@ -99,21 +100,21 @@ class Filter(RootModel[dict[str, Any]]):
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    k: Integer = _checked(10, minimum=1)
+    k: Integer = _checked(10, minimum=1, maximum=MAX_K)
     mode: str = _checked(DEFAULT_MODE, enum=list(MODES))
     filter: Filter | None = None
     where: list[str] = Field(default_factory=list, description="conditions as in `query --where`, ANDed with filter",
                              json_schema_extra={"items": {"type": "string", "pattern": WHERE}})
     passages: bool = False
-    ef: Integer | None = _checked(None, minimum=1)
+    ef: Integer | None = _checked(None, minimum=1, maximum=MAX_EF)
     rerank: bool = False
-    rerank_model: str | None = None
-    candidates: Integer | None = _checked(None, minimum=1)
+    rerank_model: str | None = _checked(None, enum=[DEFAULT_RERANKER, None])  # the server loads no other
+    candidates: Integer | None = _checked(None, minimum=1, maximum=MAX_K)
     rerank_weight: float | None = _checked(None, minimum=0, maximum=1)
     min_score: float | None = None
     min_margin: float | None = None
     include_low_confidence: bool = False
-    rrf_k: Integer = _checked(RRF_K, minimum=1)
+    rrf_k: Integer = _checked(RRF_K, minimum=1, maximum=MAX_RRF_K)
 
 
 class SearchRequest(_Options):
@@ -188,6 +189,8 @@ def _contract(schema: dict[str, Any], api_key: bool) -> dict[str, Any]:
 
 
 def _options(body: _Options) -> SearchOptions:
+    if body.rerank_model not in (None, DEFAULT_RERANKER):  # a name would be a folder or a hub download
+        raise InvalidArgumentError(f"rerank_model may only be {DEFAULT_RERANKER} on the server, got {body.rerank_model!r}")
     conditions = [body.filter.root] if body.filter and body.filter.root else []
     conditions += [parse_where(w) for w in body.where]
     return SearchOptions(
