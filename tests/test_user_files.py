@@ -126,7 +126,7 @@ def test_delete_removes_the_index_files_only(tmp_path: Path, corpus: Path) -> No
     inside, beside = plant(built.path, "notes.txt"), plant(tmp_path / "indexes")
     result = CliRunner().invoke(app, ["delete", "idx", "--yes", "--indexes", str(tmp_path / "indexes")])
     assert result.exit_code == 0
-    assert result.stdout == f"deleted {built.path} (kept 1 files that are not the index's: notes.txt)\n"
+    assert result.stdout == f"deleted {built.path} (kept 1 file that is not the index's: notes.txt)\n"
     assert os.listdir(built.path) == ["notes.txt"] and intact(inside, beside)
     assert sorted(os.listdir(tmp_path / "indexes")) == ["idx", "keep.txt"]
 

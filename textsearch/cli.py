@@ -327,8 +327,9 @@ def delete_cmd(
         typer.echo("not deleted", err=True)
         raise typer.Exit(1)
     kept = Index.destroy(path)
-    typer.echo(f"deleted {path}" + (f" (kept {len(kept)} files that are not the index's: {', '.join(kept[:5])}"
-                                    f"{' …' if len(kept) > 5 else ''})" if kept else ""))
+    files = f"{len(kept)} file{'s' if len(kept) > 1 else ''} that {'are' if len(kept) > 1 else 'is'} not the index's"
+    typer.echo(f"deleted {path}" + (f" (kept {files}: {', '.join(kept[:5])}{' …' if len(kept) > 5 else ''})"
+                                    if kept else ""))
 
 
 @app.command("check")
