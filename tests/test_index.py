@@ -740,3 +740,16 @@ def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch
     # batch 1 (d0, d1) is written, which waits for its vectors, before batch 3 (d4...) is split
     assert events.index("encoded 2") < events.index("split text 4")
     assert events.count("encoded 2") == 5
+
+
+def test_an_unchanged_folder_reindexes_without_the_model(tmp_path: Path, encoder: KeywordEncoder) -> None:
+    """Opened without an encoder, the index would load its model ("keyword-test", which no
+    loader knows: asking for it fails) only if a document were new or changed."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("the cat sleeps", encoding="utf-8")
+    with Index.create(tmp_path / "idx", encoder=encoder) as idx:
+        idx.index_folder(tmp_path / "docs")
+    with Index.open(tmp_path / "idx") as idx:
+        summary = idx.index_folder(tmp_path / "docs")
+        assert (summary.added, summary.updated, summary.unchanged, summary.passages) == (0, 0, 1, 0)
+        assert idx._encoder is None

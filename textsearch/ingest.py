@@ -76,7 +76,8 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
             if len(group) >= min(SPLIT_GROUP, BATCH_PASSAGES):
                 yield from split(group)
                 group = []
-        yield from split(group)
+        if group:  # none left (or none changed): the encoder is not asked for
+            yield from split(group)
 
     with Progress(show_progress) as bar:
         _write_pipelined(batches(changed()), target, bar)
