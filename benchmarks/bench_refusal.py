@@ -51,10 +51,7 @@ def measure(name: str, split: str, encoder: Any, tmp: Path) -> dict[str, Any]:
         # what the index measured its cut from (Index._measure_cut), kept raw to judge other rules
         rows = index._background_rows()
         probes = rows[len(rows) // 2:]
-        scores = probes @ index.background.T
-        np.fill_diagonal(scores, -np.inf)
-        level = np.sort(scores, axis=1)[:, -confidence.TOP:].mean(axis=1)
-        background = np.asarray(index.backend.nearest(probes)) - level
+        background = confidence.background_margins(probes, index.background, index.backend.nearest(probes))
         vectors, cosines = index.backend.neighbours(confidence.SAMPLE)
         neighbours = cosines - confidence.levels(vectors, index.background)
         documents, passages = index.backend.counts()
@@ -80,11 +77,11 @@ RULES = {  # name → the threshold it gives an index, from what the index knows
     # quarter of min_margin and min_margin
     "before: q95 of the background, within ¼–1 × min_margin":
         lambda d, mm: min(mm, max(mm / 4, _q(d["background_margins"], 0.95))),
-    "q99 of the background, no ceiling": lambda d, mm: max(confidence.FLOOR_SHARE * mm, _q(d["background_margins"], 0.99)),
+    "q99 of the background, no ceiling":
+        lambda d, mm: confidence.threshold(mm, confidence.cut(d["background_margins"], None)),
     # today's rule (confidence.index_cut), from the same raw margins the index measured
-    "now: min(q99 background, q25 neighbours), ≥ 0.4 × q25 neighbours, ≥ 0.2 × min_margin": lambda d, mm: max(
-        confidence.FLOOR_SHARE * mm, min(_q(d["background_margins"], 0.99), _q(d["neighbour_margins"], 0.25)),
-        0.4 * _q(d["neighbour_margins"], 0.25)),
+    "now: min(q99 background, q25 neighbours), ≥ 0.4 × q25 neighbours, ≥ 0.2 × min_margin":
+        lambda d, mm: confidence.threshold(mm, confidence.cut(d["background_margins"], d["neighbour_margins"])),
 }
 
 

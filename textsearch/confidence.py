@@ -120,19 +120,31 @@ def threshold(min_margin: float, cut: float | None) -> float:
 def index_cut(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray,
               neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """An index's cut (see the module's docstring). ``query_vectors``: the background sentences
-    embedded as queries, ``best_cosines`` their best cosine on the index (each level taken over the
-    other background sentences); ``neighbours``: stored passages' vectors and the cosine of the
-    nearest passage of another document to each (``Backend.neighbours``; -1 where none)."""
+    embedded as queries, ``best_cosines`` their best cosine on the index; ``neighbours``: stored
+    passages' vectors and the cosine of the nearest passage of another document to each
+    (``Backend.neighbours``; -1 where none)."""
+    near = None if neighbours is None else neighbours[1] - levels(neighbours[0], background)
+    return cut(background_margins(query_vectors, background, best_cosines), near)
+
+
+def background_margins(query_vectors: np.ndarray, background: np.ndarray, best_cosines: np.ndarray) -> np.ndarray:
+    """The best margins that the background sentences (``query_vectors``, embedded as queries) get
+    on an index, each one's level taken over the other background sentences."""
     scores = np.asarray(query_vectors, dtype=np.float32) @ background.T
     np.fill_diagonal(scores, -np.inf)  # not itself
     top = min(TOP, scores.shape[1] - 1)
     level = np.sort(scores, axis=1)[:, -top:].mean(axis=1)
-    elsewhere = float(np.quantile(np.asarray(best_cosines, dtype=np.float64) - level, QUANTILE))
-    if neighbours is None:
-        return round(elsewhere, 6)
-    vectors, cosines = neighbours
-    near = float(np.quantile(np.asarray(cosines, dtype=np.float64) - levels(vectors, background), NEAR_QUANTILE))
-    return round(max(min(elsewhere, near), NEAR_SHARE * near), 6)
+    return np.asarray(best_cosines, dtype=np.float64) - level
+
+
+def cut(elsewhere: np.ndarray, near: np.ndarray | None) -> float:
+    """The cut from the margins text from elsewhere reaches (``background_margins``) and those of
+    stored passages to their nearest passage of another document (``near``; None: not measured)."""
+    reached = float(np.quantile(np.asarray(elsewhere, dtype=np.float64), QUANTILE))
+    if near is None:
+        return round(reached, 6)
+    close = float(np.quantile(np.asarray(near, dtype=np.float64), NEAR_QUANTILE))
+    return round(max(min(reached, close), NEAR_SHARE * close), 6)
 
 
 def save(directory: Path, background: np.ndarray) -> None:
