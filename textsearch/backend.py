@@ -180,7 +180,8 @@ class LocalBackend:
         best = np.full(len(labels), -1.0, dtype=np.float32)
         for i, label in enumerate(labels):
             own = rows[int(label)].doc_id
-            best[i] = next((c for f, c in zip(found[i], cosines[i]) if int(f) in rows and rows[int(f)].doc_id != own), -1.0)
+            others = (c for f, c in zip(found[i], cosines[i]) if int(f) in rows and rows[int(f)].doc_id != own)
+            best[i] = next(others, -1.0)
         return vectors, best
 
     def get_cut(self) -> float | None:

@@ -63,20 +63,18 @@ def remove(path: Path, lite_file: str | None = None, made: list[Path] | None = N
     """Remove an index's own files from ``path`` (and ``lite_file``, its Milvus Lite folder, when
     that lies inside ``path``), then the folders in ``made`` (see ``missing_parents``)
     that are left empty. Returns the names left in ``path`` that are not the index's."""
-    path = Path(path)
-    entries = [path / name for name in sorted(OWN_FILES)]
+    path, root = Path(path), Path(path).resolve()
     lite = (path / Path(lite_file).expanduser()) if lite_file and "://" not in lite_file else None
-    if lite is not None and lite.resolve().is_relative_to(path.resolve()) and lite.resolve() != path.resolve():
-        entries.append(lite)  # inside the index's folder (a file shared with other indexes lies outside)
-    for entry in entries:
+    if lite is not None and (lite.resolve() == root or not lite.resolve().is_relative_to(root)):
+        lite = None  # outside the index's folder: a Lite file other indexes may share
+    for entry in [path / name for name in sorted(OWN_FILES)] + ([lite] if lite else []):
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         elif entry.exists() or entry.is_symlink():
             entry.unlink()
-    if lite is not None and lite in entries:  # and the folders it named inside, if that emptied them
-        for folder in lite.parents:
-            if folder.resolve() == path.resolve() or not _rmdir(folder):
-                break
+    for folder in lite.parents if lite else []:  # and the folders it named inside, if now empty
+        if folder.resolve() == root or not _rmdir(folder):
+            break
     for folder in made or []:
         if not _rmdir(folder):
             break
