@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import refusal_sets  # noqa: E402
 
-from textsearch import confidence  # noqa: E402
+from textsearch import config, confidence  # noqa: E402
 from textsearch.encoder import SentenceTransformerEncoder  # noqa: E402
 from textsearch.index import Index  # noqa: E402
 
@@ -65,7 +65,7 @@ def measure(name: str, split: str, encoder: Any, tmp: Path) -> dict[str, Any]:
 
 
 def _min_margin(encoder: Any) -> float:
-    return float(getattr(encoder, "calibration", {}).get("min_margin", confidence.DEFAULT_MIN_MARGIN))
+    return float(getattr(encoder, "calibration", {}).get("min_margin", config.DEFAULT_MIN_MARGIN))
 
 
 def _q(values: list[float], q: float) -> float:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from textsearch import Encoder, Index, SentenceTransformerEncoder
-from textsearch import search as search_module
+from textsearch import reader
 from textsearch.evaluate import ranking_metrics
 from textsearch.pairs import pairs_to_ir, read_pairs
 from textsearch.testing import HashEncoder
@@ -109,12 +109,12 @@ def filters(n_docs: int, tmp: Path, n_queries: int = 50) -> dict[str, dict]:
 
 
 def search_with(index: Index, query: str, flt: dict, exact_limit: int) -> list:
-    saved = search_module.EXACT_LIMIT
-    search_module.EXACT_LIMIT = exact_limit
+    saved = reader.EXACT_LIMIT
+    reader.EXACT_LIMIT = exact_limit
     try:
         return index.search(query, k=10, filter=flt, mode="dense", min_score=-1.0)
     finally:
-        search_module.EXACT_LIMIT = saved
+        reader.EXACT_LIMIT = saved
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ LAYERS = [  # top to bottom
     {"__init__"},
     {"catalog", "check", "client", "quality", "train", "train_reranker", "sources"},
     {"index", "evaluate", "training"},
-    {"ingest", "search", "rerank", "backend", "milvus", "distributed", "layout"},
+    {"ingest", "search", "reader", "rerank", "backend", "milvus", "distributed", "layout"},
     {"confidence", "encoder", "runtime", "models", "adapters", "e5build", "loading", "ann", "store", "graphfile", "keyword",
      "filters", "corpus", "pairs", "testing"},
     {"errors", "config", "hits", "cache"},

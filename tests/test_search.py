@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import KeywordEncoder
 from textsearch import Hit, Index, confidence
-from textsearch import search as search_module
+from textsearch import reader
 from textsearch.errors import InvalidArgumentError
 from textsearch.search import fuse
 
@@ -71,7 +71,7 @@ def test_hybrid_finds_what_either_mode_finds(idx: Index) -> None:
 
 @pytest.mark.parametrize("exact_limit", [2_000, 0])  # exact search over the allowed set / hnswlib's filter
 def test_selective_filter_still_returns_k_hits(idx: Index, monkeypatch, exact_limit: int) -> None:
-    monkeypatch.setattr(search_module, "EXACT_LIMIT", exact_limit)
+    monkeypatch.setattr(reader, "EXACT_LIMIT", exact_limit)
     docs = [{"id": f"d{i}", "text": "cat" if i % 2 else "cat dog", "year": 2000 + i % 25} for i in range(300)]
     idx.add(docs)
     hits = idx.search("cat", k=5, filter={"year": {"$gte": 2024}})  # 12 of 300 documents

@@ -25,7 +25,8 @@ import numpy as np
 from . import graphfile
 from .ann import AnnIndex
 from .confidence import CUT_KEY, NEIGHBOURS
-from .search import LocalReader, Reader
+from .reader import LocalReader
+from .search import Reader
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
 if TYPE_CHECKING:

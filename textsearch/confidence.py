@@ -24,7 +24,7 @@ The cut is the smaller of the two, so that a corpus of everyday sentences (which
 resembles) does not refuse its own answers; but at least ``NEAR_SHARE`` of the second, so that a
 narrow corpus far from everyday text (400 laptop specifications) still refuses a programming
 question. The threshold a hit must reach is that cut, and never less than ``FLOOR_SHARE`` of the
-model's ``min_margin`` (``DEFAULT_MIN_MARGIN``, or what ``textsearch eval --calibrate`` stored):
+model's ``min_margin`` (``config.DEFAULT_MIN_MARGIN``, or what ``textsearch eval --calibrate`` stored):
 on five short documents everything scores low, and a stray query must still fail. An index
 without a cut (empty, or last written by an older textsearch) uses ``min_margin`` itself. The
 background vectors of an index's model (as passages and as queries) are kept in the index
@@ -42,7 +42,7 @@ from typing import Protocol
 import numpy as np
 
 
-class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally: encoder imports this module
+class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
@@ -50,7 +50,6 @@ class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally: encoder 
 BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
 INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
 TOP = 10  # background sentences averaged into a query's level
-DEFAULT_MIN_MARGIN = 0.03  # chosen on the dev sets for multilingual-e5-small (docs/quality.md)
 QUANTILE = 0.99  # of the background sentences' own best margins on an index
 NEAR_QUANTILE = 0.25  # of the stored passages' margins to their nearest passage of another document
 NEAR_SHARE = 0.4  # the cut is at least this share of that quantile

@@ -22,6 +22,9 @@ DEFAULT_MODE = "dense"  # chosen by measurement (docs/search.md)
 RRF_K = 60
 DEFAULT_CANDIDATES = 10  # first-stage hits reranked per query: the least harmful count measured (docs/reranking.md)
 DEFAULT_ROOT = "indexes"  # the folder that holds indexes by name
+# a hit's least margin over the query's background level before "no confident match"
+# (search/confidence.py), chosen on the dev sets for multilingual-e5-small (docs/quality.md)
+DEFAULT_MIN_MARGIN = 0.03
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import loading
-from .confidence import DEFAULT_MIN_MARGIN
+from .config import DEFAULT_MIN_MARGIN
 from .errors import ModelError, ModelNotFoundError
 from .models import BUILTIN_MODELS, DEFAULT_MODEL, SHIPPED_ADAPTERS, read_calibration, resolve_model
 from .runtime import load_or_fall_back
