@@ -22,7 +22,7 @@ import hnswlib
 import numpy as np
 
 from textsearch.ann import AnnIndex
-from textsearch.encoder import SentenceTransformerEncoder
+from textsearch.models.encoder import SentenceTransformerEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compare import make_queries

@@ -39,7 +39,7 @@ import psutil
 
 from textsearch import Index
 from textsearch.ann import AnnIndex
-from textsearch.encoder import Encoder
+from textsearch.models.encoder import Encoder
 from textsearch.testing import HashEncoder  # the test suite's fake encoder, here clustered
 
 FILES = ("hnsw.bin", "store.db", "store.db-wal")

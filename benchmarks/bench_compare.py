@@ -63,7 +63,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from textsearch import Index, SentenceTransformerEncoder
-from textsearch.encoder import Encoder
+from textsearch.models.encoder import Encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest_query import generate_passages, percentile

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         encoder: Any = HashEncoder()
     else:
-        from textsearch.encoder import SentenceTransformerEncoder
+        from textsearch.models.encoder import SentenceTransformerEncoder
 
         encoder = SentenceTransformerEncoder()
     rng = random.Random(args.seed)

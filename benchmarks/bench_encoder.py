@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from textsearch.encoder import SentenceTransformerEncoder
+from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.evaluate import evaluate_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from textsearch.models import DEFAULT_MODEL, SHIPPED_ADAPTERS
+from textsearch.models.registry import DEFAULT_MODEL, SHIPPED_ADAPTERS
 from textsearch.quality import report, table
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import refusal_sets  # noqa: E402
 
 from textsearch import config, confidence  # noqa: E402
-from textsearch.encoder import SentenceTransformerEncoder  # noqa: E402
+from textsearch.models.encoder import SentenceTransformerEncoder  # noqa: E402
 from textsearch.index import Index  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "refusal.json"

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from textsearch import Index
-from textsearch.encoder import SentenceTransformerEncoder
+from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.evaluate import CachedEncoder, evaluate_index, evaluate_retrieval
 from textsearch.pairs import IRSet, pairs_to_ir, read_pairs
 from textsearch.quality import DEMO_SPLITS, LONG_SPLITS, PAIR_SPLITS

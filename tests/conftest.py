@@ -17,7 +17,7 @@ def encoder() -> KeywordEncoder:
 @pytest.fixture(scope="session")
 def real_encoder():
     """The bundled multilingual model (built once into the user cache, then reused)."""
-    from textsearch.encoder import SentenceTransformerEncoder
+    from textsearch.models.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(device="cpu")
 

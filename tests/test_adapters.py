@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from textsearch.adapters import merge_lora
+from textsearch.models.adapters import merge_lora
 from textsearch.errors import ModelBuildError
 
 

@@ -152,7 +152,7 @@ def test_the_speed_table_is_compare_10000_json() -> None:
 
 def test_the_speed_table_is_at_todays_defaults() -> None:
     from textsearch.config import IndexConfig
-    from textsearch.models import DEFAULT_MODEL
+    from textsearch.models.registry import DEFAULT_MODEL
 
     compare = _result("compare-10000.json")
     config = IndexConfig(model="", dimension=0)

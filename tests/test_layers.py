@@ -1,68 +1,101 @@
-"""The package reads as a layered house (docs/development.md): no import cycles, no import from a
-lower layer back up, and each heavy dependency imported where it belongs. Imports inside
-functions and under TYPE_CHECKING count too."""
+"""The package reads as a layered house (docs/development.md): each stage is a folder, and a folder
+or top-level module imports only from the layers below it, never back up, never in a loop; each
+heavy dependency is imported in the one module that owns it. Imports inside functions and under
+TYPE_CHECKING count too."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "textsearch"
-LAYERS = [  # top to bottom
-    {"cli", "__main__", "server"},
-    {"__init__"},
-    {"catalog", "check", "client", "quality", "train", "train_reranker", "sources"},
-    {"index", "evaluate", "training"},
-    {"ingest", "search", "reader", "rerank", "backend", "milvus", "distributed", "layout"},
-    {"confidence", "encoder", "runtime", "models", "adapters", "e5build", "loading", "ann", "store", "graphfile", "keyword",
-     "filters", "corpus", "pairs", "testing"},
-    {"errors", "config", "hits", "cache"},
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "textsearch"
+LAYERS = [  # top to bottom; a unit is a folder (a stage) or a module at the top of the package
+    {"cli", "__main__", "server", "client"},  # the interfaces
+    {"__init__"},  # the public API
+    {"training", "testing", "train", "train_reranker", "pairs", "sources", "evaluate", "quality"},
+    {"index", "catalog", "check"},  # the facade
+    {"ingest", "distributed"},
+    {"storage", "store", "ann", "graphfile", "backend", "reader", "milvus", "layout"},
+    {"search", "rerank", "keyword", "confidence", "filters"},
+    {"models", "documents", "corpus"},
+    {"errors", "config", "hits"},  # the ground floor
 ]
 HEAVY = {  # dependency → the modules that may import it
-    "hnswlib": {"ann"},
-    "pymilvus": {"milvus"},
-    "milvus_lite": {"milvus"},
-    "ray": {"distributed"},
+    "hnswlib": {"storage.ann", "ann"},
+    "pymilvus": {"storage.milvus", "milvus"},
+    "milvus_lite": {"storage.milvus", "milvus"},
+    "ray": {"ingest.distributed", "distributed"},
     "fastapi": {"server"},
     "uvicorn": {"server"},
-    "sqlite_utils": {"store"},
-    "jieba": {"keyword"},
-    "onnxruntime": {"runtime"},
-    "onnx": {"runtime"},
-    "sentence_transformers": {"loading", "training", "train", "train_reranker"},
-    "peft": {"training"},
-    "datasets": {"training", "train", "train_reranker"},
-    "torch": {"loading", "runtime", "training"},
+    "sqlite_utils": {"storage.store", "store"},
+    "jieba": {"search.keyword", "keyword"},
+    "onnxruntime": {"models.runtime"},
+    "onnx": {"models.runtime"},
+    "sentence_transformers": {"models.loading", "training.lora", "training.bi_encoder", "training.cross_encoder",
+                              "training", "train", "train_reranker"},
+    "peft": {"training.lora", "training"},
+    "datasets": {"training.lora", "training.bi_encoder", "training.cross_encoder", "training", "train", "train_reranker"},
+    "torch": {"models.loading", "models.runtime", "training.lora", "training"},
 }
+
+
+def _name(path: Path) -> str:
+    """``storage/store.py`` → ``storage.store``; ``storage/__init__.py`` → ``storage``."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
+
+
+MODULES = {_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _target(module: str, path: Path, level: int, name: str | None) -> str:
+    """The module a relative import names, from ``module`` (a package's ``__init__`` counts as
+    the package)."""
+    package = module.split(".") if path.name == "__init__.py" and module != "__init__" else module.split(".")[:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + (name.split(".") if name else []))
 
 
 def _imports() -> dict[str, tuple[set[str], set[str]]]:
     """module → (our modules it imports, top-level packages it imports)."""
     found = {}
-    for path in PACKAGE.glob("*.py"):
+    for module, path in MODULES.items():
         ours, theirs = set(), set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                ours |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                (ours if node.module.startswith("textsearch") else theirs).add(node.module.split(".")[0])
+            if isinstance(node, ast.ImportFrom) and node.level:
+                target = _target(module, path, node.level, node.module)
+                for alias in node.names:  # `from . import x` and `from .pkg import x` may name modules
+                    ours.add(f"{target}.{alias.name}" if f"{target}.{alias.name}".strip(".") in MODULES
+                             else target)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top = node.module.split(".")[0]
+                if top == "textsearch":
+                    ours.add(node.module.removeprefix("textsearch").strip("."))
+                else:
+                    theirs.add(top)
             elif isinstance(node, ast.Import):
                 theirs |= {a.name.split(".")[0] for a in node.names}
-        found[path.stem] = (ours - {path.stem, "textsearch"}, theirs)
+        found[module] = ({m.strip(".") for m in ours} - {module, ""}, theirs)
     return found
 
 
 IMPORTS = _imports()
 
 
+def _unit(module: str) -> str:
+    return module.split(".")[0]
+
+
 def _layer(module: str) -> int:
-    return next(i for i, layer in enumerate(LAYERS) if module in layer)
+    return next(i for i, layer in enumerate(LAYERS) if _unit(module) in layer)
 
 
-def test_every_module_has_a_layer() -> None:
-    assert set(IMPORTS) == set().union(*LAYERS)
+def test_every_folder_and_module_has_a_layer() -> None:
+    assert {_unit(m) for m in MODULES} <= set().union(*LAYERS)
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTS))
@@ -71,24 +104,43 @@ def test_no_import_goes_up_a_layer(module: str) -> None:
     assert up == [], f"{module} imports {up} from a layer above it"
 
 
-def test_no_import_cycles() -> None:
-    graph = {m: ours for m, (ours, _) in IMPORTS.items()}
+def _no_cycle(graph: dict[str, set[str]]) -> None:
     done: set[str] = set()
 
-    def visit(module: str, path: list[str]) -> None:
-        if module in path:
-            raise AssertionError("import cycle: " + " → ".join([*path[path.index(module):], module]))
-        if module in done:
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            raise AssertionError("import cycle: " + " → ".join([*path[path.index(node):], node]))
+        if node in done:
             return
-        for dep in sorted(graph.get(module, ())):
-            visit(dep, [*path, module])
-        done.add(module)
+        for dep in sorted(graph.get(node, ())):
+            visit(dep, [*path, node])
+        done.add(node)
 
-    for module in sorted(graph):
-        visit(module, [])
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def test_no_import_cycles_between_modules() -> None:
+    _no_cycle({m: ours for m, (ours, _) in IMPORTS.items()})
+
+
+def test_no_import_cycles_between_folders() -> None:
+    graph: dict[str, set[str]] = {}
+    for module, (ours, _) in IMPORTS.items():
+        graph.setdefault(_unit(module), set()).update(_unit(m) for m in ours if _unit(m) != _unit(module))
+    _no_cycle(graph)
 
 
 @pytest.mark.parametrize("dependency", sorted(HEAVY))
 def test_heavy_dependencies_stay_in_their_modules(dependency: str) -> None:
     users = {m for m, (_, theirs) in IMPORTS.items() if dependency in theirs}
     assert users <= HEAVY[dependency], f"{dependency} imported by {sorted(users - HEAVY[dependency])}"
+
+
+def test_each_stage_folder_says_what_it_does_and_imports_nothing() -> None:
+    """A folder's ``__init__.py`` is its docstring (the stage, and what it may import) and nothing
+    else: importing one module of a stage never loads the rest of it."""
+    for init in PACKAGE.glob("*/__init__.py"):
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), init
+        assert len(tree.body) == 1, f"{init} does more than say what the stage is"

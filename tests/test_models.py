@@ -1,4 +1,4 @@
-"""textsearch.models: name/path resolution, Q4_0 dequantisation, and the bundled e5 build.
+"""textsearch.models.registry: name/path resolution, Q4_0 dequantisation, and the bundled e5 build.
 
 The e5 build goes to the real cache_dir() (once; ~15 s on 2 cores), so later runs are fast.
 """
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch import e5build, models
-from textsearch.cache import cache_dir
-from textsearch.e5build import dequantize_q4_0
+from textsearch.models import e5build, registry as models
+from textsearch.models.cache import cache_dir
+from textsearch.models.e5build import dequantize_q4_0
 from textsearch.errors import ModelBuildError, ModelNotFoundError
-from textsearch.models import BUILTIN_MODELS, DEFAULT_BASE_MODEL, resolve_model
+from textsearch.models.registry import BUILTIN_MODELS, DEFAULT_BASE_MODEL, resolve_model
 
 
 @pytest.fixture(scope="session")

@@ -226,7 +226,7 @@ def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -
 @pytest.mark.model
 def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from textsearch import loading, runtime
+    from textsearch.models import loading, runtime
     from textsearch.errors import ModelError
 
     fast, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")

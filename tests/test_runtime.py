@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from textsearch import Index, loading, runtime
+from textsearch import Index
+from textsearch.models import loading, runtime
 from textsearch.cli import app
-from textsearch.encoder import SentenceTransformerEncoder
+from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.errors import ModelError, ModelMismatchError
 
 TEXTS = ["可爱的宝宝", "惹人喜欢的孩子", "宝宝的可爱玩具坏了", "a cute baby", "The train leaves at noon."]

@@ -32,8 +32,8 @@ import pytest
 from safetensors.numpy import save_file
 
 import textsearch
-from textsearch import encoder as encoder_module
-from textsearch import loading
+from textsearch.models import encoder as encoder_module
+from textsearch.models import loading
 from textsearch import rerank as rerank_module
 from textsearch.ann import ANN_FILE
 from textsearch.check import repair
@@ -41,7 +41,7 @@ from textsearch.config import CONFIG_FILE
 from textsearch.corpus import Corpus
 from textsearch.errors import InvalidArgumentError, ModelError
 from textsearch.index import Index
-from textsearch.models import materialize, refuse_pickle_weights
+from textsearch.models.registry import materialize, refuse_pickle_weights
 from textsearch.search import MODES
 from textsearch.testing import HashEncoder
 

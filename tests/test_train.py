@@ -59,7 +59,7 @@ def test_every_loss_lowers_its_loss(loss: str, data: str, files, tmp_path: Path)
 
 
 def test_lora_output_is_small_and_loadable(files, tmp_path: Path) -> None:
-    from textsearch.encoder import SentenceTransformerEncoder
+    from textsearch.models.encoder import SentenceTransformerEncoder
 
     out = tmp_path / "tuned"
     train(files["triplets"], out, TrainConfig(epochs=2, batch_size=4, base_model=BASE), device="cpu")
@@ -87,7 +87,7 @@ def test_same_seed_same_adapter(files, tmp_path: Path) -> None:
 def test_mined_negatives_are_added(files, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from textsearch.models import resolve_model
+    from textsearch.models.registry import resolve_model
     from textsearch.pairs import read_pairs
     from textsearch.training import mine
 

@@ -14,6 +14,7 @@ Anything the command line does is one call: ``build_index`` (``textsearch index`
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_CANDIDATES
@@ -33,7 +34,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .catalog import Built, build_index, index_path, list_indexes, open_index
-    from .encoder import Encoder, SentenceTransformerEncoder
+    from .models.encoder import Encoder, SentenceTransformerEncoder
     from .evaluate import Calibration
     from .hits import Hit, Summary
     from .index import Index
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 # the command line's start-up stay light; `from textsearch import Index` works as usual
 _LAZY = {
     "Built": "catalog", "build_index": "catalog", "index_path": "catalog", "list_indexes": "catalog",
-    "open_index": "catalog", "Encoder": "encoder", "SentenceTransformerEncoder": "encoder", "Hit": "hits",
+    "open_index": "catalog", "Encoder": "models.encoder", "SentenceTransformerEncoder": "models.encoder", "Hit": "hits",
     "Summary": "hits", "Index": "index", "CrossEncoderReranker": "rerank", "Reranker": "rerank",
     "SearchOptions": "search",
 }
@@ -60,6 +61,37 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'textsearch' has no attribute {name!r}")
 
 
+# Modules that sat at the top of the package before each stage had its folder keep their import
+# path: ``import textsearch.train`` gives ``textsearch.training.bi_encoder`` itself. (The old
+# ``search``, ``models``, ``ingest`` and ``training`` modules are the folders' names now.)
+_MOVED = {
+    "adapters": "models.adapters", "cache": "models.cache", "e5build": "models.e5build", "encoder": "models.encoder",
+    "loading": "models.loading", "runtime": "models.runtime",
+}
+
+
+class _OldPaths:
+    """A finder and loader for ``_MOVED``, asked only after the package's own folder (PEP 451)."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: object = None, target: object = None) -> object:
+        from importlib.util import spec_from_loader
+
+        old = fullname.removeprefix(f"{__name__}.")
+        return spec_from_loader(fullname, _OldPaths) if old != fullname and old in _MOVED else None
+
+    @staticmethod
+    def create_module(spec: object) -> object:
+        from importlib import import_module
+
+        return import_module(f"{__name__}.{_MOVED[spec.name.removeprefix(f'{__name__}.')]}")  # type: ignore[attr-defined]
+
+    @staticmethod
+    def exec_module(module: object) -> None:
+        pass
+
+
+sys.meta_path.append(_OldPaths)  # type: ignore[arg-type]
 __version__ = "0.1.0"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import layout
 from .config import DEFAULT_ROOT, is_index_dir
 from .corpus import Corpus
-from .encoder import Encoder
+from .models.encoder import Encoder
 from .errors import IndexNotFoundError, TextsearchError
 from .hits import Summary
 from .index import Index

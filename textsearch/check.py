@@ -21,7 +21,7 @@ import numpy as np
 
 from .ann import ANN_FILE, AnnIndex
 from .config import IndexConfig, is_index_dir
-from .encoder import Encoder, SentenceTransformerEncoder, same_model
+from .models.encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .graphfile import recorded, replay, write_lock
 from .index import Index

@@ -78,7 +78,7 @@ def embed_once(encoder: _Embeds, probe: Sequence[float]) -> np.ndarray:
     import hashlib
     import json
 
-    from .cache import cache_dir
+    from .models.cache import cache_dir
 
     runtime = getattr(encoder, "runtime", None)
     if runtime is None:  # a fake or custom encoder: nothing says when its vectors would change

@@ -37,7 +37,7 @@ from .hits import Summary
 from .ingest import Progress, batches, write_batch
 
 if TYPE_CHECKING:
-    from .encoder import Encoder
+    from .models.encoder import Encoder
     from .ingest import Target
 
 logger = logging.getLogger(__name__)

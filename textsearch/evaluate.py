@@ -19,9 +19,9 @@ import numpy as np
 
 from . import confidence
 from .config import DEFAULT_CANDIDATES
-from .encoder import Encoder
+from .models.encoder import Encoder
 from .errors import InvalidArgumentError
-from .models import write_calibration
+from .models.registry import write_calibration
 from .pairs import (
     IRSet,
     PairSet,
@@ -267,7 +267,7 @@ def evaluate_file(
     optionally a baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
     of the first ``candidates`` texts; ``choose_weight`` first sets the reranker's weight to the
     file's best (``choose_rerank_weight``), with the curve in ``rerank_weights``."""
-    from .encoder import SentenceTransformerEncoder
+    from .models.encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
     tuned = CachedEncoder(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)

@@ -30,7 +30,7 @@ from . import confidence, graphfile, ingest, layout
 from .backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .corpus import Corpus, Document
-from .encoder import Encoder, SentenceTransformerEncoder, same_model
+from .models.encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
     CorpusError,
     IndexExistsError,

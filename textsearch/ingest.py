@@ -24,7 +24,7 @@ from .hits import Summary
 if TYPE_CHECKING:
     from .backend import Backend
     from .config import IndexConfig
-    from .encoder import Encoder
+    from .models.encoder import Encoder
 
 BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
 SPLIT_GROUP = 256  # documents whose tokens are counted in one call

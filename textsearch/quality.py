@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PASSAGE_TOKENS
-from .encoder import Encoder, SentenceTransformerEncoder
+from .models.encoder import Encoder, SentenceTransformerEncoder
 from .errors import InvalidArgumentError
 from .evaluate import evaluate_index, evaluate_pairs
 from .index import Index

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .catalog import index_path, list_indexes
 from .config import DEFAULT_MODE, RRF_K, is_index_dir
-from .encoder import Encoder
+from .models.encoder import Encoder
 from .errors import (
     DISTRIBUTION,
     IndexLockedError,

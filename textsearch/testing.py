@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .encoder import Encoder
+from .models.encoder import Encoder
 
 VOCAB = [
     "<other>", "apple", "banana", "baby", "cat", "cute", "dog", "fish", "happy", "house",

@@ -23,8 +23,8 @@ from typing import Any
 
 from . import training
 from .errors import InvalidArgumentError
-from .loading import SAFE_LOAD, quiet_transformers
-from .models import DEFAULT_BASE_MODEL, resolve_model
+from .models.loading import SAFE_LOAD, quiet_transformers
+from .models.registry import DEFAULT_BASE_MODEL, resolve_model
 from .pairs import PairSet, read_pairs
 from .training import TrainResult
 

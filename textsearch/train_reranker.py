@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from . import training
-from .adapters import reranker_config
+from .models.adapters import reranker_config
 from .errors import InvalidArgumentError
-from .loading import SAFE_LOAD, quiet_transformers
-from .models import DEFAULT_BASE_MODEL, DEFAULT_MODEL, resolve_model
+from .models.loading import SAFE_LOAD, quiet_transformers
+from .models.registry import DEFAULT_BASE_MODEL, DEFAULT_MODEL, resolve_model
 from .pairs import PairSet, labeled_pairs, read_pairs
 from .training import TrainResult
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTER_MARKER
+from .models.adapters import ADAPTER_MARKER
 from .errors import InvalidArgumentError, require
-from .loading import quiet_transformers
+from .models.loading import quiet_transformers
 from .pairs import PairSet
 
 logger = logging.getLogger(__name__)

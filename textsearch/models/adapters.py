@@ -29,7 +29,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from .cache import building, cache_dir, file_lock, progress
-from .errors import ModelBuildError
+from ..errors import ModelBuildError
 
 ADAPTER_MARKER = "textsearch_model.json"
 MERGED_MARKER = "textsearch_merged.json"

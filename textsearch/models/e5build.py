@@ -21,12 +21,12 @@ from safetensors.numpy import save_file
 
 from . import loading
 from .cache import progress
-from .errors import ModelBuildError
+from ..errors import ModelBuildError
 
 BUILD_VERSION = 1  # bump when the built folder changes: older folders are then rebuilt
 MARKER = "textsearch_build.json"  # written last: a folder without it is incomplete
 MIN_COSINE = 0.999
-REFERENCE_FILE = Path(__file__).parent / "data" / "e5_reference.npz"
+REFERENCE_FILE = Path(__file__).parents[1] / "data" / "e5_reference.npz"
 E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 
 

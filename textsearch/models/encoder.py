@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from . import loading
-from .config import DEFAULT_MIN_MARGIN
-from .errors import ModelError, ModelNotFoundError
-from .models import BUILTIN_MODELS, DEFAULT_MODEL, SHIPPED_ADAPTERS, read_calibration, resolve_model
+from ..config import DEFAULT_MIN_MARGIN
+from ..errors import ModelError, ModelNotFoundError
+from .registry import BUILTIN_MODELS, DEFAULT_MODEL, SHIPPED_ADAPTERS, read_calibration, resolve_model
 from .runtime import load_or_fall_back
 
 PROBE_TEXT = "textsearch probe — 可爱的宝宝 and a cute baby."

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError, ModelNotFoundError
+from ..errors import ModelError, ModelNotFoundError
 
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # from_pretrained options for every model load: weights from safetensors only (a hub model

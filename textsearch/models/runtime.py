@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .cache import building, cache_dir, file_lock, progress
-from .errors import ModelError, ModelNotFoundError
+from ..errors import ModelError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 

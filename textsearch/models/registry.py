@@ -21,7 +21,7 @@ from .adapters import is_adapter_folder
 from .adapters import materialize as merge_adapter
 from .cache import building, cache_dir, file_lock, progress
 from .e5build import E5_PROMPTS, build_into, is_complete
-from .errors import ModelNotFoundError
+from ..errors import ModelNotFoundError
 from .loading import refuse_pickle_weights
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,11 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 TUNED_MODEL = "zh-en-tuned"  # LoRA adapter over multilingual-e5-small, shipped in textsearch/data
 GENERAL_MODEL = "zh-en-general"  # the same, trained on real text (README "Models")
 # LoRA adapters over multilingual-e5-small that ship in textsearch/data, by name
-SHIPPED_ADAPTERS = {name: Path(__file__).parent / "data" / name for name in (GENERAL_MODEL, TUNED_MODEL)}
+SHIPPED_ADAPTERS = {name: Path(__file__).parents[1] / "data" / name for name in (GENERAL_MODEL, TUNED_MODEL)}
 TUNED_ADAPTER = SHIPPED_ADAPTERS[TUNED_MODEL]
 # the tokenizer of multilingual-e5-small ships with textsearch, xz-compressed (17 MB → 2.4 MB;
 # MIT, notice in data/e5-tokenizer.NOTICE)
-E5_TOKENIZER = Path(__file__).parent / "data" / "e5-tokenizer.json.xz"
+E5_TOKENIZER = Path(__file__).parents[1] / "data" / "e5-tokenizer.json.xz"
 
 
 def materialize(folder: Path, show_progress: bool = False) -> Path:
