@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import refusal_sets  # noqa: E402
 
-from textsearch import config, confidence  # noqa: E402
+from textsearch import config  # noqa: E402
+from textsearch.search import confidence  # noqa: E402
 from textsearch.models.encoder import SentenceTransformerEncoder  # noqa: E402
 from textsearch.index import Index  # noqa: E402
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from textsearch import Index, SentenceTransformerEncoder
 from textsearch.evaluate import evaluate_pairs
 from textsearch.pairs import read_pairs
-from textsearch.rerank import CrossEncoderReranker, Memoized
+from textsearch.search.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["corpora/heldout/zh.jsonl", "corpora/heldout/en.jsonl", "corpora/heldout/zh_en.jsonl",

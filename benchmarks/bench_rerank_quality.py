@@ -25,7 +25,7 @@ from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.evaluate import CachedEncoder, evaluate_index, evaluate_retrieval
 from textsearch.pairs import IRSet, pairs_to_ir, read_pairs
 from textsearch.quality import DEMO_SPLITS, LONG_SPLITS, PAIR_SPLITS
-from textsearch.rerank import CrossEncoderReranker, Memoized
+from textsearch.search.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"

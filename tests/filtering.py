@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from textsearch.corpus import Document, Passage
-from textsearch.filters import parse_where, to_sql
+from textsearch.documents.corpus import Document, Passage
+from textsearch.search.filters import parse_where, to_sql
 from textsearch.store import Store
 
 

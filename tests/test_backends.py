@@ -261,7 +261,7 @@ def test_a_missing_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_writing_a_batch_again_stores_nothing_twice(index: Index) -> None:
     """What a retried write (a Ray task run again) does: the same documents, replaced."""
-    from textsearch.corpus import Document, Passage
+    from textsearch.documents.corpus import Document, Passage
 
     doc = Document("z", "fish in water. red fish.", {"lang": "en"})
     batch = [(doc, [Passage("fish in water.", 0, 14), Passage("red fish.", 15, 24)])]

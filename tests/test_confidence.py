@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from textsearch import confidence
+from textsearch.search import confidence
 from textsearch.index import Index
 from textsearch.testing import KeywordEncoder
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from textsearch.corpus import (
+from textsearch.documents.corpus import (
     Corpus,
     Document,
     Skipped,
@@ -166,7 +166,7 @@ def test_tiny_corpus_documents(tiny_corpus: Path) -> None:
 
 
 def test_unsupported_type_is_skipped_without_a_warning(tiny_corpus: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="textsearch.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textsearch.documents.corpus"):
         list(Corpus(tiny_corpus).documents())
     assert caplog.records == []
 
@@ -197,7 +197,7 @@ def test_bad_files_are_skipped_with_a_warning(
     (tmp_path / "good.txt").write_text("fine text", encoding="utf-8")
     (tmp_path / name).write_bytes(data)
     corpus = Corpus(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="textsearch.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textsearch.documents.corpus"):
         docs = list(corpus.documents())
     assert [d.id for d in docs] == ["good.txt"]
     assert corpus.skipped == [Skipped(name, reason)]
@@ -219,7 +219,7 @@ def test_file_over_the_size_limit_is_skipped_unread(tmp_path: Path, monkeypatch,
 
     monkeypatch.setattr(Path, "read_bytes", spy)
     corpus = Corpus(tmp_path)  # max_file_bytes defaults to 10 MB
-    with caplog.at_level(logging.WARNING, logger="textsearch.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textsearch.documents.corpus"):
         docs = list(corpus.documents())
     assert [d.id for d in docs] == ["small.txt"]
     assert read == ["small.txt"]  # the big file was never read
@@ -253,7 +253,7 @@ def test_jsonl_bad_rows_are_skipped_and_the_rest_kept(tmp_path: Path, caplog) ->
         encoding="utf-8",
     )
     corpus = Corpus(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="textsearch.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textsearch.documents.corpus"):
         docs = list(corpus.documents())
     assert [(d.id, d.text) for d in docs] == [
         ("rows.jsonl#a", "first"),
@@ -355,7 +355,7 @@ def test_symlinks_inside_are_read_outside_are_skipped(tmp_path: Path, caplog) ->
     (root / "link_out.txt").symlink_to(outside / "secret.txt")
     (root / "dir_out").symlink_to(outside, target_is_directory=True)  # not descended into
     corpus = Corpus(root)
-    with caplog.at_level(logging.WARNING, logger="textsearch.corpus"):
+    with caplog.at_level(logging.WARNING, logger="textsearch.documents.corpus"):
         docs = list(corpus.documents())
     assert [(d.id, d.text) for d in docs] == [
         ("link_in.txt", "inside text"),

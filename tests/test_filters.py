@@ -9,7 +9,7 @@ from filtering import metadata_store
 from filtering import sql_ids as ids  # the documents a filter (dict or CLI string) selects
 
 from textsearch.errors import InvalidArgumentError
-from textsearch.filters import combine, parse_where, to_sql
+from textsearch.search.filters import combine, parse_where, to_sql
 from textsearch.store import Store
 
 METADATA = {

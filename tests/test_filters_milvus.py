@@ -15,7 +15,7 @@ from filtering import metadata_store, sql_ids
 from pymilvus import DataType, MilvusClient
 
 from textsearch.errors import InvalidArgumentError
-from textsearch.filters import MAX_DEPTH, parse_where, to_milvus, to_sql
+from textsearch.search.filters import MAX_DEPTH, parse_where, to_milvus, to_sql
 from textsearch.milvus import render
 from textsearch.store import Store
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from textsearch import Index
 from textsearch.check import check
 from textsearch.errors import InvalidArgumentError, TextsearchError
-from textsearch.filters import OPERATORS
+from textsearch.search.filters import OPERATORS
 from textsearch.index import Summary
 from textsearch.testing import KeywordEncoder
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch import confidence
+from textsearch.search import confidence
 from textsearch.ann import ANN_FILE
 from textsearch.check import check, repair
 from textsearch.errors import (

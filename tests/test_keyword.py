@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch.corpus import Document, Passage
-from textsearch.keyword import match_expression, segment
+from textsearch.documents.corpus import Document, Passage
+from textsearch.search.keyword import match_expression, segment
 from textsearch.store import Store
 
 PASSAGES = [
@@ -62,7 +62,7 @@ def test_segment_lowercases_keeps_codes_and_drops_punctuation() -> None:
 
 
 def test_segment_says_nothing_on_stdout_or_stderr() -> None:
-    code = "from textsearch.keyword import segment; print(segment('北京大学'))"
+    code = "from textsearch.search.keyword import segment; print(segment('北京大学'))"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -117,7 +117,7 @@ def test_operators_are_plain_words(store: Store) -> None:
 
 
 def test_quote_inside_a_term_is_doubled() -> None:
-    from textsearch.keyword import quote
+    from textsearch.search.keyword import quote
 
     assert quote('a"b') == '"a""b"'
 

@@ -113,7 +113,7 @@ def test_the_where_pattern_accepts_what_parse_where_reads(condition: str) -> Non
     import re
 
     from textsearch.errors import InvalidArgumentError
-    from textsearch.filters import parse_where
+    from textsearch.search.filters import parse_where
     from textsearch.server import WHERE
 
     try:

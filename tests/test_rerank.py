@@ -18,7 +18,7 @@ from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
 from textsearch.evaluate import evaluate_retrieval
 from textsearch.pairs import IRSet
-from textsearch.rerank import CrossEncoderReranker, Reranker
+from textsearch.search.rerank import CrossEncoderReranker, Reranker
 
 DOCS = [
     {"id": "a", "text": "cat cat dog"},
@@ -119,7 +119,7 @@ def test_evaluation_uses_the_reranked_order(encoder) -> None:
 def test_missing_reranker_says_how_to_train_one(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ModelNotFoundError, match="textsearch train-reranker"):
         CrossEncoderReranker(str(tmp_path / "no-such-reranker"))
-    monkeypatch.setattr("textsearch.rerank.RERANKER_ADAPTER", tmp_path / "gone")
+    monkeypatch.setattr("textsearch.search.rerank.RERANKER_ADAPTER", tmp_path / "gone")
     with pytest.raises(ModelNotFoundError, match="textsearch train-reranker"):
         CrossEncoderReranker()
 

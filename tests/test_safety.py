@@ -34,15 +34,15 @@ from safetensors.numpy import save_file
 import textsearch
 from textsearch.models import encoder as encoder_module
 from textsearch.models import loading
-from textsearch import rerank as rerank_module
+from textsearch.search import rerank as rerank_module
 from textsearch.ann import ANN_FILE
 from textsearch.check import repair
 from textsearch.config import CONFIG_FILE
-from textsearch.corpus import Corpus
+from textsearch.documents.corpus import Corpus
 from textsearch.errors import InvalidArgumentError, ModelError
 from textsearch.index import Index
 from textsearch.models.registry import materialize, refuse_pickle_weights
-from textsearch.search import MODES
+from textsearch.search.query import MODES
 from textsearch.testing import HashEncoder
 
 PACKAGE = Path(textsearch.__file__).parent
@@ -566,6 +566,6 @@ def test_keyword_segmentation_ignores_a_planted_jieba_cache(tmp_path: Path) -> N
     (tmp_path / "tmp").mkdir()
     (tmp_path / "tmp" / "jieba.cache").write_bytes(marshal.dumps(({**prefixes, word: 10**6}, 10**6)))
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "TEXTSEARCH_CACHE": str(tmp_path / "cache")}
-    code = f"from textsearch.keyword import segment; print(segment({word!r}))"
+    code = f"from textsearch.search.keyword import segment; print(segment({word!r}))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["北京", "大学", "北京大学", "生物", "生物系"]

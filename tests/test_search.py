@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KeywordEncoder
-from textsearch import Hit, Index, confidence
+from textsearch import Hit, Index
+from textsearch.search import confidence
 from textsearch import reader
 from textsearch.errors import InvalidArgumentError
-from textsearch.search import fuse
+from textsearch.search.query import fuse
 
 
 class CalibratedEncoder(KeywordEncoder):

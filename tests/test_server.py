@@ -259,7 +259,7 @@ def test_the_search_request_carries_every_search_option() -> None:
     `where` strings): a new option in one without the other is a bug this catches."""
     from dataclasses import fields
 
-    from textsearch.search import SearchOptions
+    from textsearch.search.query import SearchOptions
     from textsearch.server import SearchRequest
 
     options = {f.name for f in fields(SearchOptions)}

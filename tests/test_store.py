@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch.corpus import Document, Passage
+from textsearch.documents.corpus import Document, Passage
 from textsearch.errors import IndexCorruptError, InvalidArgumentError
-from textsearch.filters import to_sql
-from textsearch.keyword import match_expression
+from textsearch.search.filters import to_sql
+from textsearch.search.keyword import match_expression
 from textsearch.store import MIGRATIONS, SCHEMA_VERSION, PassageRow, Store
 
 DIM = 4

@@ -38,16 +38,16 @@ if TYPE_CHECKING:
     from .evaluate import Calibration
     from .hits import Hit, Summary
     from .index import Index
-    from .rerank import CrossEncoderReranker, Reranker
-    from .search import SearchOptions
+    from .search.rerank import CrossEncoderReranker, Reranker
+    from .search.query import SearchOptions
 
 # the public names, each imported from its module on first use (PEP 562): `import textsearch` and
 # the command line's start-up stay light; `from textsearch import Index` works as usual
 _LAZY = {
     "Built": "catalog", "build_index": "catalog", "index_path": "catalog", "list_indexes": "catalog",
     "open_index": "catalog", "Encoder": "models.encoder", "SentenceTransformerEncoder": "models.encoder", "Hit": "hits",
-    "Summary": "hits", "Index": "index", "CrossEncoderReranker": "rerank", "Reranker": "rerank",
-    "SearchOptions": "search",
+    "Summary": "hits", "Index": "index", "CrossEncoderReranker": "search.rerank", "Reranker": "search.rerank",
+    "SearchOptions": "search.query",
 }
 
 
@@ -66,7 +66,8 @@ def __getattr__(name: str) -> object:
 # ``search``, ``models``, ``ingest`` and ``training`` modules are the folders' names now.)
 _MOVED = {
     "adapters": "models.adapters", "cache": "models.cache", "e5build": "models.e5build", "encoder": "models.encoder",
-    "loading": "models.loading", "runtime": "models.runtime",
+    "loading": "models.loading", "runtime": "models.runtime", "corpus": "documents.corpus", "rerank": "search.rerank",
+    "keyword": "search.keyword", "confidence": "search.confidence", "filters": "search.filters",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import layout
 from .config import DEFAULT_ROOT, is_index_dir
-from .corpus import Corpus
+from .documents.corpus import Corpus
 from .models.encoder import Encoder
 from .errors import IndexNotFoundError, TextsearchError
 from .hits import Summary

@@ -162,8 +162,8 @@ def query_cmd(
     Example: textsearch query "可爱的宝宝" -k 5 --where "lang = zh" --rerank
     """
     from .catalog import open_index
-    from .filters import combine, parse_where
-    from .search import SearchOptions
+    from .search.filters import combine, parse_where
+    from .search.query import SearchOptions
 
     _setup_logging(True)
     options = SearchOptions(
@@ -510,7 +510,7 @@ def eval_cmd(
     from .evaluate import calibrate as calibrate_model
     from .evaluate import evaluate_file, evaluate_index, format_table
     from .quality import report, table
-    from .rerank import CrossEncoderReranker
+    from .search.rerank import CrossEncoderReranker
 
     _setup_logging(True)
     if heldout:

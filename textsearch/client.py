@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import IndexLockedError, IndexNotFoundError, InvalidArgumentError, TextsearchError
 from .hits import Hit
-from .search import SearchOptions
+from .search.query import SearchOptions
 
 TIMEOUT = 120.0
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .corpus import Corpus, Document, Passage, Skipped, split_many
+from .documents.corpus import Corpus, Document, Passage, Skipped, split_many
 from .errors import InvalidArgumentError, require
 from .hits import Summary
 from .ingest import Progress, batches, write_batch

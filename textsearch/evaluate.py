@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import confidence
+from .search import confidence
 from .config import DEFAULT_CANDIDATES
 from .models.encoder import Encoder
 from .errors import InvalidArgumentError
@@ -34,7 +34,7 @@ from .pairs import (
     read_pairs,
     read_records,
 )
-from .rerank import Memoized, Reranker, blend, calibration_spec
+from .search.rerank import Memoized, Reranker, blend, calibration_spec
 
 if TYPE_CHECKING:
     from .index import Index

@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from . import confidence, graphfile, ingest, layout
+from .search import confidence
+from . import graphfile, ingest, layout
 from .backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
-from .corpus import Corpus, Document
+from .documents.corpus import Corpus, Document
 from .models.encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import (
     CorpusError,
@@ -40,8 +41,8 @@ from .errors import (
 )
 from .hits import Hit, Summary
 from .ingest import Target
-from .rerank import Reranker
-from .search import SearchOptions, Source, candidates, finish
+from .search.rerank import Reranker
+from .search.query import SearchOptions, Source, candidates, finish
 from .store import VECTOR_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -481,7 +482,7 @@ class Index:
         """The cross-encoder for ``model`` (default: the shipped one) with ``weight`` (default: its
         calibrated one), made once per index: resolving it hashes the adapter file, which must not
         happen on every query."""
-        from .rerank import CrossEncoderReranker
+        from .search.rerank import CrossEncoderReranker
 
         if (model, weight) not in self._rerankers:
             self._rerankers[(model, weight)] = CrossEncoderReranker(model, weight=weight)

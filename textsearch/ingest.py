@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import keyword
-from .corpus import Document, Passage, split_many
+from .search import keyword
+from .documents.corpus import Document, Passage, split_many
 from .hits import Summary
 
 if TYPE_CHECKING:

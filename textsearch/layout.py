@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from .ann import ANN_FILE
-from .confidence import INDEX_FILE as BACKGROUND_FILE
+from .search.confidence import INDEX_FILE as BACKGROUND_FILE
 from .config import CONFIG_FILE
 from .errors import InvalidArgumentError
 from .graphfile import LOCK_FILE

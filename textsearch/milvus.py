@@ -48,14 +48,14 @@ from .errors import (
     TextsearchError,
     require,
 )
-from .confidence import CUT_KEY, NEIGHBOURS
-from .filters import to_milvus
+from .search.confidence import CUT_KEY, NEIGHBOURS
+from .search.filters import to_milvus
 from .hits import Hit
-from .keyword import segment
+from .search.keyword import segment
 
 if TYPE_CHECKING:
     from .config import IndexConfig
-    from .corpus import Document, Passage
+    from .documents.corpus import Document, Passage
 
 STATE_FILE = "milvus-state.json"
 MAX_TEXT = 65535  # Milvus's longest VARCHAR

@@ -40,7 +40,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from . import keyword
+from .search import keyword
 from .errors import DISTRIBUTION, CorpusError, InvalidArgumentError, MissingExtraError
 
 logger = logging.getLogger(__name__)

@@ -49,12 +49,12 @@ from .errors import (
     ModelError,
     TextsearchError,
 )
-from .filters import OPERATORS, combine, parse_where
+from .search.filters import OPERATORS, combine, parse_where
 from .hits import Hit, Summary
 from .index import Index, check_query
-from .keyword import segment
-from .rerank import DEFAULT_RERANKER
-from .search import MAX_EF, MAX_K, MAX_RRF_K, MODES, SearchOptions
+from .search.keyword import segment
+from .search.rerank import DEFAULT_RERANKER
+from .search.query import MAX_EF, MAX_K, MAX_RRF_K, MODES, SearchOptions
 
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)

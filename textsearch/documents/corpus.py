@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 logger = logging.getLogger(__name__)
 

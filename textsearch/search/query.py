@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import confidence
-from .config import DEFAULT_CANDIDATES, DEFAULT_MODE, RRF_K
-from .errors import InvalidArgumentError
-from .hits import Hit
+from ..config import DEFAULT_CANDIDATES, DEFAULT_MODE, RRF_K
+from ..errors import InvalidArgumentError
+from ..hits import Hit
 from .rerank import Reranker, check_weight
 
 MODES = ("dense", "keyword", "hybrid")

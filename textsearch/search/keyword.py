@@ -42,7 +42,7 @@ def _loaded() -> Any:
             if _jieba is None:
                 import jieba
 
-                from .models.cache import cache_dir
+                from ..models.cache import cache_dir
 
                 folder = cache_dir() / "jieba"
                 folder.mkdir(parents=True, exist_ok=True)

@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from .models import loading
-from .models.adapters import PROMPTS_FILE, is_adapter_folder
-from .errors import InvalidArgumentError, ModelNotFoundError
-from .hits import Hit
-from .models.loading import refuse_pickle_weights
-from .models.registry import looks_like_path, materialize, read_calibration
-from .models.runtime import load_or_fall_back
+from ..models import loading
+from ..models.adapters import PROMPTS_FILE, is_adapter_folder
+from ..errors import InvalidArgumentError, ModelNotFoundError
+from ..hits import Hit
+from ..models.loading import refuse_pickle_weights
+from ..models.registry import looks_like_path, materialize, read_calibration
+from ..models.runtime import load_or_fall_back
 
 DEFAULT_RERANKER = "zh-en-reranker"
-RERANKER_ADAPTER = Path(__file__).parent / "data" / DEFAULT_RERANKER
+RERANKER_ADAPTER = Path(__file__).parents[1] / "data" / DEFAULT_RERANKER
 HOW_TO_TRAIN = (
     "train one with `textsearch train-reranker corpora/pairs/train.jsonl --out models/reranker` "
     "and pass --rerank-model models/reranker"
@@ -125,7 +125,7 @@ def _load(path: str, device: str, max_length: int, runtime: str, show_progress: 
     def make() -> tuple[Any, Any]:
         model = loading.cross_encoder(path, device, max_length, hint=f"give a CrossEncoder folder, or {HOW_TO_TRAIN}")
         if runtime == "onnx":
-            from .models.runtime import load_reranker
+            from ..models.runtime import load_reranker
 
             return model, load_reranker(model, path, show_progress)
         if device == "cuda":
@@ -179,7 +179,7 @@ class CrossEncoderReranker(Reranker):
         q = self.prompts.get("query", "") + query
         p = self.prompts.get("passage", "")
         if self._onnx is not None:
-            from .models.runtime import score_pairs
+            from ..models.runtime import score_pairs
 
             return score_pairs(self._model, self._onnx, [q] * len(passages), [p + text for text in passages],
                                self.batch_size, _TOKENIZING)

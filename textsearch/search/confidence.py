@@ -47,7 +47,7 @@ class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
 
-BACKGROUND_TEXT = Path(__file__).parent / "data" / "background.txt"
+BACKGROUND_TEXT = Path(__file__).parents[1] / "data" / "background.txt"
 INDEX_FILE = "background.f32"  # raw little-endian float32 rows, nothing to unpickle
 TOP = 10  # background sentences averaged into a query's level
 QUANTILE = 0.99  # of the background sentences' own best margins on an index
@@ -78,7 +78,7 @@ def embed_once(encoder: _Embeds, probe: Sequence[float]) -> np.ndarray:
     import hashlib
     import json
 
-    from .models.cache import cache_dir
+    from ..models.cache import cache_dir
 
     runtime = getattr(encoder, "runtime", None)
     if runtime is None:  # a fake or custom encoder: nothing says when its vectors would change
