@@ -21,7 +21,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from textsearch.ann import AnnIndex
+from textsearch.storage.ann import AnnIndex
 from textsearch.models.encoder import SentenceTransformerEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -38,7 +38,7 @@ import numpy as np
 import psutil
 
 from textsearch import Index
-from textsearch.ann import AnnIndex
+from textsearch.storage.ann import AnnIndex
 from textsearch.models.encoder import Encoder
 from textsearch.testing import HashEncoder  # the test suite's fake encoder, here clustered
 

@@ -47,7 +47,7 @@ def generate_passages(n: int, seed: int = 0, short: bool = False) -> list[dict[s
 
 def hnsw_sweep(labels: np.ndarray, vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> list[dict]:
     """Recall@10 and single-query search time of the bare graph for several M and ef."""
-    from textsearch.ann import AnnIndex
+    from textsearch.storage.ann import AnnIndex
 
     rows = []
     for m in (16, 32):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from textsearch.ann import AnnIndex
+from textsearch.storage.ann import AnnIndex
 from textsearch.config import IndexConfig
 
 ROOT = Path(__file__).resolve().parent.parent

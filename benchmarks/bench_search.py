@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from textsearch import Encoder, Index, SentenceTransformerEncoder
-from textsearch import reader
+from textsearch.storage import reader
 from textsearch.evaluate import ranking_metrics
 from textsearch.pairs import pairs_to_ir, read_pairs
 from textsearch.testing import HashEncoder

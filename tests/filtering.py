@@ -10,7 +10,7 @@ import numpy as np
 
 from textsearch.documents.corpus import Document, Passage
 from textsearch.search.filters import parse_where, to_sql
-from textsearch.store import Store
+from textsearch.storage.store import Store
 
 
 def metadata_store(path: Path, metadata: dict[str, dict[str, Any]]) -> Store:

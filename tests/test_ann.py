@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch.ann import AnnIndex, file_signature
+from textsearch.storage.ann import AnnIndex, file_signature
 from textsearch.errors import IndexCorruptError
 
 DIM = 32

@@ -198,7 +198,7 @@ def test_milvus_crash_between_requests_is_repaired_by_the_next_run(tmp_path: Pat
     """A batch is three requests: delete the old rows, upsert the later passages, upsert the first
     ones (which carry the content hash). A crash after the second leaves documents that the next
     run does not trust, and rewrites."""
-    from textsearch import milvus
+    from textsearch.storage import milvus
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -276,7 +276,7 @@ def test_writing_a_batch_again_stores_nothing_twice(index: Index) -> None:
 @milvus_only
 def test_a_milvus_without_bm25_says_keyword_search_is_unsupported(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from textsearch import milvus
+    from textsearch.storage import milvus
 
     make = milvus.MilvusBackend._create_collection
 

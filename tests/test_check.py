@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsearch.ann import ANN_FILE
+from textsearch.storage.ann import ANN_FILE
 from textsearch.check import check, repair
 from textsearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from textsearch.index import Index
-from textsearch.store import DB_FILE, Store
+from textsearch.storage.store import DB_FILE, Store
 from textsearch.testing import KeywordEncoder
 
 DOCS = [

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from textsearch import Index
-from textsearch.ann import AnnIndex
+from textsearch.storage.ann import AnnIndex
 from textsearch.testing import HashEncoder
 
 DOCS = 200

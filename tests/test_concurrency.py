@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from textsearch.ann import ANN_FILE, AnnIndex
+from textsearch.storage.ann import ANN_FILE, AnnIndex
 from textsearch.check import check
 from textsearch.errors import IndexLockedError
 from textsearch.index import Index
-from textsearch.store import DB_FILE
+from textsearch.storage.store import DB_FILE
 from textsearch.testing import HashEncoder
 
 TESTS = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ from filtering import sql_ids as ids  # the documents a filter (dict or CLI stri
 
 from textsearch.errors import InvalidArgumentError
 from textsearch.search.filters import combine, parse_where, to_sql
-from textsearch.store import Store
+from textsearch.storage.store import Store
 
 METADATA = {
     "a": {"path": "family/mom.txt", "type": "txt", "lang": "zh", "year": 2020},

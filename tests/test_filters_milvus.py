@@ -16,8 +16,8 @@ from pymilvus import DataType, MilvusClient
 
 from textsearch.errors import InvalidArgumentError
 from textsearch.search.filters import MAX_DEPTH, parse_where, to_milvus, to_sql
-from textsearch.milvus import render
-from textsearch.store import Store
+from textsearch.storage.milvus import render
+from textsearch.storage.store import Store
 
 ODD_KEY = 'we"ird\\key'  # a quote and a backslash to escape inside meta["..."]
 TRAP_KEY = 'x"] or not (doc_id in []) or meta["{p0}'  # breaks out of meta["..."] if not quoted

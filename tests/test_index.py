@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from textsearch.search import confidence
-from textsearch.ann import ANN_FILE
+from textsearch.storage.ann import ANN_FILE
 from textsearch.check import check, repair
 from textsearch.errors import (
     CorpusError,
@@ -25,7 +25,7 @@ from textsearch.errors import (
     ModelMismatchError,
 )
 from textsearch.index import Hit, Index, Summary
-from textsearch.store import DB_FILE
+from textsearch.storage.store import DB_FILE
 from textsearch.testing import VOCAB, HashEncoder, KeywordEncoder
 
 R2 = 0.707107  # 1 / sqrt(2), rounded to 6 places as Hit.score is
@@ -416,7 +416,7 @@ def test_crash_before_the_hnsw_rename_keeps_the_old_file(tmp_path: Path, monkeyp
 def test_crash_after_the_hnsw_rename_uses_the_new_file(tmp_path: Path, monkeypatch) -> None:
     """A kill after the rename but before the signature is confirmed: the file on disk matches
     the pending record and is used as is."""
-    from textsearch.store import Store
+    from textsearch.storage.store import Store
 
     path = tmp_path / "idx"
     with Index.create(path, encoder=KeywordEncoder()) as index:
@@ -441,7 +441,7 @@ def test_crash_after_the_hnsw_rename_uses_the_new_file(tmp_path: Path, monkeypat
 def test_two_crashes_in_a_row_around_the_hnsw_save(tmp_path: Path, monkeypatch) -> None:
     """Killed after a rename before its confirmation, then killed again before the next rename:
     the file on disk must still be one the records name, so the index opens."""
-    from textsearch.store import Store
+    from textsearch.storage.store import Store
 
     path = tmp_path / "idx"
     with Index.create(path, encoder=KeywordEncoder()) as index:
@@ -476,7 +476,7 @@ def test_a_held_write_lock_times_out(tmp_path: Path, monkeypatch) -> None:
     import fcntl
 
     from textsearch.errors import IndexLockedError
-    from textsearch.graphfile import LOCK_FILE
+    from textsearch.storage.graphfile import LOCK_FILE
 
     monkeypatch.setenv("TEXTSEARCH_LOCK_TIMEOUT", "0.2")
     with Index.create(tmp_path / "idx", encoder=KeywordEncoder()) as index:

@@ -12,7 +12,7 @@ import pytest
 
 from textsearch.documents.corpus import Document, Passage
 from textsearch.search.keyword import match_expression, segment
-from textsearch.store import Store
+from textsearch.storage.store import Store
 
 PASSAGES = [
     "北京大学生物系",  # 0

@@ -35,7 +35,7 @@ import textsearch
 from textsearch.models import encoder as encoder_module
 from textsearch.models import loading
 from textsearch.search import rerank as rerank_module
-from textsearch.ann import ANN_FILE
+from textsearch.storage.ann import ANN_FILE
 from textsearch.check import repair
 from textsearch.config import CONFIG_FILE
 from textsearch.documents.corpus import Corpus

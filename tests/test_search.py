@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import KeywordEncoder
 from textsearch import Hit, Index
 from textsearch.search import confidence
-from textsearch import reader
+from textsearch.storage import reader
 from textsearch.errors import InvalidArgumentError
 from textsearch.search.query import fuse
 

@@ -13,7 +13,7 @@ from textsearch.documents.corpus import Document, Passage
 from textsearch.errors import IndexCorruptError, InvalidArgumentError
 from textsearch.search.filters import to_sql
 from textsearch.search.keyword import match_expression
-from textsearch.store import MIGRATIONS, SCHEMA_VERSION, PassageRow, Store
+from textsearch.storage.store import MIGRATIONS, SCHEMA_VERSION, PassageRow, Store
 
 DIM = 4
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from textsearch import build_index, layout, training
+from textsearch import build_index, training
+from textsearch.storage import layout
 from textsearch.check import check, repair
 from textsearch.cli import app
 from textsearch.errors import CorpusError, InvalidArgumentError

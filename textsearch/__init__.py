@@ -68,6 +68,8 @@ _MOVED = {
     "adapters": "models.adapters", "cache": "models.cache", "e5build": "models.e5build", "encoder": "models.encoder",
     "loading": "models.loading", "runtime": "models.runtime", "corpus": "documents.corpus", "rerank": "search.rerank",
     "keyword": "search.keyword", "confidence": "search.confidence", "filters": "search.filters",
+    "store": "storage.store", "ann": "storage.ann", "graphfile": "storage.graphfile", "backend": "storage.backend",
+    "milvus": "storage.milvus", "layout": "storage.layout",
 }
 
 

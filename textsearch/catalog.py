@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from .storage import layout
 from .config import DEFAULT_ROOT, is_index_dir
 from .documents.corpus import Corpus
 from .models.encoder import Encoder

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .ann import ANN_FILE, AnnIndex
+from .storage.ann import ANN_FILE, AnnIndex
 from .config import IndexConfig, is_index_dir
 from .models.encoder import Encoder, SentenceTransformerEncoder, same_model
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
-from .graphfile import recorded, replay, write_lock
+from .storage.graphfile import recorded, replay, write_lock
 from .index import Index
-from .layout import LEFTOVERS, OWN_FILES
-from .store import DB_FILE, VECTOR_DTYPES, Store
+from .storage.layout import LEFTOVERS, OWN_FILES
+from .storage.store import DB_FILE, VECTOR_DTYPES, Store
 
 SAMPLE = 20  # stored passages searched for in the graph: each must be among its own 10 nearest
 NORM_TOLERANCE = 1e-3  # stored vectors are unit length

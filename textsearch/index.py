@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from .search import confidence
-from . import graphfile, ingest, layout
-from .backend import BACKENDS, Backend, LocalBackend, open_backend
+from .storage import graphfile, layout
+from . import ingest
+from .storage.backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .documents.corpus import Corpus, Document
 from .models.encoder import Encoder, SentenceTransformerEncoder, same_model
@@ -43,7 +44,7 @@ from .hits import Hit, Summary
 from .ingest import Target
 from .search.rerank import Reranker
 from .search.query import SearchOptions, Source, candidates, finish
-from .store import VECTOR_DTYPES
+from .storage.store import VECTOR_DTYPES
 
 logger = logging.getLogger(__name__)
 
@@ -539,7 +540,7 @@ class Index:
             raise IndexNotFoundError(f"no index at {path} — nothing to delete")
         config = IndexConfig.load(path)
         if config.backend == "milvus":  # its passages live elsewhere: drop them first
-            from .milvus import drop
+            from .storage.milvus import drop
 
             drop(path, config)
         return layout.remove(path, config.uri, [path] if made is None else list(made))

@@ -22,7 +22,7 @@ from .documents.corpus import Document, Passage, split_many
 from .hits import Summary
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .storage.backend import Backend
     from .config import IndexConfig
     from .models.encoder import Encoder
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .search.filters import to_sql
-from .hits import Hit
-from .search.keyword import match_expression
+from ..search.filters import to_sql
+from ..hits import Hit
+from ..search.keyword import match_expression
 from .store import Where
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 from .ann import ANN_FILE
-from .search.confidence import INDEX_FILE as BACKGROUND_FILE
-from .config import CONFIG_FILE
-from .errors import InvalidArgumentError
+from ..search.confidence import INDEX_FILE as BACKGROUND_FILE
+from ..config import CONFIG_FILE
+from ..errors import InvalidArgumentError
 from .graphfile import LOCK_FILE
 from .milvus import STATE_FILE
 from .store import DB_FILE

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .ann import ANN_FILE, AnnIndex, file_signature
-from .errors import IndexCorruptError, IndexLockedError
+from ..errors import IndexCorruptError, IndexLockedError
 from .store import Store
 
 logger = logging.getLogger(__name__)

@@ -24,14 +24,14 @@ import numpy as np
 
 from . import graphfile
 from .ann import AnnIndex
-from .search.confidence import CUT_KEY, NEIGHBOURS
+from ..search.confidence import CUT_KEY, NEIGHBOURS
 from .reader import LocalReader
-from .search.query import Reader
+from ..search.query import Reader
 from .store import DB_FILE, VECTOR_DTYPES, Store
 
 if TYPE_CHECKING:
-    from .config import IndexConfig
-    from .documents.corpus import Document, Passage
+    from ..config import IndexConfig
+    from ..documents.corpus import Document, Passage
 
 BACKENDS = ("local", "milvus")
 Batch = Sequence[tuple["Document", list["Passage"]]]

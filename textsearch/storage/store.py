@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .documents.corpus import Document, Passage
-from .errors import IndexCorruptError, IndexLockedError, InvalidArgumentError
-from .search.keyword import segment
+from ..documents.corpus import Document, Passage
+from ..errors import IndexCorruptError, IndexLockedError, InvalidArgumentError
+from ..search.keyword import segment
 
 if TYPE_CHECKING:
     import sqlite_utils

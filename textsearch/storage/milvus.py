@@ -41,21 +41,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import (
+from ..errors import (
     IndexCorruptError,
     IndexLockedError,
     InvalidArgumentError,
     TextsearchError,
     require,
 )
-from .search.confidence import CUT_KEY, NEIGHBOURS
-from .search.filters import to_milvus
-from .hits import Hit
-from .search.keyword import segment
+from ..search.confidence import CUT_KEY, NEIGHBOURS
+from ..search.filters import to_milvus
+from ..hits import Hit
+from ..search.keyword import segment
 
 if TYPE_CHECKING:
-    from .config import IndexConfig
-    from .documents.corpus import Document, Passage
+    from ..config import IndexConfig
+    from ..documents.corpus import Document, Passage
 
 STATE_FILE = "milvus-state.json"
 MAX_TEXT = 65535  # Milvus's longest VARCHAR

@@ -19,7 +19,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .errors import IndexCorruptError
+from ..errors import IndexCorruptError
 
 logger = logging.getLogger(__name__)
 
