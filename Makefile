@@ -53,7 +53,7 @@ data-packages: install
 
 # rebuild corpora/heldout/real, corpora/dev/real and the background sentences from those packages
 heldout: data-packages
-	$(PY) -m textsearch.sources
+	$(PY) -m textsearch.training.sources
 
 clean:
 	rm -rf $(VENV) indexes/*/ .pytest_cache

@@ -44,7 +44,7 @@ EARLY = 0.15  # share of kills aimed at the start-up rather than the writing
 FAKE_CHILD = """
 import sys, time
 from textsearch.testing import HashEncoder
-import textsearch.ingest as ingest
+import textsearch.ingest.pipeline as ingest
 import textsearch.index as ix
 ingest.BATCH_PASSAGES = 8
 class Slow(HashEncoder):
@@ -70,7 +70,7 @@ def build_versions(work: Path, files: int, seed: int, fake: bool) -> tuple[Path,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(". ".join(" ".join(rng.choices(words, k=6)) for _ in range(rng.randint(1, 12))))
     else:
-        from textsearch.pairs import hsk_sentences
+        from textsearch.training.pairs import hsk_sentences
 
         shutil.copytree(ROOT / "corpora" / "demo", a)
         sentences = hsk_sentences()

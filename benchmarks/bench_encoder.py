@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from textsearch.models.encoder import SentenceTransformerEncoder
-from textsearch.evaluate import evaluate_file
+from textsearch.training.evaluate import evaluate_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest_query import generate_passages, percentile

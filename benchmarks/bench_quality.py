@@ -1,6 +1,6 @@
 """Search quality of each model on every held-out split: the table that chooses the default model.
 
-Runs ``textsearch.quality.report`` for each model (MRR@10 and Recall@1 on every split, refusal
+Runs ``textsearch.training.quality.report`` for each model (MRR@10 and Recall@1 on every split, refusal
 rates of "no confident match") and prints the markdown table that docs/quality.md holds; writes
 JSON (benchmarks/results/quality.json by default).
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from textsearch.models.registry import DEFAULT_MODEL, SHIPPED_ADAPTERS
-from textsearch.quality import report, table
+from textsearch.training.quality import report, table
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from textsearch import Index, SentenceTransformerEncoder
-from textsearch.evaluate import evaluate_pairs
-from textsearch.pairs import read_pairs
+from textsearch.training.evaluate import evaluate_pairs
+from textsearch.training.pairs import read_pairs
 from textsearch.search.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent

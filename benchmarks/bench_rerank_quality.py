@@ -22,9 +22,9 @@ from pathlib import Path
 
 from textsearch import Index
 from textsearch.models.encoder import SentenceTransformerEncoder
-from textsearch.evaluate import CachedEncoder, evaluate_index, evaluate_retrieval
-from textsearch.pairs import IRSet, pairs_to_ir, read_pairs
-from textsearch.quality import DEMO_SPLITS, LONG_SPLITS, PAIR_SPLITS
+from textsearch.training.evaluate import CachedEncoder, evaluate_index, evaluate_retrieval
+from textsearch.training.pairs import IRSet, pairs_to_ir, read_pairs
+from textsearch.training.quality import DEMO_SPLITS, LONG_SPLITS, PAIR_SPLITS
 from textsearch.search.rerank import CrossEncoderReranker, Memoized
 
 ROOT = Path(__file__).resolve().parent.parent

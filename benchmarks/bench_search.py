@@ -24,8 +24,8 @@ from pathlib import Path
 
 from textsearch import Encoder, Index, SentenceTransformerEncoder
 from textsearch.storage import reader
-from textsearch.evaluate import ranking_metrics
-from textsearch.pairs import pairs_to_ir, read_pairs
+from textsearch.training.evaluate import ranking_metrics
+from textsearch.training.pairs import pairs_to_ir, read_pairs
 from textsearch.testing import HashEncoder
 
 ROOT = Path(__file__).resolve().parent.parent

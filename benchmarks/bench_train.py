@@ -15,7 +15,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from textsearch.train import TrainConfig, train
+from textsearch.training.bi_encoder import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from textsearch import sources
+from textsearch.training import sources
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT / "corpora"
@@ -146,7 +146,7 @@ def news(split: str = "a") -> dict[str, Any]:
 def tatoeba(split: str = "a") -> dict[str, Any]:
     """The held-out restatement sets as one index (split "b": the dev sets, other clusters);
     in-corpus = 300 of their queries."""
-    from textsearch.pairs import pairs_to_ir, read_pairs
+    from textsearch.training.pairs import pairs_to_ir, read_pairs
 
     folder = CORPORA / ("heldout" if split == "a" else "dev") / "real"
     inside = [pairs_to_ir(read_pairs(folder / f"restate_{lang}.jsonl").rows) for lang in ("zh", "en")]

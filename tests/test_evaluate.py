@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from textsearch.errors import InvalidArgumentError
-from textsearch.evaluate import (
+from textsearch.training.evaluate import (
     best_threshold,
     compare,
     evaluate_file,
@@ -31,7 +31,7 @@ from textsearch.evaluate import (
     recall_at_k,
 )
 from textsearch.index import Index
-from textsearch.pairs import IRSet, PairSet, pairs_to_ir, read_pairs
+from textsearch.training.pairs import IRSet, PairSet, pairs_to_ir, read_pairs
 from textsearch.testing import VOCAB, KeywordEncoder
 
 DEMO_QUERIES = Path(__file__).resolve().parents[1] / "corpora" / "demo_queries.jsonl"
@@ -566,7 +566,7 @@ def test_evaluate_file_compares_two_encoders(tmp_path: Path) -> None:
 
 
 def test_refusal_threshold_refuses_at_most_the_given_share() -> None:
-    from textsearch.evaluate import refusal_threshold
+    from textsearch.training.evaluate import refusal_threshold
 
     scores = [i / 100 for i in range(100)] + [0.99] * 10  # 100 positives 0.00–0.99, 10 negatives
     labels = [1] * 100 + [0] * 10

@@ -642,7 +642,7 @@ def test_query_with_lone_surrogates_and_nul_is_cleaned() -> None:
 def test_pipelined_batches_keep_each_vector_with_its_passage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch i+1 embeds in a helper thread while batch i is written: with two-passage batches,
     every stored vector must still be the one its own text embeds to."""
-    import textsearch.ingest as ingest_module
+    import textsearch.ingest.pipeline as ingest_module
 
     monkeypatch.setattr(ingest_module, "BATCH_PASSAGES", 2)
     encoder = HashEncoder()
@@ -658,7 +658,7 @@ def test_pipelined_batches_keep_each_vector_with_its_passage(tmp_path: Path, mon
 
 
 def test_an_encoder_failing_mid_run_keeps_the_batches_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import textsearch.ingest as ingest_module
+    import textsearch.ingest.pipeline as ingest_module
 
     class FailsThirdBatch(HashEncoder):
         calls = 0  # calls 1 and 2 are the probe and the background Index.create records
@@ -719,7 +719,7 @@ def test_vector_dtype_is_chosen_at_creation(tmp_path: Path) -> None:
 def test_documents_are_split_while_the_encoder_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ingestion streams: the first batch is embedded (and written) before the later documents
     are split (for a folder, read and decoded too), so that work overlaps with encoding."""
-    import textsearch.ingest as ingest_module
+    import textsearch.ingest.pipeline as ingest_module
 
     events: list[str] = []
 

@@ -16,30 +16,29 @@ PACKAGE = ROOT / "textsearch"
 LAYERS = [  # top to bottom; a unit is a folder (a stage) or a module at the top of the package
     {"cli", "__main__", "server", "client"},  # the interfaces
     {"__init__"},  # the public API
-    {"training", "testing", "train", "train_reranker", "pairs", "sources", "evaluate", "quality"},
+    {"training", "testing"},  # built on the facade: trainers, evaluation, the quality report; fakes
     {"index", "catalog", "check"},  # the facade
-    {"ingest", "distributed"},
-    {"storage", "store", "ann", "graphfile", "backend", "reader", "milvus", "layout"},
-    {"search", "rerank", "keyword", "confidence", "filters"},
-    {"models", "documents", "corpus"},
+    {"ingest"},
+    {"storage"},
+    {"search"},
+    {"models", "documents"},
     {"errors", "config", "hits"},  # the ground floor
 ]
 HEAVY = {  # dependency → the modules that may import it
-    "hnswlib": {"storage.ann", "ann"},
-    "pymilvus": {"storage.milvus", "milvus"},
-    "milvus_lite": {"storage.milvus", "milvus"},
-    "ray": {"ingest.distributed", "distributed"},
+    "hnswlib": {"storage.ann"},
+    "pymilvus": {"storage.milvus"},
+    "milvus_lite": {"storage.milvus"},
+    "ray": {"ingest.distributed"},
     "fastapi": {"server"},
     "uvicorn": {"server"},
-    "sqlite_utils": {"storage.store", "store"},
-    "jieba": {"search.keyword", "keyword"},
+    "sqlite_utils": {"storage.store"},
+    "jieba": {"search.keyword"},
     "onnxruntime": {"models.runtime"},
     "onnx": {"models.runtime"},
-    "sentence_transformers": {"models.loading", "training.lora", "training.bi_encoder", "training.cross_encoder",
-                              "training", "train", "train_reranker"},
-    "peft": {"training.lora", "training"},
-    "datasets": {"training.lora", "training.bi_encoder", "training.cross_encoder", "training", "train", "train_reranker"},
-    "torch": {"models.loading", "models.runtime", "training.lora", "training"},
+    "sentence_transformers": {"models.loading", "training.lora", "training.bi_encoder", "training.cross_encoder"},
+    "peft": {"training.lora"},
+    "datasets": {"training.lora", "training.bi_encoder", "training.cross_encoder"},
+    "torch": {"models.loading", "models.runtime", "training.lora"},
 }
 
 
@@ -95,7 +94,7 @@ def _layer(module: str) -> int:
 
 
 def test_every_folder_and_module_has_a_layer() -> None:
-    assert {_unit(m) for m in MODULES} <= set().union(*LAYERS)
+    assert {_unit(m) for m in MODULES} == set().union(*LAYERS)
 
 
 @pytest.mark.parametrize("module", sorted(IMPORTS))
@@ -144,3 +143,31 @@ def test_each_stage_folder_says_what_it_does_and_imports_nothing() -> None:
         tree = ast.parse(init.read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), init
         assert len(tree.body) == 1, f"{init} does more than say what the stage is"
+
+
+def test_old_import_paths_load_the_moved_modules() -> None:
+    """Code written against the flat package (``textsearch.train.train``, ``textsearch.quality``,
+    ``textsearch.encoder``…) still runs: the old path is the moved module itself."""
+    import importlib
+
+    import textsearch
+
+    for old, new in textsearch._MOVED.items():
+        assert importlib.import_module(f"textsearch.{old}") is importlib.import_module(f"textsearch.{new}"), old
+    from textsearch.quality import report
+    from textsearch.train import train
+    from textsearch.training.bi_encoder import train as moved_train
+    from textsearch.training.quality import report as moved_report
+
+    assert (train, report) == (moved_train, moved_report)
+
+
+def test_our_own_code_uses_the_new_paths() -> None:
+    import textsearch
+
+    old = "|".join(textsearch._MOVED)
+    pattern = re.compile(rf"(from textsearch\.({old}) import|import textsearch\.({old})\b|from textsearch import .*\b({old})\b)")
+    found = [f"{path.relative_to(ROOT)}:{n}" for folder in ("textsearch", "tests", "benchmarks")
+             for path in (ROOT / folder).rglob("*.py") if path.name != "test_layers.py"
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line.split("#")[0])]
+    assert found == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from textsearch.errors import CorpusError
-from textsearch.pairs import (
+from textsearch.training.pairs import (
     HANDWRITTEN_SPLIT,
     build_pairs,
     lexical_neighbours,

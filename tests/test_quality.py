@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from textsearch.index import Index
-from textsearch.quality import table
+from textsearch.training.quality import table
 
 pytestmark = pytest.mark.model
 CORPORA = Path(__file__).resolve().parents[1] / "corpora"

@@ -16,8 +16,8 @@ from tests.test_train import ANIMALS
 from textsearch import Index
 from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
-from textsearch.evaluate import evaluate_retrieval
-from textsearch.pairs import IRSet
+from textsearch.training.evaluate import evaluate_retrieval
+from textsearch.training.pairs import IRSet
 from textsearch.search.rerank import CrossEncoderReranker, Reranker
 
 DOCS = [
@@ -84,7 +84,7 @@ def test_hybrid_rerank_blends_with_the_cosine_not_the_fused_score(idx: Index) ->
 
 
 def test_choosing_the_rerank_weight(encoder) -> None:
-    from textsearch.evaluate import choose_rerank_weight
+    from textsearch.training.evaluate import choose_rerank_weight
 
     rows = [{"anchor": "cat dog", "positive": "cat dog fish", "negative": ["cat dog"]}]
     weight, curve = choose_rerank_weight(encoder, rows, LengthReranker(), candidates=3)
@@ -150,7 +150,7 @@ TRIPLES = ANIMALS  # the training tests' six (anchor, positive, negative) triple
 
 @pytest.mark.model
 def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
-    from textsearch.train_reranker import RerankerConfig, train_reranker
+    from textsearch.training.cross_encoder import RerankerConfig, train_reranker
 
     data = tmp_path / "triples.jsonl"
     data.write_text("".join(json.dumps({"anchor": a, "positive": p, "negative": n}) + "\n"
@@ -191,7 +191,7 @@ def _peft_scores(adapter: Path, query: str, passages: list[str]) -> np.ndarray:
     from peft import PeftModel
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from textsearch.train_reranker import _backbone
+    from textsearch.training.cross_encoder import _backbone
 
     folder, _ = _backbone(BASE, adapter.parent / "check")
     model = CrossEncoder(str(folder), num_labels=1, device="cpu")

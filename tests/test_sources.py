@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textsearch.sources import _restatements, _spread, clusters
+from textsearch.training.sources import _restatements, _spread, clusters
 
 
 def test_clusters_join_every_sentence_linked_through_translations() -> None:

@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from textsearch.errors import InvalidArgumentError
-from textsearch.train import TrainConfig, train
+from textsearch.training.bi_encoder import TrainConfig, train
 
 pytestmark = pytest.mark.model
 
@@ -88,8 +88,8 @@ def test_mined_negatives_are_added(files, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     from textsearch.models.registry import resolve_model
-    from textsearch.pairs import read_pairs
-    from textsearch.training import mine
+    from textsearch.training.pairs import read_pairs
+    from textsearch.training.lora import mine
 
     model = SentenceTransformer(resolve_model(BASE), device="cpu")
     mined = mine(model, read_pairs(files["pairs"]), 2)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from textsearch import build_index, training
+from textsearch import build_index
+from textsearch.training import lora
 from textsearch.storage import layout
 from textsearch.check import check, repair
 from textsearch.cli import app
@@ -205,15 +206,15 @@ def test_milvus_failed_first_build_keeps_the_users_files(tmp_path: Path, empty_c
 def test_training_refuses_an_out_folder_of_the_users(tmp_path: Path) -> None:
     keep = plant(tmp_path / "models")
     with pytest.raises(InvalidArgumentError, match="models exists and is not a model textsearch trained"):
-        training.check_out(tmp_path / "models")
+        lora.check_out(tmp_path / "models")
     with pytest.raises(InvalidArgumentError, match="not a model textsearch trained"):
-        training.work_folder(tmp_path / "models")
+        lora.work_folder(tmp_path / "models")
     assert intact(keep)
-    training.check_out(tmp_path / "new")  # new, empty, or one textsearch trained: fine
+    lora.check_out(tmp_path / "new")  # new, empty, or one textsearch trained: fine
     (tmp_path / "empty").mkdir()
-    training.check_out(tmp_path / "empty")
+    lora.check_out(tmp_path / "empty")
     plant(tmp_path / "trained", "textsearch_model.json")
-    training.check_out(tmp_path / "trained")
+    lora.check_out(tmp_path / "trained")
 
 
 def test_the_index_files_are_the_ones_an_index_writes(tmp_path: Path, corpus: Path) -> None:

@@ -7,8 +7,9 @@
 
 Anything the command line does is one call: ``build_index`` (``textsearch index``),
 ``open_index`` / ``list_indexes`` (indexes by name), ``Index.search`` (``query``), ``calibrate``
-(``eval --calibrate``), ``textsearch.train.train``, ``textsearch.train_reranker.train_reranker``,
-``textsearch.check.check`` / ``repair``, ``textsearch.quality.report`` (``eval --heldout``).
+(``eval --calibrate``), ``textsearch.training.bi_encoder.train``,
+``textsearch.training.cross_encoder.train_reranker``, ``textsearch.check.check`` / ``repair``,
+``textsearch.training.quality.report`` (``eval --heldout``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .catalog import Built, build_index, index_path, list_indexes, open_index
     from .models.encoder import Encoder, SentenceTransformerEncoder
-    from .evaluate import Calibration
+    from .training.evaluate import Calibration
     from .hits import Hit, Summary
     from .index import Index
     from .search.rerank import CrossEncoderReranker, Reranker
@@ -69,7 +70,9 @@ _MOVED = {
     "loading": "models.loading", "runtime": "models.runtime", "corpus": "documents.corpus", "rerank": "search.rerank",
     "keyword": "search.keyword", "confidence": "search.confidence", "filters": "search.filters",
     "store": "storage.store", "ann": "storage.ann", "graphfile": "storage.graphfile", "backend": "storage.backend",
-    "milvus": "storage.milvus", "layout": "storage.layout",
+    "milvus": "storage.milvus", "layout": "storage.layout", "distributed": "ingest.distributed",
+    "train": "training.bi_encoder", "train_reranker": "training.cross_encoder", "pairs": "training.pairs",
+    "sources": "training.sources", "evaluate": "training.evaluate", "quality": "training.quality",
 }
 
 
@@ -104,7 +107,7 @@ def calibrate(
 ) -> Calibration:
     """``evaluate.calibrate``: measure a model (or a reranker) on a labeled pair file and store its
     calibration next to it. Imported on use: evaluation pulls in more than searching needs."""
-    from .evaluate import calibrate as run
+    from .training.evaluate import calibrate as run
 
     return run(path, model, reranker=reranker, candidates=candidates, runtime=runtime)
 

@@ -402,7 +402,7 @@ def pairs_build_cmd(
 
     Example: textsearch pairs build
     """
-    from .pairs import build_pairs
+    from .training.pairs import build_pairs
 
     counts = build_pairs(folder, seed=seed)
     for name, n in counts.items():
@@ -431,8 +431,8 @@ def train_cmd(
 
     Example: textsearch train corpora/pairs/train.jsonl --out models/zh-en-tuned
     """
-    from .evaluate import format_table
-    from .train import TrainConfig, train
+    from .training.evaluate import format_table
+    from .training.bi_encoder import TrainConfig, train
 
     _setup_logging(quiet)
     config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
@@ -470,7 +470,7 @@ def train_reranker_cmd(
 
     Example: textsearch train-reranker corpora/pairs/train.jsonl --out models/reranker
     """
-    from .train_reranker import RerankerConfig, train_reranker
+    from .training.cross_encoder import RerankerConfig, train_reranker
 
     _setup_logging(quiet)
     config = RerankerConfig(epochs=epochs, batch_size=batch_size, lr=lr, mine_hard_negatives=mine_hard_negatives,
@@ -507,9 +507,9 @@ def eval_cmd(
     Example: textsearch eval corpora/pairs/test_zh.jsonl --baseline multilingual-e5-small
     """
     from .catalog import open_index
-    from .evaluate import calibrate as calibrate_model
-    from .evaluate import evaluate_file, evaluate_index, format_table
-    from .quality import report, table
+    from .training.evaluate import calibrate as calibrate_model
+    from .training.evaluate import evaluate_file, evaluate_index, format_table
+    from .training.quality import report, table
     from .search.rerank import CrossEncoderReranker
 
     _setup_logging(True)

@@ -9,7 +9,7 @@ An index is a directory::
 
 With the local backend SQLite is the source of truth and ``graphfile`` keeps the HNSW file in
 step with it; with the Milvus backend passages, vectors and metadata live in a Milvus collection
-(``milvus.py``). Either way ``graphfile.write_lock`` allows one writer at a time.
+(``storage/milvus.py``). Either way ``graphfile.write_lock`` allows one writer at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from .search import confidence
 from .storage import graphfile, layout
-from . import ingest
+from .ingest import pipeline
 from .storage.backend import BACKENDS, Backend, LocalBackend, open_backend
 from .config import OVERLAP_TOKENS, PASSAGE_TOKENS, IndexConfig, is_index_dir
 from .documents.corpus import Corpus, Document
@@ -41,7 +41,7 @@ from .errors import (
     ModelMismatchError,
 )
 from .hits import Hit, Summary
-from .ingest import Target
+from .ingest.pipeline import Target
 from .search.rerank import Reranker
 from .search.query import SearchOptions, Source, candidates, finish
 from .storage.store import VECTOR_DTYPES
@@ -281,7 +281,7 @@ class Index:
         ``ray``: read and embed on Ray Data instead ("auto", or a cluster's address), with
         ``ray_actors`` encoders (default: one per CPU, or per GPU with ``ray_gpus``) that take
         ``ray_batch_size`` files a call, each with ``ray_cpus``/``ray_gpus`` of its own
-        (``distributed.py``). The index ends up exactly as a single-process run leaves it."""
+        (``ingest/distributed.py``). The index ends up exactly as a single-process run leaves it."""
         corpus = Corpus(
             folder,
             id_field=id_field,
@@ -323,7 +323,7 @@ class Index:
     def _ingest_on_ray(self, corpus: Corpus, known: dict[str, str], root: str, address: str, actors: int | None,
                        batch_size: int, cpus: float | None, gpus: float | None,
                        show_progress: bool) -> tuple[Summary, set[str]]:
-        from . import distributed
+        from .ingest import distributed
 
         summary, seen = distributed.index_folder(corpus, known, self._target(root), self._encoder_maker(),
                                                  address=address, actors=actors, batch_size=batch_size, cpus=cpus,
@@ -349,7 +349,7 @@ class Index:
     def _ingest(
         self, docs: Iterator[Document], known: dict[str, str], *, root: str | None, show_progress: bool
     ) -> Summary:
-        summary = ingest.write(docs, known, self._target(root), show_progress=show_progress)
+        summary = pipeline.write(docs, known, self._target(root), show_progress=show_progress)
         self._written(summary)
         return summary
 
@@ -403,7 +403,7 @@ class Index:
         cross-encoder (``rerank_model``, default: the shipped one; or pass a ``Reranker``); scores
         are then ``rerank_weight`` × the reranker's plus the rest × the cosine (default weight: the
         reranker's calibrated one). Each hit's ``margin`` is its cosine minus the query's
-        background level (``confidence.py``); hits whose margin is under the confidence threshold
+        background level (``search/confidence.py``); hits whose margin is under the confidence threshold
         (default: the index's cut kept between a quarter of the model's ``min_margin`` and
         ``min_margin``; or ``min_margin`` when given), or whose cosine is under ``min_score`` when
         that is given, are marked ``low_confidence``. When every hit is, the answer is an empty
@@ -461,7 +461,7 @@ class Index:
 
     @property
     def background(self) -> np.ndarray:
-        """The background sentences as passages of this index's model (``confidence.py``)."""
+        """The background sentences as passages of this index's model (``search/confidence.py``)."""
         rows = self._background_rows()
         return rows[: len(rows) // 2]
 

@@ -139,7 +139,7 @@ class SentenceTransformerEncoder(Encoder):
 
     @cached_property  # read once per process: a file read per query would sit on the hot path
     def calibration(self) -> dict[str, Any]:
-        """The model's confidence rule: ``min_margin`` (``confidence.py``), the one ``textsearch eval
+        """The model's confidence rule: ``min_margin`` (``search/confidence.py``), the one ``textsearch eval
         --calibrate`` stored for the model, else ``DEFAULT_MIN_MARGIN``."""
         return {"min_margin": DEFAULT_MIN_MARGIN, **read_calibration(self.name)}
 

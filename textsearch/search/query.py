@@ -16,8 +16,8 @@
   to dense search and to reranked results; keyword and hybrid results only to an explicit
   ``min_score`` or ``min_margin``.
 
-Each backend brings its ``Reader``: the default one's is ``reader.py`` (SQLite and hnswlib),
-Milvus's is in ``milvus.py``.
+Each backend brings its ``Reader``: the default one's is ``storage/reader.py`` (SQLite and hnswlib),
+Milvus's is in ``storage/milvus.py``.
 """
 
 from __future__ import annotations

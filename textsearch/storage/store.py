@@ -436,7 +436,7 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise InvalidArgumentError(
                 f"keyword expression {expression!r} is not valid FTS5 ({exc}) — "
-                "build it with textsearch.keyword.match_expression(query)"
+                "build it with textsearch.search.keyword.match_expression(query)"
             ) from exc
         return [(int(label), float(score)) for label, score in rows]
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .search import confidence
-from .config import DEFAULT_CANDIDATES
-from .models.encoder import Encoder
-from .errors import InvalidArgumentError
-from .models.registry import write_calibration
+from ..search import confidence
+from ..config import DEFAULT_CANDIDATES
+from ..models.encoder import Encoder
+from ..errors import InvalidArgumentError
+from ..models.registry import write_calibration
 from .pairs import (
     IRSet,
     PairSet,
@@ -34,10 +34,10 @@ from .pairs import (
     read_pairs,
     read_records,
 )
-from .search.rerank import Memoized, Reranker, blend, calibration_spec
+from ..search.rerank import Memoized, Reranker, blend, calibration_spec
 
 if TYPE_CHECKING:
-    from .index import Index
+    from ..index import Index
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def refusal_threshold(scores: Sequence[float], labels: Sequence[int], max_refuse
 
 def evaluate_pair_classification(encoder: Encoder, rows: Iterable[Row], margins: bool = False) -> dict[str, float]:
     """Cosine of encode_queries(text1) and encode_passages(text2) per pair, best threshold; with
-    ``margins``, also ``min_margin``: the confidence rule (``confidence.py``) under which at most
+    ``margins``, also ``min_margin``: the confidence rule (``search/confidence.py``) under which at most
     5% of the positive pairs fall."""
     items = labeled_pairs(rows)
     encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
@@ -267,7 +267,7 @@ def evaluate_file(
     optionally a baseline, compared. With a reranker: recall only (as the baseline) against recall + rerank
     of the first ``candidates`` texts; ``choose_weight`` first sets the reranker's weight to the
     file's best (``choose_rerank_weight``), with the curve in ``rerank_weights``."""
-    from .models.encoder import SentenceTransformerEncoder
+    from ..models.encoder import SentenceTransformerEncoder
 
     pairs = read_pairs(path)
     tuned = CachedEncoder(encoder or SentenceTransformerEncoder(model, runtime=runtime), show_progress)

@@ -40,8 +40,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from .search import keyword
-from .errors import DISTRIBUTION, CorpusError, InvalidArgumentError, MissingExtraError
+from ..search import keyword
+from ..errors import DISTRIBUTION, CorpusError, InvalidArgumentError, MissingExtraError
 
 logger = logging.getLogger(__name__)
 

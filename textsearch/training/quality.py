@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import PASSAGE_TOKENS
-from .models.encoder import Encoder, SentenceTransformerEncoder
-from .errors import InvalidArgumentError
+from ..config import PASSAGE_TOKENS
+from ..models.encoder import Encoder, SentenceTransformerEncoder
+from ..errors import InvalidArgumentError
 from .evaluate import evaluate_index, evaluate_pairs
-from .index import Index
+from ..index import Index
 from .pairs import pairs_to_ir, read_pairs
 
 logger = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import training
-from .errors import InvalidArgumentError
-from .models.loading import SAFE_LOAD, quiet_transformers
-from .models.registry import DEFAULT_BASE_MODEL, resolve_model
+from . import lora
+from ..errors import InvalidArgumentError
+from ..models.loading import SAFE_LOAD, quiet_transformers
+from ..models.registry import DEFAULT_BASE_MODEL, resolve_model
 from .pairs import PairSet, read_pairs
-from .training import TrainResult
+from .lora import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -145,38 +145,38 @@ def train(
     """Fine-tune ``config.base_model`` (default: the bundled base model) on ``train_file``; save
     to ``out`` (a LoRA adapter folder, or a full model with ``config.full``). With ``eval_file``,
     the result also holds the trained model's evaluation on it against the base model."""
-    training.check_installed()
+    lora.check_installed()
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
     from sentence_transformers.base.sampler import BatchSamplers
 
     config = config or TrainConfig()
     out = Path(out)
-    training.check_out(out)  # before the work, not after it
+    lora.check_out(out)  # before the work, not after it
     pairs = read_pairs(train_file)
     check_loss_fits(config.loss, pairs)
     if not 0.0 < config.interpolate <= 1.0 or (config.full and config.interpolate != 1.0):
         raise InvalidArgumentError("--interpolate takes a share of the LoRA change in (0, 1], with LoRA only")
     if config.mine_hard_negatives and config.loss not in ("mnrl", "triplet"):
         raise InvalidArgumentError("--mine-hard-negatives works with the mnrl and triplet losses")
-    device = training.start(config.seed, device)
+    device = lora.start(config.seed, device)
     base = config.base_model or DEFAULT_BASE_MODEL
     with quiet_transformers():
         model = SentenceTransformer(resolve_model(base), device=device, trust_remote_code=False,
                                     model_kwargs=dict(SAFE_LOAD))
     model.max_seq_length = config.max_seq_length
     if config.mine_hard_negatives:
-        pairs = training.mine(model, pairs, config.mine_hard_negatives)
+        pairs = lora.mine(model, pairs, config.mine_hard_negatives)
     trainable = (sum(p.numel() for p in model.parameters() if p.requires_grad) if config.full
-                 else training.add_lora(model, "FEATURE_EXTRACTION", config.lora_r, config.lora_alpha))
+                 else lora.add_lora(model, "FEATURE_EXTRACTION", config.lora_r, config.lora_alpha))
     datasets = _datasets(pairs)
     train_dataset = datasets if len(datasets) > 1 else next(iter(datasets.values()))
     prompts = _prompts(model, datasets)
     if prompts and len(datasets) == 1:
         prompts = next(iter(prompts.values()))
 
-    work = training.work_folder(out)
-    args = training.arguments(
+    work = lora.work_folder(out)
+    args = lora.arguments(
         Args, work, device, epochs=config.epochs, batch_size=config.batch_size,
         lr=config.lr or (2e-5 if config.full else 2e-4), warmup_ratio=config.warmup_ratio, seed=config.seed,
         log_every=config.log_every, show_progress=show_progress, batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -184,7 +184,7 @@ def train(
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
                                          loss=_loss(model, config))
-    seconds, losses_seen = training.run_trainer(trainer, show_progress)
+    seconds, losses_seen = lora.run_trainer(trainer, show_progress)
 
     final = work / "model"
     if config.full:
@@ -196,10 +196,10 @@ def train(
             adapter_config["lora_alpha"] = adapter_config["lora_alpha"] * config.interpolate
             (final / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")
     n_rows = sum(len(d) for d in datasets.values())
-    result = training.result(out, n_rows, trainer, seconds, losses_seen, config.epochs, trainable, device)
+    result = lora.result(out, n_rows, trainer, seconds, losses_seen, config.epochs, trainable, device)
     marker = {"base": base, "kind": "full" if config.full else "lora", "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result), "eval_file": str(eval_file or "")}
-    training.publish(final, out, work, marker)
+    lora.publish(final, out, work, marker)
     if eval_file:
         from .evaluate import evaluate_file
 

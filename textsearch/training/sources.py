@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import CorpusError
+from ..errors import CorpusError
 from .pairs import _package_path, _write_jsonl, split_of
 
 HELDOUT_SPLIT = {"heldout": 25, "dev": 10, "train": 65}  # percent of Tatoeba clusters
@@ -376,7 +376,7 @@ def longdoc_sets(rng: random.Random, n_docs: int = 60, n_queries: int = 150) -> 
 def probe_queries(seed: int = 0, n_each: int = 100) -> list[str]:
     """Typical queries that no particular corpus was written to answer: everyday Tatoeba
     sentences from training clusters (Chinese and English) and 1998 news sentences. An index
-    judges "no confident match" by how its hits score for these (``confidence.py``)."""
+    judges "no confident match" by how its hits score for these (``search/confidence.py``)."""
     rng = random.Random(seed)
     train = tatoeba_split("train")
     zh = sorted({zh for _, zh, _, _ in train if 8 <= len(zh) <= 30})
@@ -387,12 +387,12 @@ def probe_queries(seed: int = 0, n_each: int = 100) -> list[str]:
 
 
 def main() -> None:
-    """``python -m textsearch.sources`` (from a checkout): rebuild every set, the training file of
+    """``python -m textsearch.training.sources`` (from a checkout): rebuild every set, the training file of
     ``zh-en-general`` and the background sentences."""
     print("held-out:", build_heldout())
     print("dev:", build_dev())
     print("training rows (corpora/real_train.jsonl):", build_training())
-    background = Path(__file__).parent / "data" / "background.txt"
+    background = Path(__file__).parents[1] / "data" / "background.txt"
     background.write_text("\n".join(probe_queries()) + "\n", encoding="utf-8")
     print(f"background: {background}")
 

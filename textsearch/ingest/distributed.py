@@ -12,7 +12,7 @@ retries is only computed again, and a batch written again replaces its documents
 ever stored twice.
 
 Each encoder actor runs as many threads as the CPUs it is given (Ray sets ``OMP_NUM_THREADS``;
-``runtime.py`` follows it), so actors sharing a node never oversubscribe it; leave Ray Data a CPU
+``models/runtime.py`` follows it), so actors sharing a node never oversubscribe it; leave Ray Data a CPU
 of its own on each node (actors that take every CPU leave it none, and the run waits forever).
 
 ``address``: "auto" connects to the cluster ``RAY_ADDRESS`` or a running local head names, and
@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .documents.corpus import Corpus, Document, Passage, Skipped, split_many
-from .errors import InvalidArgumentError, require
-from .hits import Summary
-from .ingest import Progress, batches, write_batch
+from ..documents.corpus import Corpus, Document, Passage, Skipped, split_many
+from ..errors import InvalidArgumentError, require
+from ..hits import Summary
+from .pipeline import Progress, batches, write_batch
 
 if TYPE_CHECKING:
-    from .models.encoder import Encoder
-    from .ingest import Target
+    from ..models.encoder import Encoder
+    from .pipeline import Target
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ passages the bi-encoder itself ranks highest for the query among the file's othe
 
 The cross-encoder starts from a bi-encoder's weights (default: the base model) with a new
 one-logit head, is trained with LoRA plus a fully trained pooler and head, and is saved as a small
-adapter folder (``adapters.py`` merges it on first use). Inputs keep the base model's prompts
+adapter folder (``models/adapters.py`` merges it on first use). Inputs keep the base model's prompts
 (``query: `` / ``passage: `` for e5), so the backbone sees text shaped as it was trained on.
 """
 
@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import training
-from .models.adapters import reranker_config
-from .errors import InvalidArgumentError
-from .models.loading import SAFE_LOAD, quiet_transformers
-from .models.registry import DEFAULT_BASE_MODEL, DEFAULT_MODEL, resolve_model
+from . import lora
+from ..models.adapters import reranker_config
+from ..errors import InvalidArgumentError
+from ..models.loading import SAFE_LOAD, quiet_transformers
+from ..models.registry import DEFAULT_BASE_MODEL, DEFAULT_MODEL, resolve_model
 from .pairs import PairSet, labeled_pairs, read_pairs
-from .training import TrainResult
+from .lora import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _mined(pairs: PairSet, config: RerankerConfig, device: str) -> PairSet:
     with quiet_transformers():
         miner = SentenceTransformer(resolve_model(config.miner or DEFAULT_MODEL), device=device,
                                     trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
-    return training.mine(miner, pairs, config.mine_hard_negatives)
+    return lora.mine(miner, pairs, config.mine_hard_negatives)
 
 
 def _dataset(pairs: PairSet, prompts: dict[str, str], config: RerankerConfig) -> Any:
@@ -191,7 +191,7 @@ def train_reranker(
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a reranker on ``train_file`` and save it to ``out`` as a LoRA adapter folder."""
-    training.check_installed()
+    lora.check_installed()
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Args
     from sentence_transformers.cross_encoder.losses import (
@@ -202,24 +202,24 @@ def train_reranker(
     config = config or RerankerConfig()
     if config.loss not in LOSSES:
         raise InvalidArgumentError(f"unknown loss '{config.loss}' — use one of: {', '.join(LOSSES)}")
-    device = training.start(config.seed, device)
+    device = lora.start(config.seed, device)
     out = Path(out)
-    training.check_out(out)  # before the work, not after it
+    lora.check_out(out)  # before the work, not after it
     pairs = read_pairs(train_file)
     if config.max_rows:
         pairs = sample_rows(pairs, config.max_rows, config.seed)
     pairs = _mined(pairs, config, device)
     base = config.base_model or DEFAULT_BASE_MODEL
-    work = training.work_folder(out)
+    work = lora.work_folder(out)
     backbone, prompts = _backbone(base, work)
     dataset = _dataset(pairs, prompts, config)
 
-    training.start(config.seed, device)  # the head and the LoRA matrices start the same way every run
+    lora.start(config.seed, device)  # the head and the LoRA matrices start the same way every run
     with quiet_transformers():
         model = CrossEncoder(str(backbone), num_labels=1, max_length=config.max_length, device=device,
                              trust_remote_code=False, model_kwargs=dict(SAFE_LOAD))
-    trainable = training.add_lora(model, "SEQ_CLS", config.lora_r, config.lora_alpha, ["classifier", "pooler"])
-    args = training.arguments(
+    trainable = lora.add_lora(model, "SEQ_CLS", config.lora_r, config.lora_alpha, ["classifier", "pooler"])
+    args = lora.arguments(
         Args, work, device, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
         warmup_ratio=config.warmup_ratio, seed=config.seed, log_every=config.log_every,
         show_progress=show_progress, save_strategy="no",
@@ -227,13 +227,13 @@ def train_reranker(
     loss = (MultipleNegativesRankingLoss(model, num_negatives=4) if config.loss == "listwise"
             else BinaryCrossEntropyLoss(model))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-    seconds, losses_seen = training.run_trainer(trainer, show_progress)
+    seconds, losses_seen = lora.run_trainer(trainer, show_progress)
 
     final = work / "model"
     model.transformers_model.save_pretrained(str(final))  # adapter_config + LoRA, pooler and head
-    result = training.result(out, len(dataset), trainer, seconds, losses_seen, config.epochs, trainable, device)
+    result = lora.result(out, len(dataset), trainer, seconds, losses_seen, config.epochs, trainable, device)
     base_spec = base if not Path(base).expanduser().exists() else str(Path(base).expanduser().absolute())
     marker = {"base": base_spec, "kind": "reranker-lora", "prompts": prompts, "train_file": str(train_file),
               "config": asdict(config), "result": asdict(result)}
-    training.publish(final, out, work, marker)
+    lora.publish(final, out, work, marker)
     return result

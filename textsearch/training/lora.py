@@ -1,7 +1,7 @@
 """What both trainers share: the LoRA set-up, the work folder, the trainer run, hard-negative
 mining, and publishing the finished folder atomically.
 
-``train.py`` (bi-encoder) and ``train_reranker.py`` (cross-encoder) each choose their model, data
+``bi_encoder.py`` (bi-encoder) and ``cross_encoder.py`` (cross-encoder) each choose their model, data
 and loss; everything around that is here, so the two cannot drift apart.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .models.adapters import ADAPTER_MARKER
-from .errors import InvalidArgumentError, require
-from .models.loading import quiet_transformers
+from ..models.adapters import ADAPTER_MARKER
+from ..errors import InvalidArgumentError, require
+from ..models.loading import quiet_transformers
 from .pairs import PairSet
 
 logger = logging.getLogger(__name__)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .search import keyword
-from .documents.corpus import Document, Passage, split_many
-from .hits import Summary
+from ..search import keyword
+from ..documents.corpus import Document, Passage, split_many
+from ..hits import Summary
 
 if TYPE_CHECKING:
-    from .storage.backend import Backend
-    from .config import IndexConfig
-    from .models.encoder import Encoder
+    from ..storage.backend import Backend
+    from ..config import IndexConfig
+    from ..models.encoder import Encoder
 
 BATCH_PASSAGES = 1024  # passages embedded and committed per transaction: a kill loses at most these (~2 s of CPU work)
 SPLIT_GROUP = 256  # documents whose tokens are counted in one call
