@@ -31,9 +31,10 @@ test: install
 	$(PY) -m pytest
 
 # the fast lane: the tests that need no real model (fake encoders only), without the long
-# reliability scenarios (crash, concurrent writers); `make test` runs everything
+# reliability scenarios (crash, concurrent writers) and the external engines (Milvus Lite,
+# schemathesis); `make test` runs everything
 test-fast: install
-	$(PY) -m pytest -m "not model and not slow" -q
+	$(PY) -m pytest -m "not model and not slow and not engine" -q
 
 lint: install
 	$(PY) -m pip install -q ruff mypy

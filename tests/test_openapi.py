@@ -50,6 +50,7 @@ def served(request: pytest.FixtureRequest, indexes: Path) -> Iterator[tuple[str,
         yield url, request.param
 
 
+@pytest.mark.engine
 def test_schemathesis_finds_the_server_true_to_its_openapi_document(served: tuple[str, str | None],
                                                                     tmp_path: Path) -> None:
     url, key = served

@@ -176,6 +176,7 @@ def test_server_writes_leave_the_users_files(tmp_path: Path, corpus: Path) -> No
 
 # --- the Milvus backend's cleanup -----------------------------------------------------------------
 @milvus_only
+@pytest.mark.engine
 def test_milvus_delete_drops_its_collection_and_keeps_the_rest(tmp_path: Path) -> None:
     shared = tmp_path / "shared.db"  # a Milvus Lite file that two indexes share
     docs = [{"id": "a", "text": "cute cat"}]
@@ -195,6 +196,7 @@ def test_milvus_delete_drops_its_collection_and_keeps_the_rest(tmp_path: Path) -
 
 
 @milvus_only
+@pytest.mark.engine
 def test_milvus_failed_first_build_keeps_the_users_files(tmp_path: Path, empty_corpus: Path) -> None:
     beside = plant(tmp_path / "indexes")
     with pytest.raises(CorpusError):

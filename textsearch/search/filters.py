@@ -360,7 +360,7 @@ def to_milvus(
       $gt/$gte/$lt/$lte raises InvalidArgumentError, as Milvus compares a VARCHAR as text only.
 
     Milvus Lite 3.2.2 ignores ``filter_params`` (``{p0}`` is a parse error there): put the values
-    into the text as Milvus literals first, as tests/test_filters_milvus.py does."""
+    into the text as Milvus literals first, as tests/search/test_filters_milvus.py does."""
     for name in (json_field, id_field):
         if not _NAME_RE.fullmatch(name):
             raise ValueError(f"a Milvus field name must be an identifier, got {name!r}")

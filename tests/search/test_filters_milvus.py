@@ -5,6 +5,7 @@ import pytest
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
+pytestmark = pytest.mark.engine  # a real Milvus Lite
 
 import json
 import re

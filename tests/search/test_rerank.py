@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_train import ANIMALS
+from tests.training.test_train import ANIMALS
 from textsearch import Index
 from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError

@@ -18,7 +18,7 @@ from textsearch.training.pairs import (
     synonym_variant,
 )
 
-PAIRS = Path(__file__).resolve().parents[1] / "corpora" / "pairs"
+PAIRS = Path(__file__).resolve().parents[2] / "corpora" / "pairs"
 
 
 def test_split_is_deterministic_and_follows_the_ratios() -> None:

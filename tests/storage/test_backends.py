@@ -15,9 +15,9 @@ from textsearch.check import check, repair
 from textsearch.errors import InvalidArgumentError, MissingExtraError
 from textsearch.testing import HashEncoder, KeywordEncoder
 
-BACKENDS = ["local", pytest.param("milvus", marks=pytest.mark.skipif(
+BACKENDS = ["local", pytest.param("milvus", marks=[pytest.mark.engine, pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("pymilvus", "milvus_lite")),
-    reason="the milvus extra is not installed: pip install 'textsearch-zh[milvus]'"))]
+    reason="the milvus extra is not installed: pip install 'textsearch-zh[milvus]'")])]
 
 DOCS = [
     {"id": "a", "text": "cat sleeps in the sun", "lang": "en", "year": 2021, "path": "pets/a.txt"},
@@ -133,6 +133,7 @@ def test_incremental_folder_indexing(tmp_path: Path, backend: str) -> None:
     assert check(tmp_path / "idx").ok
 
 
+@pytest.mark.engine
 def test_both_backends_give_the_same_hits(tmp_path: Path) -> None:
     pytest.importorskip("milvus_lite")
     docs = [{"id": f"d{i}", "text": f"text number {i} about {w}"} for i, w in
@@ -179,6 +180,7 @@ milvus_only = pytest.mark.skipif(not all(__import__("importlib").util.find_spec(
 
 
 @milvus_only
+@pytest.mark.engine
 def test_milvus_lite_uri_is_a_db_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match=r"ends in \.db"):
         Index.create(tmp_path / "x", encoder=KeywordEncoder(), backend="milvus", uri="data/milvus")
@@ -193,6 +195,7 @@ def test_milvus_lite_uri_is_a_db_file(tmp_path: Path) -> None:
 
 
 @milvus_only
+@pytest.mark.engine
 def test_milvus_crash_between_requests_is_repaired_by_the_next_run(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch is three requests: delete the old rows, upsert the later passages, upsert the first
@@ -232,6 +235,7 @@ def test_milvus_crash_between_requests_is_repaired_by_the_next_run(tmp_path: Pat
 
 
 @milvus_only
+@pytest.mark.engine
 def test_a_milvus_index_is_served(tmp_path: Path) -> None:
     from textsearch.server import create_app, running
 
@@ -274,6 +278,7 @@ def test_writing_a_batch_again_stores_nothing_twice(index: Index) -> None:
 
 
 @milvus_only
+@pytest.mark.engine
 def test_a_milvus_without_bm25_says_keyword_search_is_unsupported(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from textsearch.storage import milvus
@@ -295,6 +300,7 @@ def test_a_milvus_without_bm25_says_keyword_search_is_unsupported(tmp_path: Path
 
 
 @milvus_only
+@pytest.mark.engine
 def test_a_milvus_lite_file_open_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -309,6 +315,7 @@ def test_a_milvus_lite_file_open_elsewhere_is_one_clear_error(tmp_path: Path) ->
 
 
 @milvus_only
+@pytest.mark.engine
 def test_a_field_another_writer_added_is_filterable_here(tmp_path: Path) -> None:
     """The Milvus backend keeps its state file in memory between searches and reads it again
     once another writer replaced it."""

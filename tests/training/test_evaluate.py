@@ -34,7 +34,7 @@ from textsearch.index import Index
 from textsearch.training.pairs import IRSet, PairSet, pairs_to_ir, read_pairs
 from textsearch.testing import VOCAB, KeywordEncoder
 
-DEMO_QUERIES = Path(__file__).resolve().parents[1] / "corpora" / "demo_queries.jsonl"
+DEMO_QUERIES = Path(__file__).resolve().parents[2] / "corpora" / "demo_queries.jsonl"
 L3, L6 = math.log2(3), math.log2(6)
 
 

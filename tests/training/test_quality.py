@@ -12,7 +12,7 @@ from textsearch.index import Index
 from textsearch.training.quality import table
 
 pytestmark = pytest.mark.model
-CORPORA = Path(__file__).resolve().parents[1] / "corpora"
+CORPORA = Path(__file__).resolve().parents[2] / "corpora"
 
 
 def ids(hits) -> list[str]:  # type: ignore[no-untyped-def]
