@@ -34,6 +34,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
     from .catalog import Built, build_index, index_path, list_indexes, open_index
     from .models.encoder import Encoder, SentenceTransformerEncoder
     from .training.evaluate import Calibration
@@ -80,21 +83,21 @@ class _OldPaths:
     """A finder and loader for ``_MOVED``, asked only after the package's own folder (PEP 451)."""
 
     @staticmethod
-    def find_spec(fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         from importlib.util import spec_from_loader
 
         old = fullname.removeprefix(f"{__name__}.")
-        return spec_from_loader(fullname, _OldPaths) if old != fullname and old in _MOVED else None
+        return spec_from_loader(fullname, _OldPaths) if old != fullname and old in _MOVED else None  # type: ignore[arg-type]
 
     @staticmethod
-    def create_module(spec: object) -> object:
+    def create_module(spec: ModuleSpec) -> ModuleType:
         from importlib import import_module
 
-        return import_module(f"{__name__}.{_MOVED[spec.name.removeprefix(f'{__name__}.')]}")  # type: ignore[attr-defined]
+        return import_module(f"{__name__}.{_MOVED[spec.name.removeprefix(f'{__name__}.')]}")
 
     @staticmethod
-    def exec_module(module: object) -> None:
-        pass
+    def exec_module(module: ModuleType) -> None:
+        pass  # the moved module ran when it was first imported
 
 
 sys.meta_path.append(_OldPaths)  # type: ignore[arg-type]
