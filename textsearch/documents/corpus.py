@@ -29,6 +29,7 @@ from ..errors import CorpusError
 
 logger = logging.getLogger(__name__)
 
+Location = dict[str, Any]  # where a part of a document is: {"page": 3}, {"heading": "…"}, {"line": 42}
 TEXT_SUFFIXES = {".txt", ".md"}
 TABLE_SUFFIXES = {".jsonl", ".csv", ".tsv"}
 _LINE_END = re.compile(r"\r\n?|\n")
@@ -43,6 +44,9 @@ class Document:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # file path relative to the corpus root, None when added by API
+    # where the text comes from, for the hits: (character offset where a part starts, where that
+    # is: {"page": 3}, {"heading": "第一章 › 背景"}…), sorted by offset; a reader fills it
+    locations: list[tuple[int, Location]] = field(default_factory=list, compare=False)
 
     @property
     def content_hash(self) -> str:
