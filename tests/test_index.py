@@ -624,6 +624,8 @@ def test_an_unreadable_file_keeps_its_documents(tmp_path: Path, monkeypatch) -> 
             return real(self)
 
         monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        b = folder / "sub" / "b.txt"
+        os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 10**9))  # changed: it is read again
         summary = index.index_folder(folder)
         assert summary.deleted == 0 and summary.skipped_files == [("sub/b.txt", "unreadable (Permission denied)")]
         assert index.search("dog")[0].doc_id == "sub/b.txt"

@@ -211,8 +211,20 @@ def _clip(text: str, width: int) -> str:
     return "".join(out)
 
 
+def _where(hit: Hit) -> str:
+    """The document and where in it: ``a.txt:12`` (its line, as grep prints it), ``r.pdf p.3``,
+    ``n.md › Setup``; else which passage of how many."""
+    location = hit.location or {}
+    where = hit.doc_id + (f":{location['line']}" if "line" in location else "")
+    if "page" in location:
+        where += f" p.{location['page']}"
+    if location.get("heading") or location.get("chapter"):
+        where += f" › {location.get('heading') or location.get('chapter')}"
+    return where if location or hit.passages <= 1 else f"{where} [{hit.passage + 1}/{hit.passages}]"
+
+
 def _hits_table(hits: list[Hit]) -> str:
-    ids = [h.doc_id + (f" [{h.passage + 1}/{h.passages}]" if h.passages > 1 else "") for h in hits]
+    ids = [_where(h) for h in hits]
     id_width = min(max(_width(i) for i in ids), 40)
     lines = [f"{'#':>2}  {'score':>6}  {'margin':>6}  {'document':<{id_width}}  text"]
     for rank, (hit, doc) in enumerate(zip(hits, ids), 1):

@@ -24,6 +24,9 @@ class Hit:
     rerank_score: float | None = None  # the reranker's own score (0-1), when reranked
     margin: float | None = None  # the cosine minus the query's background level (confidence.py)
     label: int = -1  # the passage's label in the HNSW graph and the store
+    # where the passage is for a person: {"page": 3} (PDF), {"heading": "A › B"}, {"line": 42}
+    # (text files: its first line, as grep prints path:line); None when there is nothing to say
+    location: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -291,6 +291,8 @@ class Index:
         root = str(corpus.root)
         with self._writing():  # the model loads only if a document is new or changed
             known = self.backend.hashes_for_root(root)
+            if ray is None:  # files with the size and mtime they had when read are not opened
+                corpus.known_files = self.backend.file_stats(root)
             seen: set[str] = set()
 
             def tracked() -> Iterator[Document]:
@@ -303,19 +305,27 @@ class Index:
             else:
                 summary, seen = self._ingest_on_ray(corpus, known, root, ray, ray_actors, ray_batch_size,
                                                     ray_cpus, ray_gpus, show_progress)
-            if not seen:
+            if not seen and not corpus.unchanged_files:
                 raise CorpusError(
                     f"no documents found in {corpus.root} ({len(corpus.skipped)} files skipped) — "
                     "add .txt, .md, .jsonl, .csv or .tsv files; nothing was changed"
                 )
             gone = sorted(set(known) - seen)
-            if corpus.unreadable:  # a file unreadable this time is not a deleted one: keep its documents
+            if corpus.unreadable or corpus.unchanged_files:
+                # a file unreadable this time is not a deleted one, nor is a file not opened because
+                # it is as it was: their documents stay
                 sources = self.backend.sources(gone)
-                gone = [i for i in gone if not corpus.is_unreadable(sources.get(i, ""))]
+                kept = {i for i in gone if sources.get(i, "") in corpus.unchanged_files}
+                summary.unchanged += len(kept)
+                gone = [i for i in gone if i not in kept and not corpus.is_unreadable(sources.get(i, ""))]
             if gone:
                 summary.deleted = self.backend.delete(gone)
                 self._save_ann()
                 self._measure_cut()
+            forget = [s for s in corpus.known_files if s not in corpus.stats and s not in corpus.unchanged_files
+                      and not corpus.is_unreadable(s)]
+            if corpus.stats or forget:
+                self.backend.record_files(root, corpus.stats, forget)
         summary.skipped = len(corpus.skipped)
         summary.skipped_files = [(s.path, s.reason) for s in corpus.skipped]
         return summary

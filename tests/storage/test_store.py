@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlite_utils
 
 from textsearch.documents.corpus import Document, Passage
 from textsearch.errors import IndexCorruptError, InvalidArgumentError
@@ -50,17 +51,38 @@ def snapshot(store: Store) -> tuple:
 
 def test_migrations_set_user_version(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     names = [r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     tables = {t for t in names if not t.startswith("passages_fts_")}  # FTS5's own
-    assert tables == {"meta", "documents", "passages", "passages_fts"}
+    assert tables == {"meta", "documents", "passages", "passages_fts", "files"}
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.seq == 0
     store.close()
     again = Store(tmp_path / "store.db")  # reopening runs no migration twice
     assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     again.close()
+
+
+def test_an_index_of_schema_2_gains_locations_and_file_stats(tmp_path: Path) -> None:
+    """An index written before passages had locations opens as it was: its passages have none,
+    no file is known (each is read once more), and new passages keep theirs."""
+    db = sqlite_utils.Database(tmp_path / "store.db")
+    for migrate in MIGRATIONS[:2]:
+        migrate(db)
+    db.execute("INSERT INTO documents VALUES ('a', '/r', 'a.txt', 'h', '{}', 1, 'now')")
+    db.execute("INSERT INTO passages VALUES (0, 'a', 0, 0, 3, 'old', x'00')")
+    db.execute("PRAGMA user_version = 2")
+    db.conn.commit()
+    db.close()
+    store = Store(tmp_path / "store.db")
+    assert store.passages([0])[0].location is None
+    assert store.file_stats("/r") == {}
+    store.record_files("/r", {"a.txt": (3, 7)})
+    assert store.file_stats("/r") == {"a.txt": (3, 7)}
+    store.record_files("/r", {}, gone=["a.txt"])
+    assert store.file_stats("/r") == {}
+    store.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ class Passage:
     text: str
     start: int  # character offsets into the document text
     end: int
+    location: Location | None = None  # where it is for a person (``locate``): page, heading, line
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Corpus:
         id_field: str = "id",
         text_field: str = "text",
         max_file_bytes: int = 10_000_000,
+        known_files: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.exists():
@@ -145,6 +147,11 @@ class Corpus:
         self.max_file_bytes = max_file_bytes
         self.skipped: list[Skipped] = []
         self.unreadable: list[str] = []  # files and folders that could not be read this time
+        # size and mtime of each file when it was last read (``known_files``): a file whose
+        # documents take their ids from its path is not opened again while both are the same
+        self.known_files = known_files or {}
+        self.unchanged_files: set[str] = set()  # not opened: as when last read
+        self.stats: dict[str, tuple[int, int]] = {}  # read this time: size and mtime before reading
 
     def files(self) -> Iterator[Path]:
         """Every non-hidden file under the root, sorted, symlinks kept inside the root."""
@@ -195,7 +202,22 @@ class Corpus:
 
     def _documents(self) -> Iterator[Document]:
         for path in self.files():
-            yield from self.documents_of(path)
+            rel = path.relative_to(self.root).as_posix()
+            try:
+                stat = path.stat()
+            except OSError:
+                yield from self.documents_of(path)  # documents_of says why it cannot be read
+                continue
+            seen = (stat.st_size, stat.st_mtime_ns)
+            if path.suffix.lower() not in TABLE_SUFFIXES and self.known_files.get(rel) == seen:
+                self.unchanged_files.add(rel)  # a table's rows name their own ids: always read
+                continue
+            produced = False
+            for doc in self.documents_of(path):
+                produced = True
+                yield doc
+            if produced:
+                self.stats[rel] = seen
 
     def documents_of(self, path: Path) -> Iterator[Document]:
         """The documents of one file under the root (``files()`` lists them), what it skipped
@@ -370,6 +392,26 @@ def split_passages(
     """Pack whole sentences into passages of at most ``max_tokens``; consecutive passages share
     up to ``overlap_tokens`` of trailing sentences. Sentences longer than the bound are cut."""
     return split_many([text], count_tokens, max_tokens, overlap_tokens)[0]
+
+
+LINED_TYPES = {"txt", "md"}  # file types whose hits say their line, as grep does (path:line)
+
+
+def locate(doc: Document, passages: list[Passage]) -> list[Passage]:
+    """Give each passage (in document order) where it starts: the document's location there
+    (``Document.locations``: its page, its heading) and, in a text file, its line number."""
+    lined = doc.source is not None and doc.metadata.get("type") in LINED_TYPES
+    marks, line, counted, i = doc.locations, 1, 0, -1
+    for passage in passages:
+        while i + 1 < len(marks) and marks[i + 1][0] <= passage.start:
+            i += 1
+        location = dict(marks[i][1]) if i >= 0 else {}
+        if lined:
+            line += doc.text.count("\n", counted, passage.start)
+            counted = passage.start
+            location["line"] = line
+        passage.location = location or None
+    return passages
 
 
 def split_many(

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..documents.corpus import Corpus, Document, Passage, Skipped, split_many
+from ..documents.corpus import Corpus, Document, Passage, Skipped, locate, split_many
 from ..errors import InvalidArgumentError, require
 from ..hits import Summary
 from .pipeline import Progress, batches, write_batch
@@ -125,8 +125,9 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
             if kind == "unchanged":
                 summary.unchanged += 1
                 continue
-            doc = Document(row["id"], row["text"], json.loads(row["meta"]), row["source"])
-            passages = [Passage(*p) for p in json.loads(row["passages"])]
+            doc = Document(row["id"], row["text"], json.loads(row["meta"]), row["source"],
+                           [(start, where) for start, where in json.loads(row["locations"])])
+            passages = locate(doc, [Passage(*p) for p in json.loads(row["passages"])])
             if doc.id in known:
                 summary.updated += 1
             else:
@@ -158,10 +159,10 @@ def _read(files: dict[str, np.ndarray], root: str, id_field: str, text_field: st
 
     hashes: dict[str, str] = ray.get(known[0])
     corpus = Corpus(root, id_field=id_field, text_field=text_field, max_file_bytes=max_file_bytes)
-    out: dict[str, list[Any]] = {name: [] for name in ("kind", "id", "text", "meta", "source")}
+    out: dict[str, list[Any]] = {name: [] for name in ("kind", "id", "text", "meta", "source", "locations")}
 
-    def add(kind: str, id: str, text: str = "", meta: str = "{}", source: str = "") -> None:
-        for name, value in zip(out, (kind, id, text, meta, source)):
+    def add(kind: str, id: str, text: str = "", meta: str = "{}", source: str = "", locations: str = "[]") -> None:
+        for name, value in zip(out, (kind, id, text, meta, source, locations)):
             out[name].append(value)
 
     for file in files["file"]:
@@ -169,7 +170,8 @@ def _read(files: dict[str, np.ndarray], root: str, id_field: str, text_field: st
             if hashes.get(doc.id) == doc.content_hash:
                 add("unchanged", doc.id, source=doc.source or "")
             else:
-                add("document", doc.id, doc.text, json.dumps(doc.metadata, ensure_ascii=False), doc.source or "")
+                add("document", doc.id, doc.text, json.dumps(doc.metadata, ensure_ascii=False), doc.source or "",
+                    json.dumps(doc.locations, ensure_ascii=False))
     unreadable = set(corpus.unreadable)
     for skipped in corpus.skipped:
         add("skipped", skipped.path, skipped.reason, source="unreadable" if skipped.path in unreadable else "")
@@ -189,7 +191,8 @@ class _Embedder:
                          self.overlap)
         texts = [p.text for passages in cut for p in passages]
         vectors = self.encoder.encode_passages(texts) if texts else np.zeros((0, 0), dtype=np.float32)
-        out: dict[str, list[Any]] = {name: [str(v) for v in rows[name]] for name in ("kind", "id", "text", "meta", "source")}
+        out: dict[str, list[Any]] = {name: [str(v) for v in rows[name]]
+                                     for name in ("kind", "id", "text", "meta", "source", "locations")}
         out["passages"], out["vectors"] = ["[]"] * len(kinds), [b""] * len(kinds)
         row = 0
         for i, passages in zip(documents, cut):

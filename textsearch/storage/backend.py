@@ -49,6 +49,10 @@ class Backend(Protocol):
 
     def sources(self, ids: Sequence[str]) -> dict[str, str]: ...  # id → file, of folder documents
 
+    def file_stats(self, root: str) -> dict[str, tuple[int, int]]: ...  # file → (size, mtime_ns) when read
+
+    def record_files(self, root: str, stats: dict[str, tuple[int, int]], gone: Sequence[str]) -> None: ...
+
     def write(self, batch: Batch, vectors: np.ndarray, root: str | None) -> None: ...  # upsert, in order
 
     def delete(self, ids: Sequence[str]) -> int: ...  # how many of the documents existed
@@ -138,6 +142,12 @@ class LocalBackend:
 
     def sources(self, ids: Sequence[str]) -> dict[str, str]:
         return self.store.sources(ids)
+
+    def file_stats(self, root: str) -> dict[str, tuple[int, int]]:
+        return self.store.file_stats(root)
+
+    def record_files(self, root: str, stats: dict[str, tuple[int, int]], gone: Sequence[str]) -> None:
+        self.store.record_files(root, stats, gone)
 
     def write(self, batch: Batch, vectors: np.ndarray, root: str | None) -> None:
         """One transaction, then the graph: a reader in another thread sees both change together."""

@@ -61,6 +61,7 @@ STATE_FILE = "milvus-state.json"
 MAX_TEXT = 65535  # Milvus's longest VARCHAR
 MAX_LIMIT = 16384  # Milvus's largest top-k and query window
 _OUTPUT = ["doc_id", "position", "n_passages", "start", "end", "text", "meta"]
+LOCATION_KEY = "_textsearch_location"  # a passage's location, kept in its row's meta (no schema change)
 _CHUNK = 1000  # ids per "in" list
 
 
@@ -274,6 +275,12 @@ class MilvusBackend:
     def sources(self, ids: Sequence[str]) -> dict[str, str]:
         return self._by_ids(ids, "source")
 
+    def file_stats(self, root: str) -> dict[str, tuple[int, int]]:
+        return {}  # not kept: every file is read again and compared by its content hash
+
+    def record_files(self, root: str, stats: dict[str, tuple[int, int]], gone: Sequence[str]) -> None:
+        pass
+
     def write(self, batch: Sequence[tuple[Document, list[Passage]]], vectors: np.ndarray, root: str | None) -> None:
         """Upsert the batch's documents (see the module's docstring for the order and why)."""
         n = sum(len(p) for _, p in batch)
@@ -287,7 +294,8 @@ class MilvusBackend:
                     "n_passages": len(passages), "start": passage.start, "end": passage.end,
                     "root": (root or "") if doc.source else "", "source": doc.source or "",
                     "content_hash": doc.content_hash, "text": passage.text, "terms": segment(passage.text),
-                    "meta": doc.metadata, "vector": vectors[row].astype(np.float32).tolist(),
+                    "meta": {**doc.metadata, LOCATION_KEY: passage.location} if passage.location else doc.metadata,
+                    "vector": vectors[row].astype(np.float32).tolist(),
                 })
                 row += 1
         with self.lock:
@@ -439,8 +447,11 @@ def _hits(found: list[dict[str, Any]], group: bool, vector: np.ndarray | None) -
         if vector is not None:
             score = abs(score)
             cosine = round(float(np.asarray(row["vector"], dtype=np.float32) @ vector), 6)
-        best[key] = Hit(row["doc_id"], round(score, 6), row["text"], row["meta"] or {}, int(row["position"]),
-                        int(row["n_passages"]), int(row["start"]), int(row["end"]), dense_score=cosine)
+        meta = dict(row["meta"] or {})
+        location = meta.pop(LOCATION_KEY, None)
+        best[key] = Hit(row["doc_id"], round(score, 6), row["text"], meta, int(row["position"]),
+                        int(row["n_passages"]), int(row["start"]), int(row["end"]), dense_score=cosine,
+                        location=location)
     return list(best.values())
 
 

@@ -95,7 +95,15 @@ def _fill_keywords(db: sqlite3.Connection) -> int:
     return filled
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_keyword]
+def _m003_locations_and_files(db: sqlite_utils.Database) -> None:
+    """Where each passage is for a person (``location``: page, heading, line; JSON, NULL before
+    this migration) and the size and modification time each indexed file had when it was read,
+    so that an unchanged file is not opened again."""
+    db.execute("ALTER TABLE passages ADD COLUMN location TEXT")
+    db["files"].create({"root": str, "source": str, "size": int, "mtime_ns": int}, pk=("root", "source"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_keyword, _m003_locations_and_files]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -109,6 +117,7 @@ class PassageRow:
     text: str
     metadata: dict[str, Any]
     n_passages: int
+    location: dict[str, Any] | None = None
 
 
 class Store:
@@ -239,6 +248,18 @@ class Store:
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         return self._lookup("SELECT id, content_hash FROM documents WHERE id", ids)
 
+    def file_stats(self, root: str) -> dict[str, tuple[int, int]]:
+        """source → (size, mtime_ns) of the files under ``root`` as they were when last read."""
+        rows = self.db.execute("SELECT source, size, mtime_ns FROM files WHERE root = ?", [root])
+        return {source: (size, mtime) for source, size, mtime in rows}
+
+    def record_files(self, root: str, stats: dict[str, tuple[int, int]], gone: Iterable[str] = ()) -> None:
+        """Remember the files read under ``root`` (source → (size, mtime_ns)), forget ``gone``."""
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO files(root, source, size, mtime_ns) VALUES (?, ?, ?, ?)",
+                                [(root, source, size, mtime) for source, (size, mtime) in stats.items()])
+            self.db.executemany("DELETE FROM files WHERE root = ? AND source = ?", [(root, s) for s in gone])
+
     def _lookup(self, select: str, keys: Iterable[Any]) -> dict[Any, Any]:
         """Rows of ``select ... IN (keys)`` as a dict of their two columns, keys sent in chunks."""
         found: dict[Any, Any] = {}
@@ -276,14 +297,15 @@ class Store:
                 ],
             )
             rows = (
-                (int(label), d.id, pos, p.start, p.end, p.text, vec.tobytes())
+                (int(label), d.id, pos, p.start, p.end, p.text, vec.tobytes(),
+                 json.dumps(p.location, ensure_ascii=False) if p.location else None)
                 for label, (d, pos, p), vec in zip(
                     labels, ((d, i, p) for d, ps in docs for i, p in enumerate(ps)), vectors, strict=True
                 )
             )
             conn.executemany(
-                "INSERT INTO passages(label, doc_id, position, start, end, text, vector)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO passages(label, doc_id, position, start, end, text, vector, location)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             conn.executemany(
@@ -326,11 +348,12 @@ class Store:
         for chunk in _chunks(labels):
             sql = (
                 "SELECT p.label, p.doc_id, p.position, p.start, p.end, p.text, d.metadata,"
-                " d.n_passages FROM passages p JOIN documents d ON d.id = p.doc_id"
+                " d.n_passages, p.location FROM passages p JOIN documents d ON d.id = p.doc_id"
                 f" WHERE p.label IN ({_marks(chunk)})"
             )
             for row in self.db.execute(sql, chunk):
-                found[row[0]] = PassageRow(*row[:6], json.loads(row[6] or "{}"), row[7])
+                found[row[0]] = PassageRow(*row[:6], json.loads(row[6] or "{}"), row[7],
+                                           json.loads(row[8]) if row[8] else None)
         return found
 
     def vectors(self, labels: Sequence[int] | np.ndarray, dimension: int) -> np.ndarray:
