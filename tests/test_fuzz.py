@@ -198,10 +198,11 @@ fuzz_files = st.lists(
         st.sampled_from([False] * 5 + [True]),  # a name that is not UTF-8, now and then
         st.sampled_from(["", "sub/", "sub/deeper/", "x y/"]),
         st.one_of(
-            st.tuples(st.sampled_from([".txt", ".md", ".jsonl", ".csv", ".tsv", ".bin", ""]),
+            st.tuples(st.sampled_from([".txt", ".md", ".jsonl", ".csv", ".tsv", ".bin", "", ".pdf", ".docx",
+                                       ".epub", ".html"]),
                       st.binary(min_size=1, max_size=3000)),
-            st.tuples(st.sampled_from([".txt", ".md"]), mixed_encodings | with_controls),
-            st.tuples(st.sampled_from([".txt", ".md"]), odd_but_valid),
+            st.tuples(st.sampled_from([".txt", ".md", ".html"]), mixed_encodings | with_controls),
+            st.tuples(st.sampled_from([".txt", ".md", ".html"]), odd_but_valid),
             st.tuples(st.just(".jsonl"), jsonl_files),
             st.tuples(st.sampled_from([".csv", ".tsv"]), csv_files),
             st.tuples(st.sampled_from([".txt", ".jsonl", ".csv"]), st.just(b"")),

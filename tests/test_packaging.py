@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.documents import files
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,9 +39,10 @@ def test_the_wheel_installs_into_a_clean_virtualenv_and_indexes_and_queries(tmp_
     (corpus / "kids.txt").write_text("邻居家的孩子特别惹人喜欢，见到谁都笑。", encoding="utf-8")
     (corpus / "weather.txt").write_text("明天有大雨，出门记得带伞。", encoding="utf-8")
     (corpus / "laptop.txt").write_text("This laptop's battery lasts four hours.", encoding="utf-8")
+    files.pdf(corpus / "router.pdf", [["Hold the reset button for ten seconds to restore the factory settings."]])
     textsearch = tmp_path / "venv" / "bin" / "textsearch"
     out = _run(textsearch, "index", corpus, "--indexes", tmp_path / "indexes", "--quiet", cwd=tmp_path)
-    assert "3 added" in out
+    assert "4 added" in out  # the PDF too: its reader is in the default install
     out = _run(textsearch, "query", "下雨天要带什么", "-k", "1", "--json", "--indexes", tmp_path / "indexes",
                cwd=tmp_path)
     assert '"doc_id": "weather.txt"' in out

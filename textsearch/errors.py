@@ -18,6 +18,17 @@ class CorpusError(TextsearchError):
     """The corpus folder is missing, empty or unreadable."""
 
 
+class DocumentReadError(TextsearchError):
+    """A PDF, Word or EPUB file cannot be read this time: corrupt, truncated, password-protected,
+    too large once unpacked, or its reader library is missing. The corpus skips the file with the
+    reason and keeps what the index already holds of it (its last good version)."""
+
+
+class DocumentEmptyError(TextsearchError):
+    """A document file was read but holds no text (a scanned PDF without a text layer, an empty
+    Word file): skipped, and its old documents go, as for an emptied text file."""
+
+
 class IndexNotFoundError(TextsearchError):
     """No index at the given name or path."""
 

@@ -308,7 +308,7 @@ class Index:
             if not seen and not corpus.unchanged_files:
                 raise CorpusError(
                     f"no documents found in {corpus.root} ({len(corpus.skipped)} files skipped) — "
-                    "add .txt, .md, .jsonl, .csv or .tsv files; nothing was changed"
+                    "add .txt, .md, .pdf, .docx, .html, .epub, .jsonl, .csv or .tsv files; nothing was changed"
                 )
             gone = sorted(set(known) - seen)
             if corpus.unreadable or corpus.unchanged_files:

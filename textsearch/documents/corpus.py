@@ -3,6 +3,8 @@
 - walk a folder (sorted, hidden entries ignored, symlinks followed only inside the root);
 - decode each file (UTF-8 with or without BOM, UTF-16 with BOM, GB18030/GBK), refusing binary;
 - ``.txt``/``.md`` give one document per file; ``.jsonl``/``.csv``/``.tsv`` one per row;
+- PDF, Word, HTML and EPUB files one document each, with locations (``readers``: a module per
+  format); a document file that fails to read keeps what the index holds of it;
 - split long text into passages at sentence ends (Chinese and English), bounded in model tokens,
   with a small overlap.
 """
@@ -25,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError
+from ..errors import CorpusError, DocumentEmptyError, DocumentReadError, MissingExtraError
+from . import readers
+from .text import Extracted
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +137,7 @@ class Corpus:
         text_field: str = "text",
         max_file_bytes: int = 10_000_000,
         known_files: dict[str, tuple[int, int]] | None = None,
+        max_document_bytes: int | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.exists():
@@ -145,6 +150,9 @@ class Corpus:
         self.id_field = id_field
         self.text_field = text_field
         self.max_file_bytes = max_file_bytes
+        # PDF, Word and EPUB files: by default readers.BINARY_SIZE_FACTOR times the text limit
+        self.max_document_bytes = max_document_bytes or readers.BINARY_SIZE_FACTOR * max_file_bytes
+        self._missing_readers: set[str] = set()  # file types whose library is missing: warned once
         self.skipped: list[Skipped] = []
         self.unreadable: list[str] = []  # files and folders that could not be read this time
         # size and mtime of each file when it was last read (``known_files``): a file whose
@@ -223,21 +231,67 @@ class Corpus:
         """The documents of one file under the root (``files()`` lists them), what it skipped
         added to ``skipped``: a worker reading its share of the files calls this."""
         suffix = path.suffix.lower()
-        if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES:
-            self._skip(path, f"unsupported file type '{suffix or path.name}'")
+        if suffix in readers.BINARY:
+            yield from self._binary(path, suffix)
+            return
+        if suffix not in TEXT_SUFFIXES | TABLE_SUFFIXES | readers.MARKUP:
+            reason = readers.REFUSED.get(suffix, f"unsupported file type '{suffix or path.name}'")
+            self._skip(path, reason, warn=suffix in readers.REFUSED)
             return
         text = self._read(path)
         if text is None:
             return
         rel = path.relative_to(self.root).as_posix()
-        if suffix in TEXT_SUFFIXES:
-            if not text.strip():
-                self._skip(path, "empty file", warn=True)
-                return
-            meta = {"path": rel, "type": suffix[1:], "lang": detect_lang(text)}
-            yield Document(id=rel, text=text, metadata=meta, source=rel)
-        else:
+        if suffix in TABLE_SUFFIXES:
             yield from self._rows(path, rel, text)
+        elif not text.strip():
+            self._skip(path, "empty file", warn=True)
+        elif (extracted := self._extract(path, suffix, lambda: readers.from_text(suffix, text))) is not None:
+            yield self._document(rel, suffix, extracted)
+
+    def _binary(self, path: Path, suffix: str) -> Iterator[Document]:
+        """A PDF, Word or EPUB file as one document, refused from its size before it is opened."""
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            self._skip(path, f"unreadable ({exc.strerror or exc})", warn=True)
+            self.unreadable.append(_relative(path, self.root))
+            return
+        if size == 0:
+            self._skip(path, "empty file", warn=True)
+        elif size > self.max_document_bytes:
+            self._skip(path, f"{size:,} bytes is over the {self.max_document_bytes:,}-byte limit for PDF, Word "
+                             f"and EPUB files ({readers.BINARY_SIZE_FACTOR} × --max-file-mb)", warn=True)
+        elif (extracted := self._extract(path, suffix, lambda: readers.read(path, suffix))) is not None:
+            yield self._document(path.relative_to(self.root).as_posix(), suffix, extracted)
+
+    def _extract(self, path: Path, suffix: str, read: Callable[[], Extracted]) -> Extracted | None:
+        """``read()``, or None with the reason skipped. A file that cannot be read this time (damaged,
+        truncated, locked, its library missing, an I/O error) is listed in ``unreadable``: the index
+        keeps its last good version. One that reads but holds no text is only skipped."""
+        try:
+            extracted = read()
+        except DocumentEmptyError as exc:
+            self._skip(path, str(exc), warn=True)
+            return None
+        except (DocumentReadError, MissingExtraError, OSError) as exc:
+            missing = isinstance(exc, MissingExtraError)
+            reason = f"unreadable ({exc.strerror or exc})" if isinstance(exc, OSError) else str(exc)
+            self._skip(path, f"{reason} — its indexed version, if any, is kept",
+                       warn=not missing or suffix not in self._missing_readers)
+            if missing:
+                self._missing_readers.add(suffix)
+            self.unreadable.append(_relative(path, self.root))
+            return None
+        if not extracted.text.strip():
+            self._skip(path, "no text", warn=True)
+            return None
+        return extracted
+
+    @staticmethod
+    def _document(rel: str, suffix: str, extracted: Extracted) -> Document:
+        meta = {"path": rel, "type": suffix[1:], "lang": detect_lang(extracted.text)}
+        return Document(id=rel, text=extracted.text, metadata=meta, source=rel, locations=extracted.locations)
 
     def _read(self, path: Path) -> str | None:
         try:
