@@ -81,7 +81,8 @@ def test_query_json_lines_have_hit_fields(run, built: Path) -> None:
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(hits) == 2
     assert set(hits[0]) == {"doc_id", "score", "text", "metadata", "passage", "passages", "start", "end",
-                            "dense_score", "low_confidence", "rerank_score", "margin", "label", "location"}
+                            "dense_score", "low_confidence", "rerank_score", "margin", "label", "location",
+                            "match", "copies"}
     assert hits[0]["location"]["line"] >= 1  # every hit from a text file says its line
     assert -1.0 <= hits[1]["score"] <= hits[0]["score"] <= 1.0
 

@@ -22,7 +22,7 @@ COMMANDS += [f"{g.name} {c.name}" for g in app.registered_groups for c in g.type
 
 def test_the_commands_are_the_expected_ones() -> None:
     expected = ["check", "delete", "eval", "index", "info", "list", "query", "repair", "serve", "train",
-                "train-reranker", "pairs build"]
+                "train-reranker", "watch", "pairs build"]
     assert COMMANDS == expected
 
 

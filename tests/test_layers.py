@@ -17,7 +17,7 @@ LAYERS = [  # top to bottom; a unit is a folder (a stage) or a module at the top
     {"cli", "__main__", "server", "client"},  # the interfaces
     {"__init__"},  # the public API
     {"training", "testing"},  # built on the facade: trainers, evaluation, the quality report; fakes
-    {"index", "catalog", "check"},  # the facade
+    {"index", "catalog", "check", "watch"},  # the facade
     {"ingest"},
     {"storage"},
     {"search"},
@@ -31,7 +31,11 @@ HEAVY = {  # dependency → the modules that may import it
     "ray": {"ingest.distributed"},
     "fastapi": {"server"},
     "uvicorn": {"server"},
+    "watchfiles": {"watch"},
     "sqlite_utils": {"storage.store"},
+    "pypdfium2": {"documents.pdf"},
+    "docx": {"documents.word"},
+    "selectolax": {"documents.html"},
     "jieba": {"search.keyword"},
     "onnxruntime": {"models.runtime"},
     "onnx": {"models.runtime"},

@@ -83,3 +83,36 @@ def test_the_table_shows_where_each_hit_is() -> None:
     assert [_where(hit({"line": 12})), _where(hit({"page": 3})), _where(hit({"heading": "A › B", "line": 4})),
             _where(hit(None, 1, 3)), _where(hit(None))] == [
         "docs/a.txt:12", "docs/a.txt p.3", "docs/a.txt:4 › A › B", "docs/a.txt [2/3]", "docs/a.txt"]
+
+
+def test_a_long_document_is_searched_to_the_sentence(tmp_path: Path) -> None:
+    """Each sentence of a document of several passages is a unit of its own: the best unit is
+    the sentence, the hit shows the passage that holds it with ``match`` on the sentence."""
+    text = "cat cat cat. dog dog dog. fish fish fish. tree tree tree. sun sun sun. rain rain rain."
+    # 4 tokens a sentence: passages of 8 tokens hold two sentences each, so 3 passages + 6 sentences
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder(), max_passage_tokens=8, overlap_tokens=0) as index:
+        summary = index.add([{"id": "long", "text": text}, {"id": "short", "text": "train"}])
+        assert summary.passages == 3 + 6 + 1  # a one-passage document gets no sentence units
+        (best,) = index.search("cat", k=1)
+        # the sentence "cat cat cat." scores 1.0; its passage (cat + dog) would score 0.707107
+        assert (best.doc_id, best.score, best.text, best.match) == ("long", 1.0, "cat cat cat. dog dog dog.", [0, 12])
+        assert best.text[best.match[0]:best.match[1]] == "cat cat cat."
+        (short,) = index.search("train", k=1)
+        assert (short.doc_id, short.match) == ("short", None)
+
+
+def test_an_index_from_before_sentence_units_keeps_its_units(tmp_path: Path) -> None:
+    import json
+
+    from textsearch.config import CONFIG_FILE
+
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder()):
+        pass
+    config = tmp_path / "idx" / CONFIG_FILE
+    data = json.loads(config.read_text(encoding="utf-8"))
+    assert data["sentences"] is True
+    del data["sentences"]
+    config.write_text(json.dumps(data), encoding="utf-8")
+    with Index.open(tmp_path / "idx", encoder=KeywordEncoder()) as index:
+        assert index.config.sentences is False
+        assert index.add([{"id": "a", "text": "cat cat. dog dog. " * 20}]).passages == 3

@@ -141,3 +141,18 @@ def test_the_page_needs_nothing_from_the_internet(site: str, page: object) -> No
     page.wait_for_function("document.querySelectorAll('li.hit').length > 0")  # type: ignore[attr-defined]
     assert outside == []
     assert Path(__file__).resolve().parents[1].joinpath("textsearch", "data", "page.html").is_file()
+
+
+def test_copies_of_one_text_are_one_hit_that_shows_their_count(browser: object, tmp_path: Path) -> None:
+    root = tmp_path / "indexes"
+    with Index.create(root / "reviews", encoder=Calibrated()) as index:
+        index.add([{"id": f"{name}.txt", "text": "The cat sleeps in the sun."} for name in "abc"]
+                  + [{"id": "dog.txt", "text": "A dog runs in the rain."}])
+    page = browser.new_page()  # type: ignore[attr-defined]
+    with running(create_app(root, encoder=Calibrated())) as url:
+        page.goto(url + "/?q=cat&index=reviews")
+        page.wait_for_function("document.querySelectorAll('li.hit').length > 0")
+        assert page.eval_on_selector_all("li.hit .badge.copies", "es => es.map(e => e.textContent)") == ["3 copies"]
+        assert sorted(page.get_attribute("li.hit .badge.copies", "title").split("\n")) == ["a.txt", "b.txt", "c.txt"]
+        assert page.eval_on_selector_all("li.hit", "es => es.length") == 2  # the copies, then the dog
+    page.close()

@@ -9,7 +9,7 @@ Anything the command line does is one call: ``build_index`` (``textsearch index`
 ``open_index`` / ``list_indexes`` (indexes by name), ``Index.search`` (``query``), ``calibrate``
 (``eval --calibrate``), ``textsearch.training.bi_encoder.train``,
 ``textsearch.training.cross_encoder.train_reranker``, ``textsearch.check.check`` / ``repair``,
-``textsearch.training.quality.report`` (``eval --heldout``).
+``textsearch.training.quality.report`` (``eval --heldout``), ``textsearch.watch.watch`` (``watch``).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def _show_progress(quiet: bool) -> bool:
 
 @app.command("index")
 def index_cmd(
-    folder: Path = typer.Argument(..., help="Folder of .txt/.md/.jsonl/.csv/.tsv files."),
+    folder: Path = typer.Argument(..., help="Folder of .txt/.md/.pdf/.docx/.html/.epub/.jsonl/.csv/.tsv files."),
     name: Optional[str] = typer.Option(
         None, "--name", "-n",
         help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
@@ -83,7 +83,7 @@ def index_cmd(
     ),
     id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
     text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
-    max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
+    max_file_mb: float = typer.Option(10.0, help="Skip text files larger than this (MB); PDF, Word and EPUB files over 10 times this."),
     runtime: Optional[str] = RuntimeOpt,
     vector_dtype: Optional[str] = typer.Option(
         None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
@@ -132,6 +132,60 @@ def _summary_line(folder: Path, target: Path, s: Summary, total: int) -> str:
     )
 
 
+@app.command("watch")
+def watch_cmd(
+    folder: Path = typer.Argument(..., help="Folder of .txt/.md/.pdf/.docx/.html/.epub/.jsonl/.csv/.tsv files to follow."),
+    name: Optional[str] = typer.Option(
+        None, "--name", "-n",
+        help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
+    ),
+    id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
+    text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
+    max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
+    runtime: Optional[str] = RuntimeOpt,
+    vector_dtype: Optional[str] = typer.Option(
+        None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
+    ),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="Where a new index keeps its passages: local (SQLite + HNSW files, default) or milvus."
+    ),
+    uri: Optional[str] = typer.Option(
+        None, "--uri", help="milvus: a Milvus Lite file (*.db, default milvus.db in the index) or http://host:19530."
+    ),
+    debounce: float = typer.Option(1.0, "--debounce", help="Seconds without a new change before the index is updated."),
+    indexes: str = IndexesOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Index a folder, then keep following it: new, edited and deleted files reach the index
+    seconds later, one line per update. Ctrl-C stops once the update in flight is written.
+
+    Example: textsearch watch notes --name notes
+    """
+    import time
+
+    from .watch import Update, describe, watch
+
+    def show(update: Update) -> None:
+        s = update.summary
+        if as_json:
+            typer.echo(json.dumps({"index": str(update.path), "documents": update.documents, "first": update.first,
+                                   **s.to_dict()}, ensure_ascii=False))
+        elif update.first:
+            typer.echo(_summary_line(folder, update.path, s, update.documents) + "; watching for changes")
+        else:
+            typer.echo(f"{time.strftime('%H:%M:%S')} updated {describe(folder, update)}")
+
+    _setup_logging(quiet)
+    watch(folder, name, indexes, on_update=show, debounce=debounce, signals=True, model=model, runtime=runtime,
+          vector_dtype=vector_dtype, backend=backend, uri=uri, id_field=id_field, text_field=text_field,
+          max_file_bytes=int(max_file_mb * 1e6), show_progress=_show_progress(quiet))
+    typer.echo(f"stopped watching {folder}", err=True)
+
+
 @app.command("query")
 def query_cmd(
     text: str = typer.Argument(..., help="What to search for, in any words."),
@@ -150,6 +204,8 @@ def query_cmd(
     min_margin: Optional[float] = typer.Option(None, "--min-margin", help="Least margin of a confident hit (default: the model's)."),
     show_low: bool = typer.Option(False, "--show-low", help="Also show hits under the threshold, marked 'low'."),
     rrf_k: int = typer.Option(RRF_K, "--rrf-k", help="Reciprocal rank fusion constant (hybrid)."),
+    all_copies: bool = typer.Option(False, "--all-copies",
+                                    help="One hit per copy of a text (default: copies are one hit that lists them)."),
     server: Optional[str] = typer.Option(None, "--server", envvar="TEXTSEARCH_SERVER",
                                          help="Ask a running `textsearch serve` at this URL instead."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TEXTSEARCH_API_KEY",
@@ -170,6 +226,7 @@ def query_cmd(
         k=k, mode=mode, filter=combine([parse_where(w) for w in where]) if where else None, group=not passages,
         ef=ef, rerank=rerank, rerank_model=rerank_model, candidates=candidates, rerank_weight=rerank_weight,
         min_score=min_score, min_margin=min_margin, include_low_confidence=show_low, rrf_k=rrf_k,
+        collapse=not all_copies,
     )
     if server:
         from .client import Client
@@ -223,6 +280,25 @@ def _where(hit: Hit) -> str:
     return where if location or hit.passages <= 1 else f"{where} [{hit.passage + 1}/{hit.passages}]"
 
 
+def _snippet(hit: Hit, width: int) -> str:
+    """The hit's text clipped to ``width``; when a sentence of it matched (``hit.match``), from a
+    little before that sentence, which is bold when the output is a terminal."""
+    if not hit.match:
+        return _clip(hit.text, width)
+    start, end = hit.match
+    lead = max(0, start - 8)
+    text = ("…" if lead else "") + hit.text[lead:]
+    shown = _clip(text, width)
+    if not sys.stdout.isatty():
+        return shown
+    sentence = " ".join(hit.text[start:end].split())
+    at = shown.find(sentence[:6]) if sentence else -1
+    if at < 0:
+        return shown
+    cut = min(len(shown.rstrip("…")), at + len(sentence))
+    return shown[:at] + typer.style(shown[at:cut], bold=True) + shown[cut:]
+
+
 def _hits_table(hits: list[Hit]) -> str:
     ids = [_where(h) for h in hits]
     id_width = min(max(_width(i) for i in ids), 40)
@@ -232,8 +308,21 @@ def _hits_table(hits: list[Hit]) -> str:
         pad = " " * (id_width - _width(doc))
         low = "  (low)" if hit.low_confidence else ""
         margin = f"{hit.margin:>+6.3f}" if hit.margin is not None else f"{'':>6}"
-        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {margin}  {doc}{pad}  {_clip(hit.text, 70)}{low}")
+        lines.append(f"{rank:>2}  {hit.score:>6.3f}  {margin}  {doc}{pad}  {_snippet(hit, 70)}{low}")
+        if hit.copies:
+            lines.append(f"{'':>20}{_copies(hit)}")
     return "\n".join(lines)
+
+
+COPIES_SHOWN = 5  # documents named under a hit that stands for copies of its text; the rest are counted
+
+
+def _copies(hit: Hit) -> str:
+    """"(3 copies: a.txt, b.txt, c.txt)": the documents holding a collapsed hit's text, itself first."""
+    names = [hit.doc_id] + [copy["doc_id"] for copy in hit.copies]
+    shown = ", ".join(names[:COPIES_SHOWN])
+    more = f" and {len(names) - COPIES_SHOWN} more" if len(names) > COPIES_SHOWN else ""
+    return f"({len(names)} copies: {shown}{more})"
 
 
 @app.command("serve")
@@ -245,6 +334,8 @@ def serve_cmd(
                                           help="Require this key (X-API-Key header) on every request."),
     batch_window_ms: float = typer.Option(0.0, "--batch-window-ms",
                                           help="Let concurrent searches wait this long to share one encoder call."),
+    watch: list[str] = typer.Option([], "--watch", help="FOLDER=NAME: keep index NAME in line with FOLDER while "
+                                    "serving, as `textsearch watch` does (NAME defaults to the folder's name; repeat)."),
 ) -> None:
     """Serve the indexes over HTTP (JSON API, OpenAPI at /docs) with a search page at /.
 
@@ -256,9 +347,21 @@ def serve_cmd(
     from .server import serve
 
     _setup_logging(False)
-    typer.echo(f"serving {indexes}/ on http://{host}:{port} (search page at /, API docs at /docs); Ctrl-C stops",
-               err=True)
-    serve(indexes, host, port, api_key=api_key, batch_window_ms=batch_window_ms)
+    folders = _watch_specs(watch)
+    typer.echo(f"serving {indexes}/ on http://{host}:{port} (search page at /, API docs at /docs); Ctrl-C stops"
+               + "".join(f"; watching {folder} for {name}" for name, folder in folders.items()), err=True)
+    serve(indexes, host, port, api_key=api_key, batch_window_ms=batch_window_ms, watch=folders)
+
+
+def _watch_specs(specs: list[str]) -> dict[str, Path]:
+    """``--watch FOLDER=NAME`` (or ``FOLDER``: the folder's name) → {name: folder}."""
+    found: dict[str, Path] = {}
+    for spec in specs:
+        folder, _, name = spec.rpartition("=") if "=" in spec else (spec, "", Path(spec).resolve().name)
+        if not folder or not name or name in found:
+            raise InvalidArgumentError(f"--watch {spec!r}: give FOLDER=NAME, one per index (e.g. --watch notes=notes)")
+        found[name] = Path(folder)
+    return found
 
 
 @app.command("info")

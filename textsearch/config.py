@@ -47,6 +47,9 @@ class IndexConfig:
     max_passage_tokens: int = PASSAGE_TOKENS
     overlap_tokens: int = OVERLAP_TOKENS
     max_file_bytes: int = 10_000_000
+    # a document of several passages also gets one unit per sentence, shown in the passage that
+    # holds it; a document scores its best unit (docs/long-documents.md)
+    sentences: bool = True
     backend: str = "local"  # where passages live: "local" (SQLite + hnswlib here) or "milvus"
     uri: str | None = None  # milvus: a Milvus Lite file (relative: to this directory) or a server URL
     collection: str | None = None  # milvus: the collection holding this index's passages
@@ -73,6 +76,7 @@ class IndexConfig:
                 "with `textsearch index <corpus> --name <name>` into a new name"
             ) from exc
         known = {f.name for f in fields(cls)}
+        data.setdefault("sentences", False)  # an index from before sentence units keeps its units
         try:
             config = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:

@@ -27,6 +27,12 @@ class Hit:
     # where the passage is for a person: {"page": 3} (PDF), {"heading": "A › B"}, {"line": 42}
     # (text files: its first line, as grep prints path:line); None when there is nothing to say
     location: dict[str, Any] | None = None
+    # the sentence that matched, as [start, end) in ``text``, when the best unit was a sentence
+    # of the passage shown (a long document is searched down to the sentence)
+    match: list[int] | None = None
+    # the other hits with the same text (search/duplicates.py), best first, when copies are
+    # collapsed: [{"doc_id", "path" (metadata["path"] or None), "passage", "location"}]
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

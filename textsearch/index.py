@@ -131,12 +131,15 @@ class Index:
         backend: str = "local",
         uri: str | None = None,
         show_progress: bool = False,
+        sentences: bool = True,
     ) -> Index:
         """Make a new, empty index at ``path`` that embeds with ``model`` (default: the bundled one)
         on ``runtime`` (see ``encoder.RUNTIMES``; "onnx-int8" stays with the index). SQLite keeps
         each vector (what the graph is rebuilt and replayed from) as ``vector_dtype``: float32,
         or float16 for half the bytes (the graph then gets vectors rounded to float16 when it is
-        rebuilt or replayed: scores move by about 1e-4).
+        rebuilt or replayed: scores move by about 1e-4). ``sentences``: a document of several
+        passages also gets a unit per sentence (a fact inside a long document is found by its
+        sentence; docs/long-documents.md), shown in its passage with ``Hit.match``.
 
         ``backend="milvus"`` keeps passages, vectors and metadata in Milvus instead: ``uri`` is a
         Milvus Lite file (default ``milvus.db`` in the index directory; a relative path is taken
@@ -166,6 +169,7 @@ class Index:
             ef=ef,
             max_passage_tokens=max_passage_tokens,
             overlap_tokens=overlap_tokens,
+            sentences=sentences,
             backend=backend,
             uri=(uri or layout.DEFAULT_LITE_FILE) if backend == "milvus" else None,
             collection=_collection_name(path) if backend == "milvus" else None,
@@ -417,7 +421,10 @@ class Index:
         (default: the index's cut kept between a quarter of the model's ``min_margin`` and
         ``min_margin``; or ``min_margin`` when given), or whose cosine is under ``min_score`` when
         that is given, are marked ``low_confidence``. When every hit is, the answer is an empty
-        list, "no confident match" (the hits, marked, with ``include_low_confidence``)."""
+        list, "no confident match" (the hits, marked, with ``include_low_confidence``).
+        ``collapse`` (default True): copies of one text (the same words up to width, case,
+        whitespace and punctuation: ``search/duplicates.py``) are one hit, the best-ranked, whose
+        ``copies`` lists the others, and k distinct hits still come back; False: every copy."""
         return self.search_many([query], k, options=options, **kwargs)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, *, options: SearchOptions | None = None,

@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
@@ -56,6 +57,7 @@ from .search.keyword import segment
 from .search.rerank import DEFAULT_RERANKER
 from .search.query import MAX_EF, MAX_K, MAX_RRF_K, MODES, SearchOptions
 
+logger = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "data" / "page.html"
 MAX_BODY = 16 * 1024 * 1024  # bytes a request body may hold (a batch of documents to upsert)
 MAX_BATCH = 256  # queries per batch search
@@ -115,6 +117,8 @@ class _Options(BaseModel):
     min_margin: float | None = None
     include_low_confidence: bool = False
     rrf_k: Integer = _checked(RRF_K, minimum=1, maximum=MAX_RRF_K)
+    collapse: bool = Field(True, description="copies of one text come back as one hit that lists them in `copies` "
+                                             "(false: one hit per copy)")
 
 
 class SearchRequest(_Options):
@@ -197,7 +201,7 @@ def _options(body: _Options) -> SearchOptions:
         k=body.k, mode=body.mode, filter=combine(conditions) if conditions else None, group=not body.passages,
         ef=body.ef, rerank=body.rerank, rerank_model=body.rerank_model, candidates=body.candidates,
         rerank_weight=body.rerank_weight, min_score=body.min_score, min_margin=body.min_margin,
-        include_low_confidence=body.include_low_confidence, rrf_k=body.rrf_k,
+        include_low_confidence=body.include_low_confidence, rrf_k=body.rrf_k, collapse=body.collapse,
     )
 
 
@@ -320,14 +324,26 @@ def is_loopback(host: str) -> bool:
 
 
 def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, encoder: Encoder | None = None,
-               max_body: int = MAX_BODY, batch_window_ms: float = BATCH_WINDOW_MS) -> FastAPI:
+               max_body: int = MAX_BODY, batch_window_ms: float = BATCH_WINDOW_MS,
+               watch: Mapping[str, str | Path] | None = None) -> FastAPI:
     """The server's app over the indexes under ``indexes``. ``encoder`` replaces every index's
-    model (tests use a fake one); ``batch_window_ms`` > 0 answers concurrent searches together."""
+    model (tests use a fake one); ``batch_window_ms`` > 0 answers concurrent searches together;
+    ``watch`` (index name → folder) keeps those indexes in line with their folders while the app
+    runs (``textsearch.watch.follow``, a thread each, stopped on shutdown)."""
     root = Path(indexes)
     opened = Indexes(root, encoder, batch_window_ms / 1000)
+    watched = _watched(opened, watch or {})
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from .watch import background
+
+        stop = threading.Event()
+        threads = [background(index, folder, stop) for index, folder in watched]
         yield
+        stop.set()  # each watcher finishes its update in flight before the indexes close
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 120)
         opened.close()
 
     app = FastAPI(title="textsearch", summary="Semantic search for Chinese and English text",
@@ -418,9 +434,25 @@ def create_app(indexes: str | Path = "indexes", *, api_key: str | None = None, e
     return app
 
 
+def _watched(opened: Indexes, watch: Mapping[str, str | Path]) -> list[tuple[Index, Path]]:
+    """The open index and the folder of each index to watch, checked before the server starts."""
+    found = []
+    for name, folder in watch.items():
+        if not is_index_dir(opened.root / name):
+            raise IndexNotFoundError(f"no index '{name}' under {opened.root}/ to keep in line with {folder} — "
+                                     f"build it first: `textsearch index {folder} --name {name}`")
+        if not Path(folder).is_dir():
+            raise InvalidArgumentError(f"cannot watch {folder}: it is not a folder — give the folder index '{name}' "
+                                       "was built from")
+        found.append((opened.get(name), Path(folder)))
+    return found
+
+
 def serve(indexes: str | Path = "indexes", host: str = "127.0.0.1", port: int = 8000, *,
-          api_key: str | None = None, batch_window_ms: float = BATCH_WINDOW_MS) -> None:
-    """Run the server until interrupted (uvicorn, one process; requests in its thread pool)."""
+          api_key: str | None = None, batch_window_ms: float = BATCH_WINDOW_MS,
+          watch: Mapping[str, str | Path] | None = None) -> None:
+    """Run the server until interrupted (uvicorn, one process; requests in its thread pool);
+    ``watch``: index name → the folder to keep it in line with."""
     import uvicorn
 
     if not api_key and not is_loopback(host):
@@ -428,8 +460,8 @@ def serve(indexes: str | Path = "indexes", host: str = "127.0.0.1", port: int = 
                                    "(or TEXTSEARCH_API_KEY), or listen on 127.0.0.1")
     if not Path(indexes).is_dir():
         raise IndexNotFoundError(f"no folder {indexes}/ — build an index first: `textsearch index corpora/demo`")
-    uvicorn.run(create_app(indexes, api_key=api_key, batch_window_ms=batch_window_ms), host=host, port=port,
-                log_level="warning")
+    uvicorn.run(create_app(indexes, api_key=api_key, batch_window_ms=batch_window_ms, watch=watch), host=host,
+                port=port, log_level="warning")
 
 
 @contextmanager

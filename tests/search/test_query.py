@@ -75,9 +75,10 @@ def test_selective_filter_still_returns_k_hits(idx: Index, monkeypatch, exact_li
     monkeypatch.setattr(reader, "EXACT_LIMIT", exact_limit)
     docs = [{"id": f"d{i}", "text": "cat" if i % 2 else "cat dog", "year": 2000 + i % 25} for i in range(300)]
     idx.add(docs)
-    hits = idx.search("cat", k=5, filter={"year": {"$gte": 2024}})  # 12 of 300 documents
+    # two texts, 150 copies each: every copy comes back (collapse=False), as the filter is tested
+    hits = idx.search("cat", k=5, filter={"year": {"$gte": 2024}}, collapse=False)  # 12 of 300 documents
     assert len(hits) == 5 and all(h.metadata["year"] == 2024 for h in hits)
-    both = idx.search("cat", k=20, filter={"year": 2024, "lang": {"$in": ["en"]}})
+    both = idx.search("cat", k=20, filter={"year": 2024, "lang": {"$in": ["en"]}}, collapse=False)
     assert len(both) == 12
     assert idx.search("cat", filter={"year": {"$gt": 2030}}) == []
 

@@ -74,6 +74,8 @@ class Passage:
     start: int  # character offsets into the document text
     end: int
     location: Location | None = None  # where it is for a person (``locate``): page, heading, line
+    # a sentence unit (``with_sentences``): the passage that holds it, which a hit shows
+    within: Passage | None = None
 
 
 @dataclass
@@ -448,15 +450,31 @@ def split_passages(
     return split_many([text], count_tokens, max_tokens, overlap_tokens)[0]
 
 
+def with_sentences(text: str, passages: list[Passage]) -> list[Passage]:
+    """The passages of a document of several, then one unit per sentence that is not a passage
+    already, each ``within`` the first passage that holds it: a fact diluted in its passage is found
+    by its sentence (docs/long-documents.md measures it). A document of one passage is left as
+    it is: short texts cost nothing more."""
+    if len(passages) <= 1:
+        return passages
+    whole = {(p.start, p.end) for p in passages}
+    units = list(passages)
+    for start, end in sentence_spans(text):
+        holder = next((p for p in passages if p.start <= start and end <= p.end), None)
+        if holder is not None and (start, end) not in whole:
+            units.append(Passage(text[start:end], start, end, within=holder))
+    return units
+
+
 LINED_TYPES = {"txt", "md"}  # file types whose hits say their line, as grep does (path:line)
 
 
 def locate(doc: Document, passages: list[Passage]) -> list[Passage]:
-    """Give each passage (in document order) where it starts: the document's location there
+    """Give each passage (and sentence unit) where it starts: the document's location there
     (``Document.locations``: its page, its heading) and, in a text file, its line number."""
     lined = doc.source is not None and doc.metadata.get("type") in LINED_TYPES
     marks, line, counted, i = doc.locations, 1, 0, -1
-    for passage in passages:
+    for passage in sorted(passages, key=lambda p: p.start):  # in document order; set in place
         while i + 1 < len(marks) and marks[i + 1][0] <= passage.start:
             i += 1
         location = dict(marks[i][1]) if i >= 0 else {}

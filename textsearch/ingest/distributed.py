@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..documents.corpus import Corpus, Document, Passage, Skipped, locate, split_many
+from ..documents.corpus import Corpus, Document, Passage, Skipped, locate, split_many, with_sentences
 from ..errors import InvalidArgumentError, require
 from ..hits import Summary
 from .pipeline import Progress, batches, write_batch
@@ -99,7 +99,8 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
         # Ray Data fuses reading into the encoders' stage: both take ``batch_size`` files a call
         .map_batches(_read, fn_kwargs=reading, batch_size=batch_size)
         .map_batches(_Embedder, fn_constructor_kwargs={"encoder": encoder, "max_tokens": config.max_passage_tokens,
-                                                       "overlap": config.overlap_tokens},
+                                                       "overlap": config.overlap_tokens,
+                                                       "sentences": config.sentences},
                      compute=ray.data.ActorPoolStrategy(size=width), batch_size=batch_size,
                      num_cpus=cpus, num_gpus=gpus)
     )
@@ -127,7 +128,7 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
                 continue
             doc = Document(row["id"], row["text"], json.loads(row["meta"]), row["source"],
                            [(start, where) for start, where in json.loads(row["locations"])])
-            passages = locate(doc, [Passage(*p) for p in json.loads(row["passages"])])
+            passages = locate(doc, [_passage(doc.text, *p) for p in json.loads(row["passages"])])
             if doc.id in known:
                 summary.updated += 1
             else:
@@ -142,6 +143,13 @@ def _run(ray: Any, corpus: Corpus, known: dict[str, str], target: Target, encode
             write_batch(batch, np.concatenate([vectors.pop(doc.id) for doc, _ in batch]), target, bar)
     summary.seconds = time.perf_counter() - started
     return summary, seen
+
+
+def _passage(text: str, shown: str, start: int, end: int, *within: int) -> Passage:
+    """A passage as the embedder sent it: [text, start, end], a sentence unit with the start and
+    end of the passage that holds it."""
+    holder = Passage(text[within[0]:within[1]], within[0], within[1]) if within else None
+    return Passage(shown, start, end, within=holder)
 
 
 def _rows(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, Any]]:
@@ -181,14 +189,16 @@ def _read(files: dict[str, np.ndarray], root: str, id_field: str, text_field: st
 class _Embedder:
     """A Ray actor: the index's encoder, made once; splits documents into passages and embeds them."""
 
-    def __init__(self, encoder: Callable[[], Encoder], max_tokens: int, overlap: int) -> None:
-        self.encoder, self.max_tokens, self.overlap = encoder(), max_tokens, overlap
+    def __init__(self, encoder: Callable[[], Encoder], max_tokens: int, overlap: int, sentences: bool = False) -> None:
+        self.encoder, self.max_tokens, self.overlap, self.sentences = encoder(), max_tokens, overlap, sentences
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         kinds = [str(k) for k in rows["kind"]]
         documents = [i for i, kind in enumerate(kinds) if kind == "document"]
-        cut = split_many([str(rows["text"][i]) for i in documents], self.encoder.count_tokens, self.max_tokens,
-                         self.overlap)
+        whole = [str(rows["text"][i]) for i in documents]
+        cut = split_many(whole, self.encoder.count_tokens, self.max_tokens, self.overlap)
+        if self.sentences:
+            cut = [with_sentences(text, passages) for text, passages in zip(whole, cut)]
         texts = [p.text for passages in cut for p in passages]
         vectors = self.encoder.encode_passages(texts) if texts else np.zeros((0, 0), dtype=np.float32)
         out: dict[str, list[Any]] = {name: [str(v) for v in rows[name]]
@@ -196,7 +206,8 @@ class _Embedder:
         out["passages"], out["vectors"] = ["[]"] * len(kinds), [b""] * len(kinds)
         row = 0
         for i, passages in zip(documents, cut):
-            out["passages"][i] = json.dumps([[p.text, p.start, p.end] for p in passages], ensure_ascii=False)
+            out["passages"][i] = json.dumps([[p.text, p.start, p.end] + ([p.within.start, p.within.end] if p.within else [])
+                                             for p in passages], ensure_ascii=False)
             out["vectors"][i] = np.ascontiguousarray(vectors[row:row + len(passages)], dtype=np.float32).tobytes()
             row += len(passages)
         return out

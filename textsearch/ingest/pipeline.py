@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..search import keyword
-from ..documents.corpus import Document, Passage, locate, split_many
+from ..documents.corpus import Document, Passage, locate, split_many, with_sentences
 from ..hits import Summary
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def write(docs: Iterable[Document], known: dict[str, str], target: Target, show_
         cut = split_many([doc.text for doc in group], target.encoder().count_tokens, config.max_passage_tokens,
                          config.overlap_tokens)
         for doc, passages in zip(group, cut):
+            if config.sentences:
+                passages = with_sentences(doc.text, passages)
             locate(doc, passages)
             summary.passages += len(passages)
             bar.grow(len(passages))

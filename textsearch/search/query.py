@@ -6,6 +6,9 @@
 - a metadata filter (``filters.py``) restricts every stage before the top k is cut: small allowed
   sets are searched exactly over their stored vectors, larger ones through hnswlib's filter
   callback;
+- copies of one text (``duplicates.py``: the same words up to width, case, whitespace and
+  punctuation) come back as one hit, the best-ranked, listing the others in ``copies``; more hits
+  are read so that k distinct ones still come back (``collapse=False``: every copy);
 - an optional cross-encoder reranks the first ``candidates`` hits;
 - every hit carries its cosine to the query (``dense_score``) and its ``margin`` over the query's
   background level (``confidence.py``); hits under the confidence rule (by default a margin of
@@ -28,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import confidence
+from . import confidence, duplicates
 from ..config import DEFAULT_CANDIDATES, DEFAULT_MODE, RRF_K
 from ..errors import InvalidArgumentError
 from ..hits import Hit
@@ -59,6 +62,7 @@ class SearchOptions:
     min_margin: float | None = None
     include_low_confidence: bool = False
     rrf_k: int = RRF_K
+    collapse: bool = True
 
     def __post_init__(self) -> None:
         if self.mode is None:
@@ -75,6 +79,8 @@ class SearchOptions:
             raise InvalidArgumentError(f"rrf_k must be a number from 1 to {MAX_RRF_K}, got {self.rrf_k}")
         if self.rerank_weight is not None:
             check_weight(self.rerank_weight)
+        if not isinstance(self.collapse, bool):
+            raise InvalidArgumentError(f"collapse is true or false, got {self.collapse!r}")
         if self.filter is not None and not isinstance(self.filter, dict):
             raise InvalidArgumentError(f"a filter is a dict of conditions, e.g. {{'lang': 'zh'}}, not {self.filter!r}")
 
@@ -114,10 +120,27 @@ def candidates(source: Source, query: str, options: SearchOptions, vector: np.nd
                reranking: bool = False) -> list[Hit]:
     """The first stage: the hits of ``options.mode`` for ``query`` (embedded as ``vector``), as
     many as the reranker will read when ``reranking``. Reads the backend: the caller holds its
-    reader at one committed state."""
-    k, group, ef, reader = options.k, options.group, options.ef, source.reader
-    where = reader.where(options.filter, source.fields()) if options.filter else None
-    n = max(k, options.candidates or DEFAULT_CANDIDATES) if reranking else k
+    reader at one committed state. With ``options.collapse`` copies of one text come back as
+    one hit (``duplicates.collapse``): while the n hits read hold fewer than n distinct texts,
+    4 × as many are read, until the backend has no more, as the readers do when grouping passages
+    by document. The first read is the one ``collapse=False`` makes, so a ranking without copies
+    is the same either way (hybrid's fusion depends on how deep its lists are)."""
+    where = source.reader.where(options.filter, source.fields()) if options.filter else None
+    n = max(options.k, options.candidates or DEFAULT_CANDIDATES) if reranking else options.k
+    fetch = n
+    while True:
+        hits = _ranked(source.reader, query, options, vector, fetch, where)
+        if not options.collapse:
+            return hits
+        distinct = duplicates.collapse(hits)
+        if len(distinct) >= n or len(hits) < fetch or fetch >= MAX_K:
+            return distinct[:n]
+        fetch = min(4 * fetch, MAX_K)
+
+
+def _ranked(reader: Reader, query: str, options: SearchOptions, vector: np.ndarray, n: int, where: Any) -> list[Hit]:
+    """The n best hits of ``options.mode``, copies and all."""
+    group, ef = options.group, options.ef
     if options.mode == "dense":
         return reader.dense(vector, n, group, ef, where)
     if options.mode == "keyword":

@@ -62,6 +62,7 @@ MAX_TEXT = 65535  # Milvus's longest VARCHAR
 MAX_LIMIT = 16384  # Milvus's largest top-k and query window
 _OUTPUT = ["doc_id", "position", "n_passages", "start", "end", "text", "meta"]
 LOCATION_KEY = "_textsearch_location"  # a passage's location, kept in its row's meta (no schema change)
+MATCH_KEY = "_textsearch_match"  # a sentence unit's place in the passage it shows, likewise
 _CHUNK = 1000  # ids per "in" list
 
 
@@ -289,12 +290,16 @@ class MilvusBackend:
         rows, row = [], 0
         for doc, passages in batch:
             for position, passage in enumerate(passages):
+                shown = passage.within or passage  # a sentence unit shows the passage that holds it
+                extra = {LOCATION_KEY: passage.location} if passage.location else {}
+                if passage.within:
+                    extra[MATCH_KEY] = [passage.start - shown.start, passage.end - shown.start]
                 rows.append({
                     "pk": _key(doc.id, position), "doc_id": doc.id, "position": position,
-                    "n_passages": len(passages), "start": passage.start, "end": passage.end,
+                    "n_passages": len(passages), "start": shown.start, "end": shown.end,
                     "root": (root or "") if doc.source else "", "source": doc.source or "",
-                    "content_hash": doc.content_hash, "text": passage.text, "terms": segment(passage.text),
-                    "meta": {**doc.metadata, LOCATION_KEY: passage.location} if passage.location else doc.metadata,
+                    "content_hash": doc.content_hash, "text": shown.text, "terms": segment(passage.text),
+                    "meta": {**doc.metadata, **extra},
                     "vector": vectors[row].astype(np.float32).tolist(),
                 })
                 row += 1
@@ -448,10 +453,10 @@ def _hits(found: list[dict[str, Any]], group: bool, vector: np.ndarray | None) -
             score = abs(score)
             cosine = round(float(np.asarray(row["vector"], dtype=np.float32) @ vector), 6)
         meta = dict(row["meta"] or {})
-        location = meta.pop(LOCATION_KEY, None)
+        location, match = meta.pop(LOCATION_KEY, None), meta.pop(MATCH_KEY, None)
         best[key] = Hit(row["doc_id"], round(score, 6), row["text"], meta, int(row["position"]),
                         int(row["n_passages"]), int(row["start"]), int(row["end"]), dense_score=cosine,
-                        location=location)
+                        location=location, match=match)
     return list(best.values())
 
 

@@ -106,7 +106,8 @@ def _hits(source: LocalReader, scored: Iterable[tuple[int, float]], group: bool,
             if row is None or key in best:
                 continue
             best[key] = Hit(row.doc_id, round(float(score), 6), row.text, row.metadata, row.position,
-                            row.n_passages, row.start, row.end, label=row.label, location=row.location)
+                            row.n_passages, row.start, row.end, label=row.label, location=row.location,
+                            match=row.match)
             if limit and len(best) >= limit:
                 return list(best.values())
     return list(best.values())

@@ -43,6 +43,12 @@ def decode_vector(blob: bytes, dimension: int) -> np.ndarray:
 Where = tuple[str, list[Any]]  # an SQL condition over documents ``d`` and its parameters
 
 
+def _shown(passage: Passage) -> tuple[int, int, str]:
+    """(start, end, text) a hit shows: a sentence unit's passage, else the passage itself."""
+    shown = passage.within or passage
+    return shown.start, shown.end, shown.text
+
+
 def _m001_initial(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["documents"].create(
@@ -97,9 +103,11 @@ def _fill_keywords(db: sqlite3.Connection) -> int:
 
 def _m003_locations_and_files(db: sqlite_utils.Database) -> None:
     """Where each passage is for a person (``location``: page, heading, line; JSON, NULL before
-    this migration) and the size and modification time each indexed file had when it was read,
-    so that an unchanged file is not opened again."""
+    this migration), for a sentence unit where its sentence is in the passage it shows
+    (``match``: [start, end) in ``text``), and the size and modification time each indexed file
+    had when it was read, so that an unchanged file is not opened again."""
     db.execute("ALTER TABLE passages ADD COLUMN location TEXT")
+    db.execute("ALTER TABLE passages ADD COLUMN match TEXT")
     db["files"].create({"root": str, "source": str, "size": int, "mtime_ns": int}, pk=("root", "source"))
 
 
@@ -118,6 +126,7 @@ class PassageRow:
     metadata: dict[str, Any]
     n_passages: int
     location: dict[str, Any] | None = None
+    match: list[int] | None = None
 
 
 class Store:
@@ -297,15 +306,16 @@ class Store:
                 ],
             )
             rows = (
-                (int(label), d.id, pos, p.start, p.end, p.text, vec.tobytes(),
-                 json.dumps(p.location, ensure_ascii=False) if p.location else None)
+                (int(label), d.id, pos, *_shown(p), vec.tobytes(),
+                 json.dumps(p.location, ensure_ascii=False) if p.location else None,
+                 json.dumps([p.start - p.within.start, p.end - p.within.start]) if p.within else None)
                 for label, (d, pos, p), vec in zip(
                     labels, ((d, i, p) for d, ps in docs for i, p in enumerate(ps)), vectors, strict=True
                 )
             )
             conn.executemany(
-                "INSERT INTO passages(label, doc_id, position, start, end, text, vector, location)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO passages(label, doc_id, position, start, end, text, vector, location, match)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             conn.executemany(
@@ -348,12 +358,13 @@ class Store:
         for chunk in _chunks(labels):
             sql = (
                 "SELECT p.label, p.doc_id, p.position, p.start, p.end, p.text, d.metadata,"
-                " d.n_passages, p.location FROM passages p JOIN documents d ON d.id = p.doc_id"
+                " d.n_passages, p.location, p.match FROM passages p JOIN documents d ON d.id = p.doc_id"
                 f" WHERE p.label IN ({_marks(chunk)})"
             )
             for row in self.db.execute(sql, chunk):
                 found[row[0]] = PassageRow(*row[:6], json.loads(row[6] or "{}"), row[7],
-                                           json.loads(row[8]) if row[8] else None)
+                                           json.loads(row[8]) if row[8] else None,
+                                           json.loads(row[9]) if row[9] else None)
         return found
 
     def vectors(self, labels: Sequence[int] | np.ndarray, dimension: int) -> np.ndarray:

@@ -400,8 +400,9 @@ def evaluate_index(
     ks = sorted({c for c in KS if c < k} | {k})
 
     def run(rerank: Reranker | None) -> dict[str, Any]:
+        # judged by document id: a copy of a better hit keeps its own rank (collapse=False)
         rankings = [[hit.doc_id for hit in index.search(texts[q], k=k, rerank=rerank or False, candidates=candidates,
-                                                        include_low_confidence=True)] for q in judged]
+                                                        include_low_confidence=True, collapse=False)] for q in judged]
         metrics = ranking_metrics(rankings, [relevant[q] for q in judged], ks)
         metrics.update(n_corpus=index.count(), n_missing_docs=len(missing))
         return {"all": metrics, "n_queries": metrics["n_queries"], "n_corpus": metrics["n_corpus"]}
