@@ -1,6 +1,7 @@
 """Indexing a folder of real-sized PDFs: pages/s and passages/s end to end, where the time goes
 (text extraction, splitting into passages, embedding), and re-indexing the unchanged folder
-(no PDF is opened, the model is not loaded).
+(no PDF is opened, the model is not loaded). A document of several passages also gets a unit per
+sentence (``IndexConfig.sentences``): "units" counts both, as they are embedded.
 
 The PDFs are generated (reportlab, the WenQuanYi font): --files documents of --pages pages, each
 page about 600 characters of Chinese and English sentences from textsearch/data/background.txt.
@@ -63,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from textsearch.config import OVERLAP_TOKENS, PASSAGE_TOKENS
-    from textsearch.documents.corpus import Corpus, split_many
+    from textsearch.documents.corpus import Corpus, split_many, with_sentences
     from textsearch.index import Index
     from textsearch.models.encoder import SentenceTransformerEncoder
 
@@ -84,7 +85,8 @@ def main() -> None:
         cut = split_many([d.text for d in docs], encoder.count_tokens, PASSAGE_TOKENS, OVERLAP_TOKENS)
         splitting = time.perf_counter() - started
         passages = [p.text for ps in cut for p in ps]
-        sample = random.Random(0).sample(passages, min(args.sample, len(passages)))
+        units = [u.text for d, ps in zip(docs, cut) for u in with_sentences(d.text, ps)]
+        sample = random.Random(0).sample(units, min(args.sample, len(units)))
         encoder.encode_passages(sample[:64])  # warm
         started = time.perf_counter()
         encoder.encode_passages(sample)
@@ -100,13 +102,14 @@ def main() -> None:
 
     result = {
         "files": args.files, "pages": pages, "pdf_megabytes": round(size / 1e6, 1), "characters": chars,
-        "passages": len(passages), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "passages": len(passages), "units": len(units), "cpus": os.cpu_count(), "machine": platform.machine(),
         "python": platform.python_version(),
         "extraction_s": round(extraction, 2), "extraction_pages_per_s": round(pages / extraction, 1),
-        "splitting_s": round(splitting, 2), "embedding_passages_per_s": round(rate, 1),
-        "embedding_s_estimated": round(len(passages) / rate, 1),
+        "splitting_s": round(splitting, 2), "embedding_units_per_s": round(rate, 1),
+        "embedding_s_estimated": round(len(units) / rate, 1),
         "index_s": round(total, 1), "index_pages_per_s": round(pages / total, 1),
-        "index_passages_per_s": round(summary.passages / total, 1), "documents_added": summary.added,
+        "index_units_embedded": summary.passages, "index_units_per_s": round(summary.passages / total, 1),
+        "documents_added": summary.added,
         "reindex_unchanged_s": round(unchanged, 3), "reindex_unchanged_documents": again.unchanged,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
