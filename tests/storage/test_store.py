@@ -368,3 +368,15 @@ def test_filtered_labels_count_and_fields(store: Store) -> None:
     assert store.filtered_labels(to_sql({"id": "c"}, fields)).tolist() == [3]
     assert store.count_filtered(to_sql({}, fields)) == store.passage_count() == 4
     assert store.filtered_labels(to_sql({"lang": "fr"}, fields)).tolist() == []
+
+
+def test_a_sentence_unit_is_embedded_again_from_its_sentence(tmp_path: Path) -> None:
+    """A sentence unit stores the passage it shows; re-embedding (repair) reads its sentence."""
+    store = Store(tmp_path / "store.db")
+    text = "cat cat. dog dog."
+    passage = Passage(text, 0, 17)
+    sentence = Passage("dog dog.", 9, 17, within=passage)
+    labels, _ = store.write([(Document("a", text), [passage, sentence])], np.zeros((2, 4), dtype=np.float32))
+    assert store.texts(labels) == ["cat cat. dog dog.", "dog dog."]
+    assert store.passages(labels)[int(labels[1])].match == [9, 17]
+    store.close()

@@ -415,8 +415,15 @@ class Store:
             yield rows
 
     def texts(self, labels: Sequence[int] | np.ndarray) -> list[str]:
-        """The passage text of each label, in order."""
-        found = self._lookup("SELECT label, text FROM passages WHERE label", [int(x) for x in labels])
+        """The text each label was embedded from, in order: its passage, or a sentence unit's
+        sentence (the part of the passage its ``match`` marks)."""
+        found: dict[int, str] = {}
+        for chunk in _chunks([int(x) for x in labels]):
+            for label, text, match in self.db.execute(
+                f"SELECT label, text, match FROM passages WHERE label IN ({_marks(chunk)})", chunk
+            ):
+                start, end = json.loads(match) if match else (0, len(text or ""))
+                found[label] = (text or "")[start:end]
         return [found[int(label)] for label in labels]
 
     def remove_orphans(self) -> int:
