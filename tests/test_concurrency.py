@@ -39,10 +39,10 @@ def _whole(path: Path) -> dict[str, Any]:
     count, the HNSW file on disk as loaded alone, and textsearch.check.check."""
     with Index.open(path, encoder=HashEncoder()) as index:
         dense = sorted(
-            h.doc_id for h in index.search("marker", k=1000, mode="dense", min_score=-1.0)
+            h.doc_id for h in index.search("marker", k=1000, mode="dense", min_score=-1.0, collapse=False)
         )
         keyword = sorted(
-            h.doc_id for h in index.search("marker", k=1000, mode="keyword", min_score=-1.0)
+            h.doc_id for h in index.search("marker", k=1000, mode="keyword", min_score=-1.0, collapse=False)
         )
         report = check(path)
         count, passages = index.count(), index.info()["passages"]
