@@ -142,6 +142,7 @@ def test_new_edited_and_deleted_files_reach_the_index(tmp_path: Path, corpus: Pa
     assert (path / "my-note.md").read_text(encoding="utf-8") == "the user's own note"
 
 
+@pytest.mark.slow  # other processes: a reliability scenario, in make test
 def test_other_processes_search_and_write_while_it_watches(tmp_path: Path, corpus: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A search in another process answers while the watcher runs; the idle watcher holds no lock
