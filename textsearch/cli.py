@@ -71,29 +71,40 @@ def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+# the options `index` and `watch` share
+NameOpt = typer.Option(
+    None, "--name", "-n",
+    help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
+)
+ModelOpt = typer.Option(
+    None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
+)
+IdFieldOpt = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows.")
+TextFieldOpt = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows.")
+VectorDtypeOpt = typer.Option(
+    None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
+)
+BackendOpt = typer.Option(
+    None, "--backend", help="Where a new index keeps its passages: local (SQLite + HNSW files, default) or milvus."
+)
+UriOpt = typer.Option(
+    None, "--uri", help="milvus: a Milvus Lite file (*.db, default milvus.db in the index) or http://host:19530."
+)
+MaxFileMbOpt = typer.Option(10.0, help="Skip text files larger than this (MB); PDF, Word and EPUB files over 10 times this.")
+
+
 @app.command("index")
 def index_cmd(
     folder: Path = typer.Argument(..., help="Folder of .txt/.md/.pdf/.docx/.html/.epub/.jsonl/.csv/.tsv files."),
-    name: Optional[str] = typer.Option(
-        None, "--name", "-n",
-        help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
-    ),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
-    ),
-    id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
-    text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
-    max_file_mb: float = typer.Option(10.0, help="Skip text files larger than this (MB); PDF, Word and EPUB files over 10 times this."),
+    name: Optional[str] = NameOpt,
+    model: Optional[str] = ModelOpt,
+    id_field: str = IdFieldOpt,
+    text_field: str = TextFieldOpt,
+    max_file_mb: float = MaxFileMbOpt,
     runtime: Optional[str] = RuntimeOpt,
-    vector_dtype: Optional[str] = typer.Option(
-        None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
-    ),
-    backend: Optional[str] = typer.Option(
-        None, "--backend", help="Where a new index keeps its passages: local (SQLite + HNSW files, default) or milvus."
-    ),
-    uri: Optional[str] = typer.Option(
-        None, "--uri", help="milvus: a Milvus Lite file (*.db, default milvus.db in the index) or http://host:19530."
-    ),
+    vector_dtype: Optional[str] = VectorDtypeOpt,
+    backend: Optional[str] = BackendOpt,
+    uri: Optional[str] = UriOpt,
     ray: Optional[str] = typer.Option(
         None, "--ray", help="Read and embed on Ray Data: auto (the running cluster, else a local Ray) or an address."
     ),
@@ -135,26 +146,15 @@ def _summary_line(folder: Path, target: Path, s: Summary, total: int) -> str:
 @app.command("watch")
 def watch_cmd(
     folder: Path = typer.Argument(..., help="Folder of .txt/.md/.pdf/.docx/.html/.epub/.jsonl/.csv/.tsv files to follow."),
-    name: Optional[str] = typer.Option(
-        None, "--name", "-n",
-        help="Index name under --indexes (default: the folder's name), or a path (./x, a/b) to a new or empty folder."
-    ),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="sentence-transformers model: builtin name, folder or hub name."
-    ),
-    id_field: str = typer.Option("id", help="Id field of .jsonl/.csv/.tsv rows."),
-    text_field: str = typer.Option("text", help="Text field of .jsonl/.csv/.tsv rows."),
-    max_file_mb: float = typer.Option(10.0, help="Skip files larger than this (MB)."),
+    name: Optional[str] = NameOpt,
+    model: Optional[str] = ModelOpt,
+    id_field: str = IdFieldOpt,
+    text_field: str = TextFieldOpt,
+    max_file_mb: float = MaxFileMbOpt,
     runtime: Optional[str] = RuntimeOpt,
-    vector_dtype: Optional[str] = typer.Option(
-        None, "--vector-dtype", help="How a new index keeps vectors in SQLite: float32 (default) or float16 (half the bytes)."
-    ),
-    backend: Optional[str] = typer.Option(
-        None, "--backend", help="Where a new index keeps its passages: local (SQLite + HNSW files, default) or milvus."
-    ),
-    uri: Optional[str] = typer.Option(
-        None, "--uri", help="milvus: a Milvus Lite file (*.db, default milvus.db in the index) or http://host:19530."
-    ),
+    vector_dtype: Optional[str] = VectorDtypeOpt,
+    backend: Optional[str] = BackendOpt,
+    uri: Optional[str] = UriOpt,
     debounce: float = typer.Option(1.0, "--debounce", help="Seconds without a new change before the index is updated."),
     indexes: str = IndexesOpt,
     quiet: bool = QuietOpt,
