@@ -64,7 +64,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from textsearch.config import OVERLAP_TOKENS, PASSAGE_TOKENS
-    from textsearch.documents.corpus import Corpus, split_many, with_sentences
+    from textsearch.documents.corpus import Corpus
+    from textsearch.documents.split import split_many, with_sentences
     from textsearch.index import Index
     from textsearch.models.encoder import SentenceTransformerEncoder
 

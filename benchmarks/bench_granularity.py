@@ -53,7 +53,8 @@ import numpy as np
 
 from textsearch import Index
 from textsearch.config import OVERLAP_TOKENS, PASSAGE_TOKENS
-from textsearch.documents.corpus import Corpus, sentence_spans, split_many, split_passages
+from textsearch.documents.corpus import Corpus
+from textsearch.documents.split import sentence_spans, split_many, split_passages
 from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.search import confidence
 from textsearch.training import sources

@@ -220,84 +220,76 @@ FURNITURE = ["首页 新闻 体育 财经 科技", "Home About Products Contact"
              "Related posts you may like", "热门评论 网友留言"]
 
 
-def page_semantic(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    body = "".join(f"<h2>{h}</h2>" + "".join(f"<p>{p}</p>" for p in ps) for h, ps in sections)
-    return (f"<!DOCTYPE html><html><head><title>{title} | Example</title><style>body {{ margin: 0 }}</style>"
-            f"<script>var tracker = initAnalytics();</script></head><body>"
-            f"<header><a href='/'>Example</a><nav><a>Home</a> <a>About</a> <a>Products</a> <a>Contact</a></nav></header>"
-            f"<div class='cookie-banner'>We use cookies to improve your experience</div>"
-            f"<main><article><h1>{title}</h1>{body}<footer>Share on Twitter</footer></article></main>"
-            f"<aside><h3>Related posts you may like</h3><ul><li>One</li><li>Two</li></ul></aside>"
-            f"<footer>Copyright 2024 Example Corp</footer></body></html>")
+# Each kind of page: its markup around the main text ({title}, {body}; braces of its own doubled),
+# and its sections' markup: a heading's and a paragraph's ({} where the text goes; a heading markup
+# without {} leaves the heading out), and what wraps a whole section.
+PAGE_MARKUP: dict[str, tuple[str, str, str, str]] = {
+    "semantic": (
+        ("<!DOCTYPE html><html><head><title>{title} | Example</title><style>body {{ margin: 0 }}</style>"
+         "<script>var tracker = initAnalytics();</script></head><body>"
+         "<header><a href='/'>Example</a><nav><a>Home</a> <a>About</a> <a>Products</a> <a>Contact</a></nav></header>"
+         "<div class='cookie-banner'>We use cookies to improve your experience</div>"
+         "<main><article><h1>{title}</h1>{body}<footer>Share on Twitter</footer></article></main>"
+         "<aside><h3>Related posts you may like</h3><ul><li>One</li><li>Two</li></ul></aside>"
+         "<footer>Copyright 2024 Example Corp</footer></body></html>"),
+        "<h2>{}</h2>", "<p>{}</p>", "{}"),
+    "div-soup": (
+        ("<html><head><title>{title}</title><style>body {{ margin: 0 }}</style></head><body>"
+         "<div id='top-nav' class='navbar'><ul><li>首页</li><li>新闻</li><li>体育</li><li>财经</li><li>科技</li></ul></div>"
+         "<div class='login-bar'><span class='toolbar'>登录 注册</span></div>"
+         "<div class='wrapper'><div class='content'><h1>{title}</h1>{body}</div>"
+         "<div class='sidebar'><p>相关阅读：更多精彩内容</p></div></div>"
+         "<div class='comments'><p>热门评论 网友留言</p></div>"
+         "<script>var tracker = initAnalytics();</script>"
+         "<div id='footer'>版权所有 © 2024 示例网</div></body></html>"),
+        "<div class='sub-title'><h2>{}</h2></div>", "<div class='para'>{}</div>", "{}"),
+    "news": (
+        ("<html><head><meta charset='utf-8'><title>{title}_示例网</title></head><body>"
+         "<div class='header'><div class='nav'>首页 新闻 体育 财经 科技</div></div>"
+         "<div class='breadcrumb'>首页 &gt; 新闻</div>"
+         "<div class='article'><h1>{title}</h1><div class='info'>2024-05-01</div>{body}</div>"
+         "<div class='related'>相关阅读：更多精彩内容</div><div class='share'>Share on Twitter</div>"
+         "<div class='footer'>版权所有 © 2024 示例网</div></body></html>"),
+        "<h3>{}</h3>", "<p>{}</p>", "{}"),
+    "index": (
+        ("<html><body><nav>Home About Products Contact</nav><main><h1>{title}</h1>{body}</main>"
+         "<footer>Copyright 2024 Example Corp</footer></body></html>"),
+        "<h2>{}</h2>", "<p>{}</p>", "<article>{}</article>"),
+    "malformed": (  # 300 unclosed <div>s, headings and inline tags left open or misnested
+        "<nav>Home About Products Contact</nav>" + "<div>" * 300
+        + "<h1>{title}</h1>{body}<script>var tracker = initAnalytics();</script><footer>Copyright 2024 Example Corp</footer>",
+        "<h2>{}", "<p><b><i>{}</b></i>", "{}"),
+    "unclosed-font": (  # an old site's markup: every paragraph opens a <font> it never closes
+        ("<html><head><title>{title}</title></head><body><div class='nav'>首页 新闻 体育 财经 科技</div>"
+         "<h1>{title}</h1>{body}<div class='footer'>版权所有 © 2024 示例网</div></body></html>"),
+        "<h2>{}</h2>", "<p><font color='#333'>{}", "{}"),
+    "unclosed-div": (  # a long thread whose template leaves each post's <div> open: the posts nest ever deeper
+        "<html><body><nav>Home About Products Contact</nav><main><h1>{title}</h1>{body}</main></body></html>",
+        "", "<p>{}</p>", "<div class='post'>{}"),
+}
+PAGES = {"semantic": (4, 3), "div-soup": (4, 3), "news": (4, 3), "index": (4, 3), "malformed": (4, 3),
+         "unclosed-font": (120, 3), "unclosed-div": (2500, 1)}  # kind → (sections, paragraphs per section)
 
 
-def page_div_soup(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    body = "".join(f"<div class='sub-title'><h2>{h}</h2></div>" + "".join(f"<div class='para'>{p}</div>" for p in ps)
-                   for h, ps in sections)
-    return (f"<html><head><title>{title}</title><style>body {{ margin: 0 }}</style></head><body>"
-            f"<div id='top-nav' class='navbar'><ul><li>首页</li><li>新闻</li><li>体育</li><li>财经</li><li>科技</li></ul></div>"
-            f"<div class='login-bar'><span class='toolbar'>登录 注册</span></div>"
-            f"<div class='wrapper'><div class='content'><h1>{title}</h1>{body}</div>"
-            f"<div class='sidebar'><p>相关阅读：更多精彩内容</p></div></div>"
-            f"<div class='comments'><p>热门评论 网友留言</p></div>"
-            f"<script>var tracker = initAnalytics();</script>"
-            f"<div id='footer'>版权所有 © 2024 示例网</div></body></html>")
-
-
-def page_news(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    body = "".join(f"<h3>{h}</h3>" + "".join(f"<p>{p}</p>" for p in ps) for h, ps in sections)
-    return (f"<html><head><meta charset='utf-8'><title>{title}_示例网</title></head><body>"
-            f"<div class='header'><div class='nav'>首页 新闻 体育 财经 科技</div></div>"
-            f"<div class='breadcrumb'>首页 &gt; 新闻</div>"
-            f"<div class='article'><h1>{title}</h1><div class='info'>2024-05-01</div>{body}</div>"
-            f"<div class='related'>相关阅读：更多精彩内容</div><div class='share'>Share on Twitter</div>"
-            f"<div class='footer'>版权所有 © 2024 示例网</div></body></html>")
-
-
-def page_index(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    articles = "".join(f"<article><h2>{h}</h2>" + "".join(f"<p>{p}</p>" for p in ps) + "</article>"
-                       for h, ps in sections)
-    return (f"<html><body><nav>Home About Products Contact</nav><main><h1>{title}</h1>{articles}</main>"
-            f"<footer>Copyright 2024 Example Corp</footer></body></html>")
-
-
-def page_malformed(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    body = "".join(f"<h2>{h}" + "".join(f"<p><b><i>{p}</b></i>" for p in ps) for h, ps in sections)  # unclosed
-    return (f"<nav>Home About Products Contact</nav>{'<div>' * 300}<h1>{title}</h1>{body}"
-            f"<script>var tracker = initAnalytics();</script><footer>Copyright 2024 Example Corp</footer>")
-
-
-def page_unclosed(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    """An old site's markup: every paragraph opens a <font> it never closes."""
-    body = "".join(f"<h2>{h}</h2>" + "".join(f"<p><font color='#333'>{p}" for p in ps) for h, ps in sections)
-    return (f"<html><head><title>{title}</title></head><body><div class='nav'>首页 新闻 体育 财经 科技</div>"
-            f"<h1>{title}</h1>{body}<div class='footer'>版权所有 © 2024 示例网</div></body></html>")
-
-
-def page_unclosed_divs(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    """A long thread whose template leaves each post's <div> open: the posts nest ever deeper."""
-    posts = "".join("<div class='post'>" + "".join(f"<p>{p}</p>" for p in ps) for _, ps in sections)
-    return f"<html><body><nav>Home About Products Contact</nav><main><h1>{title}</h1>{posts}</main></body></html>"
-
-
-PAGES = {  # kind → (page maker, sections, paragraphs per section)
-    "semantic": (page_semantic, 4, 3), "div-soup": (page_div_soup, 4, 3), "news": (page_news, 4, 3),
-    "index": (page_index, 4, 3), "malformed": (page_malformed, 4, 3), "unclosed-font": (page_unclosed, 120, 3),
-    "unclosed-div": (page_unclosed_divs, 2500, 1)}
+def page(kind: str, title: str, sections: list[tuple[str, list[str]]]) -> str:
+    """A generated page of that kind holding ``title`` and the (heading, paragraphs) sections."""
+    markup, heading, paragraph, wrap = PAGE_MARKUP[kind]
+    body = "".join(wrap.format(heading.format(h) + "".join(paragraph.format(p) for p in ps)) for h, ps in sections)
+    return markup.format(title=title, body=body)
 
 
 def html_pages(rng: random.Random) -> list[tuple[str, str, list[str], list[str]]]:
     """(kind, page, main-text sentences, headings) per generated page."""
     zh, en = sentences()
     out = []
-    for kind, (make, count, per_section) in PAGES.items():
+    for kind, (count, per_section) in PAGES.items():
         for pool, joiner in ((zh, ""), (en, " ")):
             title = rng.choice(pool)
             sections = [(rng.choice(pool), paragraphs(pool, per_section, rng, joiner)) for _ in range(count)]
             main = [s for _, ps in sections for p in ps for s in _sentences_of(p, pool)]
-            page = make(title, sections)
-            marked = [h for h in [title] + [h for h, _ in sections] if any(f"<h{n}>{h}" in page for n in range(1, 7))]
-            out.append((kind, page, main, marked))
+            html = page(kind, title, sections)
+            marked = [h for h in [title] + [h for h, _ in sections] if any(f"<h{n}>{h}" in html for n in range(1, 7))]
+            out.append((kind, html, main, marked))
     return out
 
 

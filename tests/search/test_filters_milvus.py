@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from filtering import metadata_store, sql_ids
+from filtering import MALFORMED, metadata_store, sql_ids, with_value
 from pymilvus import DataType, MilvusClient
 
 from textsearch.errors import InvalidArgumentError
@@ -277,21 +277,13 @@ EVIL = [
 ]
 
 
-def with_value(value: str) -> list[dict]:
-    return [
-        {"lang": value},
-        {"lang": {"$in": [value, "fr"]}},
-        {"lang": {"$nin": [value]}},
-        {"path": {"$prefix": value}},
-        {"id": value},
-        {"id": {"$in": [value, "fr"]}},
-        {"lang": {"$gt": value, "$lt": "\x00"}},
-    ]
+def in_every_place(value: str) -> list[dict]:
+    return [*with_value(value), {"lang": {"$nin": [value]}}]
 
 
 @pytest.mark.parametrize("value", EVIL)
 def test_values_are_parameters(store: Store, milvus: MilvusClient, value: str) -> None:
-    for filter, plain in zip(with_value(value), with_value("a"), strict=True):
+    for filter, plain in zip(in_every_place(value), in_every_place("a"), strict=True):
         expr, params = to_milvus(filter, fields())
         assert expr == to_milvus(plain, fields())[0]  # the text does not depend on the value
         assert value in params.values() or [value, "fr"] in params.values()
@@ -309,28 +301,12 @@ def nested(depth: int) -> dict:
 
 
 BAD = [
-    "lang = zh",
-    ["lang"],
+    *MALFORMED,
     {"colour": "red"},
-    {"lang": {"$like": "z%"}},
-    {"lang": {}},
-    {"lang": None},
-    {"lang": ["zh", "en"]},
-    {"lang": {"$eq": {"nested": 1}}},
-    {"topic": {"$in": "food"}},
-    {"topic": {"$in": [["food"]]}},
     {"topic": {"$nin": ["ok", None]}},
-    {"path": {"$prefix": 3}},
     {"path": {"$prefix": True}},
-    {"year": {"$gt": float("nan")}},
     {"year": {"$gt": 10**400}},
     {"lang": "\ud800"},
-    {"$and": {"lang": "zh"}},
-    {"$and": []},
-    {"$and": ["lang = zh"]},
-    {"$not": {"lang": "zh"}},
-    {"": "x"},
-    {1: "x"},
     {"lang": "zh", "colour": "red"},
     {"$or": [{"lang": "zh"}, {"year": {"$gt": 1, "$foo": 2}}]},
     {'lang"]': "zh"},

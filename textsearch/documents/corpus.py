@@ -1,12 +1,13 @@
-"""Turn a folder into documents, and documents into passages.
+"""Turn a folder into documents, and give a document's passages their locations.
 
 - walk a folder (sorted, hidden entries ignored, symlinks followed only inside the root);
 - decode each file (UTF-8 with or without BOM, UTF-16 with BOM, GB18030/GBK), refusing binary;
 - ``.txt``/``.md`` give one document per file; ``.jsonl``/``.csv``/``.tsv`` one per row;
 - PDF, Word, HTML and EPUB files one document each, with locations (``readers``: a module per
   format); a document file that fails to read keeps what the index holds of it;
-- split long text into passages at sentence ends (Chinese and English), bounded in model tokens,
-  with a small overlap.
+- ``locate`` gives each passage where it starts: page, heading, line.
+
+Splitting text into passages and sentences is ``split.py``; its names stay importable from here.
 """
 
 from __future__ import annotations
@@ -17,27 +18,31 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import re
 import unicodedata
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError, DocumentEmptyError, DocumentReadError, MissingExtraError
 from . import readers
-from .text import Extracted
+from .split import (  # noqa: F401 - re-exported: they were imported from here before split.py
+    CountTokens,
+    Passage,
+    sentence_spans,
+    split_many,
+    split_passages,
+    with_sentences,
+)
+from .text import Extracted, Location
 
 logger = logging.getLogger(__name__)
 
-Location = dict[str, Any]  # where a part of a document is: {"page": 3}, {"heading": "…"}, {"line": 42}
 TEXT_SUFFIXES = {".txt", ".md"}
 TABLE_SUFFIXES = {".jsonl", ".csv", ".tsv"}
 _LINE_END = re.compile(r"\r\n?|\n")
-CountTokens = Callable[[Sequence[str]], list[int]]
 
 
 @dataclass
@@ -66,16 +71,6 @@ class Document:
         metadata = {**(row.get("metadata") or {}), **extra}
         metadata.setdefault("lang", detect_lang(str(row.get("text", ""))))
         return cls(id=str(row.get("id", "")), text=str(row.get("text", "")), metadata=metadata)
-
-
-@dataclass
-class Passage:
-    text: str
-    start: int  # character offsets into the document text
-    end: int
-    location: Location | None = None  # where it is for a person (``locate``): page, heading, line
-    # a sentence unit (``with_sentences``): the passage that holds it, which a hit shows
-    within: Passage | None = None
 
 
 @dataclass
@@ -400,71 +395,7 @@ def _json_row(line: str) -> dict[str, Any] | str:
     return row
 
 
-# --- passages -------------------------------------------------------------------------------
-
-_SENTENCE_END = re.compile(r"[。！？!?；]+[”’\"」』）)]*|\.+[”’\")\]]*(?=\s|$)|\n+")
-_SOFT_BREAK = "，,、；;：: "
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence, whitespace trimmed; ends are 。！？!?; a '.' before a space; newlines."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.end()))
-        start = match.end()
-    spans.append((start, len(text)))
-    return [(s, e) for s, e in (_trim(text, a, b) for a, b in spans) if e > s]
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-def _hard_split(text: str, start: int, end: int, n_tokens: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut an over-long sentence into roughly equal pieces, at a comma or space when one is near."""
-    pieces = math.ceil(n_tokens / max_tokens) + 1
-    width = max(1, math.ceil((end - start) / pieces))
-    spans = []
-    pos = start
-    while pos < end:
-        cut = min(end, pos + width)
-        if cut < end:
-            soft = max(text.rfind(ch, pos + width // 2, cut) for ch in _SOFT_BREAK)
-            if soft > pos:
-                cut = soft + 1
-        spans.append(_trim(text, pos, cut))
-        pos = cut
-    return [(a, b) for a, b in spans if b > a]
-
-
-def split_passages(
-    text: str, count_tokens: CountTokens, max_tokens: int = 256, overlap_tokens: int = 32
-) -> list[Passage]:
-    """Pack whole sentences into passages of at most ``max_tokens``; consecutive passages share
-    up to ``overlap_tokens`` of trailing sentences. Sentences longer than the bound are cut."""
-    return split_many([text], count_tokens, max_tokens, overlap_tokens)[0]
-
-
-def with_sentences(text: str, passages: list[Passage]) -> list[Passage]:
-    """The passages of a document of several, then one unit per sentence that is not a passage
-    already, each ``within`` the first passage that holds it: a fact diluted in its passage is found
-    by its sentence (docs/long-documents.md measures it). A document of one passage is left as
-    it is: short texts cost nothing more."""
-    if len(passages) <= 1:
-        return passages
-    whole = {(p.start, p.end) for p in passages}
-    units = list(passages)
-    for start, end in sentence_spans(text):
-        holder = next((p for p in passages if p.start <= start and end <= p.end), None)
-        if holder is not None and (start, end) not in whole:
-            units.append(Passage(text[start:end], start, end, within=holder))
-    return units
-
+# --- where each passage is -------------------------------------------------------------------
 
 LINED_TYPES = {"txt", "md"}  # file types whose hits say their line, as grep does (path:line)
 
@@ -483,54 +414,4 @@ def locate(doc: Document, passages: list[Passage]) -> list[Passage]:
             counted = passage.start
             location["line"] = line
         passage.location = location or None
-    return passages
-
-
-def split_many(
-    texts: Sequence[str], count_tokens: CountTokens, max_tokens: int = 256, overlap_tokens: int = 32
-) -> list[list[Passage]]:
-    """``split_passages`` of each text, with the common case — a short document, one passage —
-    counted for all texts in one tokenizer call (one call per text costs far more than the
-    tokenizing, above all while the encoder keeps every core busy)."""
-    spans = [sentence_spans(text) for text in texts]
-    whole = [i for i, s in enumerate(spans) if s and s[-1][1] - s[0][0] <= 8 * max_tokens]
-    counts = dict(zip(whole, count_tokens([texts[i][spans[i][0][0] : spans[i][-1][1]] for i in whole]))) if whole else {}
-    out: list[list[Passage]] = []
-    for i, (text, text_spans) in enumerate(zip(texts, spans)):
-        if not text_spans:
-            out.append([])
-        elif counts.get(i, max_tokens + 1) <= max_tokens:
-            first, last = text_spans[0][0], text_spans[-1][1]
-            out.append([Passage(text[first:last], first, last)])
-        else:
-            out.append(_pack(text, text_spans, count_tokens, max_tokens, overlap_tokens))
-    return out
-
-
-def _pack(text: str, spans: list[tuple[int, int]], count_tokens: CountTokens, max_tokens: int,
-          overlap_tokens: int) -> list[Passage]:
-    """A longer text's passages: sentences counted, over-long ones cut, then packed."""
-    units: list[tuple[int, int, int]] = []
-    pending = deque(zip(spans, count_tokens([text[s:e] for s, e in spans])))
-    while pending:
-        (s, e), n = pending.popleft()
-        if n <= max_tokens or e - s <= 1:
-            units.append((s, e, n))
-            continue
-        parts = _hard_split(text, s, e, n, max_tokens)
-        pending.extendleft(reversed(list(zip(parts, count_tokens([text[a:b] for a, b in parts])))))
-    passages: list[Passage] = []
-    current: list[tuple[int, int, int]] = []
-    for unit in units:
-        if current and sum(u[2] for u in current) + unit[2] > max_tokens:
-            passages.append(Passage(text[current[0][0] : current[-1][1]], current[0][0], current[-1][1]))
-            tail: list[tuple[int, int, int]] = []
-            for prev in reversed(current[1:]):
-                kept = sum(u[2] for u in tail) + prev[2]
-                if kept > overlap_tokens or kept + unit[2] > max_tokens:
-                    break
-                tail.insert(0, prev)
-            current = tail
-        current.append(unit)
-    passages.append(Passage(text[current[0][0] : current[-1][1]], current[0][0], current[-1][1]))
     return passages

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..documents.corpus import Corpus, Document, Passage, Skipped, locate, split_many, with_sentences
+from ..documents.corpus import Corpus, Document, Skipped, locate
+from ..documents.split import Passage, split_many, with_sentences
 from ..errors import InvalidArgumentError, require
 from ..hits import Summary
 from .pipeline import Progress, batches, write_batch

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..search import keyword
-from ..documents.corpus import Document, Passage, locate, split_many, with_sentences
+from ..documents.corpus import Document, locate
+from ..documents.split import Passage, split_many, with_sentences
 from ..hits import Summary
 
 if TYPE_CHECKING:
