@@ -42,7 +42,8 @@ HEAVY = {  # dependency → the modules that may import it
     "sentence_transformers": {"models.loading", "training.lora", "training.bi_encoder", "training.cross_encoder"},
     "peft": {"training.lora"},
     "datasets": {"training.lora", "training.bi_encoder", "training.cross_encoder"},
-    "torch": {"models.loading", "models.runtime", "training.lora"},
+    "torch": {"models.loading", "models.runtime", "training.lora", "training.labelled"},
+    "pytorch_metric_learning": {"training.labelled"},
 }
 
 

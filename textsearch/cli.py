@@ -526,13 +526,16 @@ def pairs_build_cmd(
 
 @app.command("train")
 def train_cmd(
-    train_file: Path = typer.Argument(..., help="Pairs: JSONL, CSV or TSV."),
+    train_file: Path = typer.Argument(..., help="Pairs, or labelled texts (text, label): JSONL, CSV or TSV."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the trained model to."),
-    loss: str = typer.Option("mnrl", help="mnrl | contrastive | online-contrastive | triplet | cosine"),
+    loss: str = typer.Option("mnrl", help="Pairs: mnrl | contrastive | online-contrastive | triplet | cosine. "
+                             "Labelled: multi-similarity | lifted-structure | proxy-nca | proxy-anchor | batch-hard-triplet."),
+    miner: Optional[str] = typer.Option(None, help="Labelled losses: multi-similarity | batch-hard | semi-hard | "
+                                        "distance-weighted | none (default: the loss's own, else none)."),
     epochs: float = typer.Option(1.0),
     batch_size: int = typer.Option(32),
     lr: Optional[float] = typer.Option(None, help="Default 2e-4 (LoRA) or 2e-5 (--full)."),
-    margin: Optional[float] = typer.Option(None, help="Margin of contrastive/triplet losses."),
+    margin: Optional[float] = typer.Option(None, help="Margin of contrastive/triplet, lifted-structure, proxy-anchor, batch-hard-triplet."),
     distance: str = typer.Option("cosine", help="cosine | euclidean (contrastive, triplet)."),
     mine_hard_negatives: int = typer.Option(0, help="Add N mined hard negatives per anchor."),
     full: bool = typer.Option(False, "--full", help="Train every weight instead of a LoRA adapter."),
@@ -540,24 +543,35 @@ def train_cmd(
     interpolate: float = typer.Option(1.0, "--interpolate", help="Keep this share of the LoRA change, 0-1 (WiSE-FT)."),
     seed: int = typer.Option(0),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="Pairs to evaluate on after training."),
+    resume: bool = typer.Option(False, "--resume", help="Go on from the last checkpoint of an interrupted run into the same --out (same file and options)."),
+    save_every: int = typer.Option(200, help="Steps between checkpoints (Ctrl-C also saves one)."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Fine-tune the bi-encoder on pairs with a metric-learning loss (LoRA by default).
+    """Fine-tune the bi-encoder on pairs or labelled texts with a metric-learning loss (LoRA by default).
+
+    A labelled file (text, label: texts with one label mean the same) trains with a labelled loss, on batches holding 2 or more texts of each label (--batch-size: even, 4 or more).
+
+    Ctrl-C saves a checkpoint and stops; the same command with --resume goes on from it.
 
     Example: textsearch train corpora/pairs/train.jsonl --out models/zh-en-tuned
+
+    Example: textsearch train labelled.jsonl --out models/grouped --loss multi-similarity --miner multi-similarity
     """
     from .training.evaluate import format_table
     from .training.bi_encoder import TrainConfig, train
+    from .training.labelled import LOSSES as LABELLED_LOSSES
 
     _setup_logging(quiet)
     config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
-                         distance=distance, mine_hard_negatives=mine_hard_negatives, full=full,
-                         base_model=base, seed=seed, interpolate=interpolate)
-    result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet))
+                         distance=distance, miner=miner, mine_hard_negatives=mine_hard_negatives, full=full,
+                         base_model=base, seed=seed, interpolate=interpolate, save_every=save_every)
+    result = train(train_file, out, config, eval_file=eval_file, show_progress=_show_progress(quiet), resume=resume)
     loss_note = f", loss {result.first_loss:.4f} → {result.last_loss:.4f}" if result.first_loss is not None else ""
+    rows, unit = ("texts", "texts") if loss in LABELLED_LOSSES else ("rows", "pairs")
+    resumed = f" (resumed at step {result.resumed_from_step})" if result.resumed_from_step else ""
     typer.echo(
-        f"trained {out} on {result.rows} rows ({result.device}): {result.steps} steps in "
-        f"{result.seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s{loss_note}, "
+        f"trained {out} on {result.rows} {rows} ({result.device}): "
+        f"{result.steps} steps{resumed} in {result.seconds:.0f} s, {result.pairs_per_second:.1f} {unit}/s{loss_note}, "
         f"{result.trainable_parameters:,} trainable parameters"
     )
     if result.evaluation is not None:

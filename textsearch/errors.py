@@ -61,6 +61,10 @@ class ModelMismatchError(ModelError):
     """The model given is not the one the index was built with."""
 
 
+class TrainingInterruptedError(TextsearchError):
+    """Training stopped on Ctrl-C after saving a checkpoint; the same run with resume goes on."""
+
+
 class MissingExtraError(TextsearchError):
     """A feature needs packages of an optional extra that is not installed."""
 

@@ -6,7 +6,9 @@ may be a JSONL list, and ``negative_1, negative_2…`` columns are gathered into
 ``sentence1, sentence2, label`` (1/0) or ``sentence1, sentence2, score`` (in [0, 1]). An optional
 ``lang`` column splits evaluation reports. As an IR set (``pairs_to_ir``), each anchor (or
 sentence1 of a pair labeled 1 / scored ≥ 0.5) is a query, its positives are relevant, and the
-corpus is every positive and negative text, one document per distinct text.
+corpus is every positive and negative text, one document per distinct text. A **labelled** file
+(``text, label``: texts sharing a label mean the same) is read here too, for the labelled losses
+of ``textsearch train`` (``labelled.py``); every other reader asks for a pair format.
 
 **The pair builder** (``build_pairs``) writes training, dev and test pairs from installed packages
 and our hand-written triples. Sources (no download):
@@ -49,7 +51,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "triplet": ("anchor", "positive"),
     "label": ("sentence1", "sentence2", "label"),
     "score": ("sentence1", "sentence2", "score"),
+    "labelled": ("text", "label"),  # not a pair format: one text a row, a label for its meaning
 }
+PAIR_FORMATS = ("triplet", "label", "score")
 _NEGATIVE_N = re.compile(r"^negative_(\d+)$")
 Row = Mapping[str, Any]
 
@@ -66,7 +70,7 @@ _HAN = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 class PairSet:
     """A validated pair file. Rows keep every column; triplet rows get ``negative`` as a list."""
 
-    format: str  # "triplet", "label" or "score"
+    format: str  # "triplet", "label" or "score"; "labelled" for text, label rows
     rows: list[dict[str, Any]]
     columns: list[str]
     path: str = ""
@@ -151,8 +155,22 @@ def _negatives(row: Row, where: str) -> list[str]:
     return [n for n in found if n and n.strip()]
 
 
+def _label_name(row: Row, where: str) -> str:
+    """A labelled row's label as text: a string, or an integer written as one (JSONL ``3``)."""
+    value = row.get("label")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        if value is None:
+            raise missing_column(where, "label")
+        raise InvalidArgumentError(f"{where}: column 'label' must be text or an integer, not {value!r}")
+    if not str(value).strip():
+        raise missing_column(where, "label")
+    return str(value).strip()
+
+
 def _clean(row: dict[str, Any], fmt: str, where: str) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if not _NEGATIVE_N.match(k)}
+    if fmt == "labelled":
+        return {**out, "text": _text(row, "text", where), "label": _label_name(row, where)}
     for column in FORMATS[fmt][:2]:
         out[column] = _text(row, column, where)
     if fmt == "triplet":
@@ -166,8 +184,9 @@ def _clean(row: dict[str, Any], fmt: str, where: str) -> dict[str, Any]:
     return out
 
 
-def read_pairs(path: str | os.PathLike[str]) -> PairSet:
-    """Read and validate a pair file; an error names the file, the line and the column."""
+def read_pairs(path: str | os.PathLike[str], formats: Iterable[str] = PAIR_FORMATS) -> PairSet:
+    """Read and validate a pair file (or, where ``formats`` names it, a labelled file); an error
+    names the file, the line and the column."""
     path = Path(path)
     if not path.is_file():
         raise InvalidArgumentError(f"pairs file {path} not found")
@@ -176,10 +195,15 @@ def read_pairs(path: str | os.PathLike[str]) -> PairSet:
         raise InvalidArgumentError(f"{path} holds no pairs")
     columns = list(dict.fromkeys(k for _, row in records for k in row))
     fmt = next((f for f, needed in FORMATS.items() if set(needed) <= set(columns)), None)
+    formats = tuple(formats)
+    wanted = " | ".join(", ".join(FORMATS[f]) for f in formats)
     if fmt is None:
-        wanted = " | ".join(", ".join(c) for c in FORMATS.values())
         raise InvalidArgumentError(
-            f"{path}: columns {', '.join(columns)} match no pair format — use {wanted}")
+            f"{path}: columns {', '.join(columns)} match no {'' if 'labelled' in formats else 'pair '}format "
+            f"— use {wanted}")
+    if fmt not in formats:
+        raise InvalidArgumentError(
+            f"{path} is a {fmt} file ({', '.join(FORMATS[fmt])}); this needs {wanted}")
     rows = [_clean(row, fmt, f"{path} line {n}") for n, row in records]
     return PairSet(format=fmt, rows=rows, columns=columns, path=str(path))
 
