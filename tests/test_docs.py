@@ -310,8 +310,7 @@ def test_the_refusal_tables_are_refusal_a_and_b_json() -> None:
     corpora = _table(section)
     for split, name in (("a", "refusal-a.json"), ("b", "refusal-b.json")):
         result = _result(name)
-        assert result["command"] == ("python benchmarks/bench_refusal.py " + ("--split b " if split == "b" else "")
-                                     + f"--out benchmarks/results/{name}")
+        assert result["command"] == f"python benchmarks/bench_refusal.py --split {split} --out benchmarks/results/{name}"
         table = _table(section.split(f"Split {split} (`benchmarks/results/{name}`)", 1)[1])
         assert set(table) == set(result["corpora"]) == set(corpora)
         for corpus, got in result["corpora"].items():

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from textsearch import Index
@@ -326,3 +327,19 @@ def test_a_field_another_writer_added_is_filterable_here(tmp_path: Path) -> None
         with Index.open(tmp_path / "idx", encoder=KeywordEncoder()) as writer:
             writer.add([{"id": "e", "text": "red fish", "colour": "red"}])
         assert ids(reader.search("fish", filter={"colour": "red"}, include_low_confidence=True)) == ["e"]
+
+
+def test_the_cut_is_measured_over_whole_passages_not_sentence_units(tmp_path: Path, backend: str) -> None:
+    long = " ".join(f"sentence number {i} talks about the {w}." for i, w in enumerate(["cat", "dog", "sun"] * 4))
+    with Index.create(tmp_path / "idx", encoder=KeywordEncoder(), backend=backend, max_passage_tokens=24,
+                      overlap_tokens=0) as idx:
+        idx.add([{"id": "long", "text": long}, *DOCS])
+        documents, units = idx.backend.counts()
+        passages = [h for h in idx.search("cat dog sun sentence", k=50, group=False, include_low_confidence=True)]
+        vectors, _ = idx.backend.neighbours(1000)
+        whole = idx.encoder.encode_passages([d["text"] for d in DOCS])
+        # 4 one-passage documents and the long one's passages; its sentence units are not sampled
+        assert documents == 5 and units > len(vectors) > 4 and len(passages) > 0
+        assert all(any(np.allclose(v, w) for v in vectors) for w in whole)
+        sentence = idx.encoder.encode_passages(["sentence number 0 talks about the cat."])[0]
+        assert not any(np.allclose(v, sentence) for v in vectors)

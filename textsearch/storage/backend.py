@@ -180,8 +180,10 @@ class LocalBackend:
 
     def neighbours(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Up to ``n`` stored passages spread over the index: their vectors, and the cosine of the
-        nearest passage of another document to each (-1 where there is none); None when empty."""
-        labels = self.ann.live_labels()
+        nearest passage of another document to each (-1 where there is none); None when empty.
+        Whole passages only: a sentence unit is shorter than what users' questions are measured
+        against, so its neighbours would pull the cut down (``confidence``)."""
+        labels = np.intersect1d(self.ann.live_labels(), self.store.labels(whole=True))
         if not labels.size:
             return None
         labels = labels[np.linspace(0, len(labels) - 1, min(n, len(labels))).astype(np.int64)]

@@ -362,7 +362,9 @@ class MilvusBackend:
     def neighbours(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """As ``LocalBackend.neighbours``: up to ``n`` stored passages (as Milvus returns them),
         their vectors and the cosine of the nearest passage of another document."""
-        rows = self._call("query", self.collection, filter="", output_fields=["doc_id", "vector"], limit=n)
+        rows = self._call("query", self.collection, filter="", output_fields=["doc_id", "vector", "meta"],
+                          limit=min(MAX_LIMIT, 4 * n))
+        rows = [r for r in rows if MATCH_KEY not in (r.get("meta") or {})][:n]  # whole passages only
         if not rows:
             return None
         vectors = np.asarray([r["vector"] for r in rows], dtype=np.float32)

@@ -377,8 +377,10 @@ class Store:
                 out[position[label]] = decode_vector(blob, dimension)
         return out
 
-    def labels(self) -> np.ndarray:
-        rows = self.db.execute("SELECT label FROM passages").fetchall()
+    def labels(self, whole: bool = False) -> np.ndarray:
+        """Every stored label; ``whole``: only those of passages, not of sentence units."""
+        sql = "SELECT label FROM passages" + (" WHERE match IS NULL" if whole else "")
+        rows = self.db.execute(sql).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
     # --- integrity (textsearch check / repair) ----------------------------------------------
