@@ -64,3 +64,18 @@ def test_the_table_lays_reports_side_by_side() -> None:
     assert lines[0] == "| split | a MRR@10 / R@1 | b MRR@10 / R@1 |"
     assert lines[2] == "| restate_en | 0.500 / 0.250 | — |"
     assert "| demo: out-of-corpus queries refused | 90.0% | — |" in lines
+
+
+def test_the_table_shows_how_often_the_word_sharing_wrong_answer_comes_first() -> None:
+    held = {"model": "a", "wordshare_zh": {"mrr@10": 0.75, "recall@1": 0.5, "wrong_first": 0.125},
+            "demo_refusals": {"out_of_corpus": 0.9, "in_corpus": 0.05}}
+    lines = table([held]).splitlines()
+    assert "| wordshare_zh | 0.750 / 0.500 |" in lines
+    assert "| wordshare_zh: the word-sharing wrong answer first | 12.5% |" in lines
+    assert "| wordshare_en: the word-sharing wrong answer first | — |" in lines
+    dev = table([{"model": "a", "keyword_zh": {"mrr@10": 0.5, "recall@1": 0.5}}]).splitlines()
+    # a dev report: the dev splits, no refusal rows
+    assert [line.split(" |")[0] for line in dev[2:]] == [
+        "| idiom_meaning", "| keyword_zh", "| restate_en", "| restate_zh", "| xling_en_zh", "| xling_zh_en",
+        "| wordshare_zh", "| wordshare_en", "| wordshare_zh: the word-sharing wrong answer first",
+        "| wordshare_en: the word-sharing wrong answer first"]

