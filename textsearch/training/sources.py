@@ -291,10 +291,20 @@ def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int 
     pool = clusters.sentences("zh") + clusters.sentences("en")
     sets = {}
     for lang in ("zh", "en"):
-        rows = wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
-        rows = rng.sample(rows, min(n_queries, len(rows)))
+        candidates = wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
+        rng.shuffle(candidates)
+        rows: list[dict[str, Any]] = []
+        answered: set[str] = set()  # the queries' clusters: one query each
+        wrong: set[str] = set()  # the word-sharing negatives' clusters
+        for row in candidates:  # no document of one row may be a right answer to another
+            query, negative = clusters.cluster[row["anchor"]], clusters.cluster[row["negative"][0]]
+            if query not in answered | wrong and negative not in answered and len(rows) < n_queries:
+                rows.append(row)
+                answered.add(query)
+                wrong.add(negative)
         taken = {t for r in rows for t in (r["anchor"], r["positive"], *r["negative"])}
-        free = [t for t in rng.sample(pool, min(len(pool), n_corpus + len(taken))) if t not in taken][:n_corpus]
+        # distractors: no sentence of a query's cluster (another translation would be a right answer)
+        free = [t for t in rng.sample(pool, len(pool)) if t not in taken and clusters.cluster[t] not in answered][:n_corpus]
         for i, row in enumerate(rows):
             row["negative"] = row["negative"] + free[i::len(rows)]
         sets[f"wordshare_{lang}"] = rows
@@ -319,10 +329,14 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
 
 
 def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
-                             base: str | Path = "corpora/real_train.jsonl", encoder: Any = None, seed: int = 0,
-                             n_each: int = 3000, n_restate: int = 2000) -> int:
-    """The rows of ``base`` (``build_training``) plus ``n_each`` word-sharing triples per language
-    and ``n_restate`` restatements that share words (``wordshare_training_rows``)."""
+                             base: str | Path = "corpora/wordshare_base.jsonl", encoder: Any = None, seed: int = 0,
+                             n_each: int = 1500, n_restate: int = 2000) -> int:
+    """The rows of ``base`` plus ``n_each`` word-sharing triples per language and ``n_restate``
+    restatements that share words (``wordshare_training_rows``). ``base`` is written first when
+    missing: ``build_training`` with twice the keyword and idiom rows (3,000 and 2,000), which
+    keep keyword-like and idiom queries from losing what the near misses teach against."""
+    if not Path(base).is_file():
+        build_training(base, seed=seed, n_keywords=3000, n_idioms=2000)
     if encoder is None:
         from ..models.encoder import SentenceTransformerEncoder
         from ..models.registry import DEFAULT_BASE_MODEL
@@ -420,10 +434,10 @@ def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_i
 
 
 def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
-                   seed: int = 0, n_keywords: int = 1500) -> int:
+                   seed: int = 0, n_keywords: int = 1500, n_idioms: int = 1000) -> int:
     """``training_rows`` plus each distinct hand-written triple of ``handwritten`` once (their
     word-sharing negatives are balanced by the restatements, where sharing words is right)."""
-    rows = training_rows(seed, n_keywords=n_keywords)
+    rows = training_rows(seed, n_idioms=n_idioms, n_keywords=n_keywords)
     seen: set[tuple[str, str]] = set()
     for line in Path(handwritten).read_text(encoding="utf-8").splitlines():
         row = json.loads(line) if line.strip() else {}
