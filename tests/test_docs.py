@@ -240,8 +240,8 @@ def _prose_figures() -> list[tuple[str, str, str]]:
         ("README.md", "Known limits", f"(in-corpus questions refused: at most {in_refused:.1%})"),
         ("README.md", "Known limits", (f"(MRR@10 {default['longdoc_zh']['mrr@10']:.3f} for one restated sentence in "
                                       f"80 unrelated ones, {longdoc['mrr@10']:.3f} before sentence units)")),
-        ("README.md", "Known limits", (f"loads torch for the cross-encoder ({rerank_query['wall_p50_s']:.0f} s, "
-                                      f"{rerank_query['rss_p50_mb'] / 1000:.1f} GB)")),
+        ("README.md", "Speed", (f"with `--rerank` {rerank_query['wall_p50_s']:.2f} s and "
+                                f"{rerank_query['rss_p50_mb']:.0f} MB")),
     ]
 
 

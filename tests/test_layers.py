@@ -39,6 +39,8 @@ HEAVY = {  # dependency → the modules that may import it
     "jieba": {"search.keyword"},
     "onnxruntime": {"models.runtime"},
     "onnx": {"models.runtime"},
+    "sentencepiece": {"models.tokenizer"},
+    "tokenizers": {"models.tokenizer"},
     "sentence_transformers": {"models.loading", "training.lora", "training.bi_encoder", "training.cross_encoder"},
     "peft": {"training.lora"},
     "datasets": {"training.lora", "training.bi_encoder", "training.cross_encoder"},

@@ -18,7 +18,7 @@ from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
 from textsearch.training.evaluate import evaluate_retrieval
 from textsearch.training.pairs import IRSet
-from textsearch.search.rerank import CrossEncoderReranker, Reranker
+from textsearch.search.rerank import RERANKER_ADAPTER, CrossEncoderReranker, Reranker
 
 DOCS = [
     {"id": "a", "text": "cat cat dog"},
@@ -149,7 +149,8 @@ TRIPLES = ANIMALS  # the training tests' six (anchor, positive, negative) triple
 
 
 @pytest.mark.model
-def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
+def test_train_reranker_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textsearch.models import loading, runtime
     from textsearch.training.cross_encoder import RerankerConfig, train_reranker
 
     data = tmp_path / "triples.jsonl"
@@ -174,6 +175,13 @@ def test_train_reranker_on_tiny_data(tmp_path: Path) -> None:
     assert scores[0] > scores[1]  # a training pair: the positive beats its hard negative
     assert _peft_scores(out, "the train is late", ["the railway service is delayed"]) == pytest.approx(
         scores[:1], abs=1e-4)  # the merged folder computes what the adapter on its backbone computes
+    # a WordPiece model with token types (MiniLM): its export loads light too, and scores as torch
+    monkeypatch.setattr(loading, "_CACHE", {})
+    light, slow = CrossEncoderReranker(str(out), device="cpu"), CrossEncoderReranker(str(out), device="cpu",
+                                                                                     runtime="torch")
+    assert isinstance(light._model, runtime.LightCrossEncoder) and "token_type_ids" in light._onnx.inputs
+    assert _largest_difference(light, slow) < 1e-4
+    monkeypatch.undo()
 
     # eval --calibrate chooses the reranker's weight on the file and stores it next to it
     result = CliRunner().invoke(app, ["eval", str(data), "--model", BASE, "--rerank-model", str(out), "--calibrate"])
@@ -223,29 +231,79 @@ def test_shipped_reranker_through_the_python_api(tmp_path: Path, real_encoder) -
     assert [h.score for h in hits] == pytest.approx(blended, abs=1e-5)
 
 
+# (query, passages) the ONNX reranker must score as torch does: zh, en, both, a passage cut at
+# max_length (320 tokens), whitespace at an end, a special token's name, an empty query
+PAIRS = [
+    ("可爱的宝宝", ["惹人喜欢的孩子", "宝宝的可爱玩具坏了", "明天会下大雨", "a cute baby smiling at everyone in the park"]),
+    ("How do I get to the train station?", ["火车站在前面左转", "The station is two blocks north, next to the bank.",
+                                            "股市今天大跌，投资者很担心。" * 40, "Mixed 中文 and English 混合 "]),
+    ("<s> names a token", [" leading and trailing whitespace ", "😀 emoji ｆｕｌｌ　ｗｉｄｔｈ"]),
+    ("", ["an empty query"]),
+]
+
+
+def _largest_difference(a: CrossEncoderReranker, b: CrossEncoderReranker) -> float:
+    return max(float(np.abs(a.score(q, passages) - b.score(q, passages)).max()) for q, passages in PAIRS)
+
+
 @pytest.mark.model
 def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The first load exports (or finds the export); a later process's load is the light one: the
+    tokenizer and the graph, no torch model. Both score every pair within 1e-4 of torch."""
     from textsearch.models import loading, runtime
     from textsearch.errors import ModelError
 
-    fast, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")
-    assert (fast.runtime, slow.runtime) == ("onnx", "torch")  # ONNX Runtime is the CPU default
-    passages = ["惹人喜欢的孩子", "宝宝的可爱玩具坏了", "明天会下大雨", "a cute baby smiling at everyone in the park"]
-    assert fast.score("可爱的宝宝", passages) == pytest.approx(slow.score("可爱的宝宝", passages).tolist(), abs=1e-4)
-    assert fast.score("可爱的宝宝", []).shape == (0,)
-    info = json.loads((fast._onnx.path.parent / "export.json").read_text(encoding="utf-8"))
-    assert info["kind"] == "reranker" and info["max_score_diff"] <= runtime.MAX_SCORE_DIFF
-    assert fast._model.model.bert.embeddings.word_embeddings.weight.is_meta  # no torch weights held
+    first, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")
+    assert (first.runtime, slow.runtime) == ("onnx", "torch")  # ONNX Runtime is the CPU default
+    assert _largest_difference(first, slow) < 1e-4
+    info = json.loads((first._onnx.path.parent / "export.json").read_text(encoding="utf-8"))
+    assert info["kind"] == "reranker" and info["max_score_diff"] <= runtime.MAX_SCORE_DIFF == 1e-4
+    assert info.get("light", True) is True  # the export found the light tokenizer's scores torch's
+
+    monkeypatch.setattr(loading, "_CACHE", {})  # as a new process
+    monkeypatch.setattr(runtime, "load_reranker", lambda *a, **k: pytest.fail("exported again"))
+    light = CrossEncoderReranker(device="cpu")
+    assert isinstance(light._model, runtime.LightCrossEncoder) and light.runtime == "onnx"
+    assert light._model.tokenizer._spm is not None and light._model.max_seq_length == 320
+    light.score(*PAIRS[1])  # a passage with whitespace at its end: stripped, so still sentencepiece's
+    assert light._model.tokenizer._transformers is None and light._model.tokenizer._tokenizers is None
+    assert _largest_difference(light, slow) < 1e-4
+    assert light.score("可爱的宝宝", []).shape == (0,)
+    calibrated = json.loads((RERANKER_ADAPTER / "textsearch_calibration.json").read_text(encoding="utf-8"))
+    assert light.weight == slow.weight == calibrated["weight"]  # the blend is the same on either path
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no kernel for this graph")
 
     monkeypatch.setattr(loading, "_CACHE", {})
     monkeypatch.setattr(runtime, "load_reranker", broken)
+    monkeypatch.setattr(runtime, "light_cross_encoder", broken)
     fallback = CrossEncoderReranker(device="cpu")
     assert fallback.runtime == "torch" and "ONNX Runtime unavailable" in caplog.text
     with pytest.raises(ModelError, match="cannot run reranker .*no kernel"):
         CrossEncoderReranker(device="cpu", runtime="onnx")
     with pytest.raises(InvalidArgumentError, match="unknown reranker runtime"):
         CrossEncoderReranker(device="cpu", runtime="fast")
+
+
+@pytest.mark.model
+def test_a_cold_reranked_query_imports_neither_torch_nor_transformers(real_encoder, tmp_path: Path) -> None:
+    """Once both models are exported, a new process reranks with tokenizers and ONNX Runtime
+    only, and ranks as this process does (the reranker scores within 1e-4)."""
+    import subprocess
+    import sys
+
+    with Index.create(tmp_path / "idx", encoder=real_encoder) as index:
+        index.add([{"id": "kid", "text": "惹人喜欢的孩子"}, {"id": "toy", "text": "宝宝的可爱玩具坏了"},
+                   {"id": "rain", "text": "明天会下大雨"}])
+        here = index.search("可爱的宝宝", k=3, rerank=True, min_score=-1.0)  # exports the reranker if need be
+    code = (f"import sys; from textsearch import Index; idx = Index.open({str(tmp_path / 'idx')!r}); "
+            "hits = idx.search('可爱的宝宝', k=3, rerank=True, min_score=-1.0); "
+            "print(*[f'{h.doc_id}:{h.rerank_score}' for h in hits], idx.reranker().runtime, "
+            "*[name in sys.modules for name in ('torch', 'transformers', 'sentence_transformers')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    *ranked, runtime_name, torch, transformers, sentence_transformers = done.stdout.split()
+    assert [r.split(":")[0] for r in ranked] == [h.doc_id for h in here], done.stderr
+    assert max(abs(float(r.split(":")[1]) - h.rerank_score) for r, h in zip(ranked, here)) < 1e-4
+    assert [runtime_name, torch, transformers, sentence_transformers] == ["onnx", "False", "False", "False"]

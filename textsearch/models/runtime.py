@@ -12,6 +12,11 @@ what follows); the sentence-transformers model only tokenises. Two precisions:
   |x| over OUTLIER_RATIO times the mean |x| on the check texts, as in LLM.int8() — stays fp32:
   in e5-small one such layer alone pulls int8 vectors furthest from fp32. The export records the
   cosines to fp32 it reached and is refused below MIN_INT8_COSINE on average.
+
+A CrossEncoder (the reranker) is exported the same way, fp32, its graph ending in the relevance
+logit; ``score_pairs`` applies the sigmoid. Once a model is exported, a new process loads neither
+torch nor transformers: ``light_model`` / ``light_cross_encoder`` give its tokenizer
+(``tokenizer.py``) and the graph.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from .cache import building, cache_dir, file_lock, progress
 from ..errors import ModelError, ModelNotFoundError
+from .tokenizer import LightTokenizer, spm_model
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +45,7 @@ EXPORT_VERSION = 4  # bump when the export changes: cached exports are then rebu
 OUTLIER_RATIO = 250.0
 MIN_FP32_COSINE = 0.9999
 MIN_INT8_COSINE = 0.98
-MAX_SCORE_DIFF = 1e-3  # a reranker's export: largest difference of a check pair's score to torch
+MAX_SCORE_DIFF = 1e-4  # a reranker's export: largest difference of a check pair's score to torch
 MARKER = "export.json"
 # Text the export is checked (and int8 calibrated) on: zh and en, short and long, queries and
 # passages; nothing from any evaluation split.
@@ -162,10 +168,16 @@ def score_pairs(model: Any, forward: OnnxForward, queries: Sequence[str], passag
     if not len(queries):
         return np.zeros(0, dtype=np.float32)
     with tokenizing or nullcontext():
-        tokens = model.tokenizer(list(queries), list(passages), truncation=True, max_length=model.max_length,
+        tokens = model.tokenizer(list(queries), list(passages), truncation=True, max_length=_longest_input(model),
                                  return_attention_mask=False)
     logits = _run(forward, tokens, batch_size, model.tokenizer.pad_token_id or 0).reshape(-1)
     return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
+
+def _longest_input(model: Any) -> int:
+    """A CrossEncoder's longest input in tokens: ``max_seq_length`` (sentence-transformers 6; its
+    ``max_length`` is deprecated there), else ``max_length``."""
+    return int(getattr(model, "max_seq_length", None) or model.max_length)
 
 
 def _run(forward: OnnxForward, tokens: Any, batch_size: int, pad: int) -> np.ndarray:
@@ -201,132 +213,6 @@ def _pad(tokens: Any, features: list[str], rows: np.ndarray, width: int, pad: in
         for name in features:
             batch[name][i, :n] = tokens[name][row]
     return batch
-
-
-SPM_FILE = "tokenizer.spm"  # the tokenizer as a sentencepiece model: loads in half the time, in a tenth of the memory
-SPECIAL_TEXTS = ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
-
-
-class LightTokenizer:
-    """A sentence-transformers folder's tokenizer without torch, called like a transformers fast
-    tokenizer for what ``encode`` and ``count_tokens`` ask (ids only), giving the same ids.
-
-    Three ways, the lightest that gives transformers' ids: a Unigram ``tokenizer.json`` (XLM-R's,
-    e5's) also runs as a sentencepiece model built from it once (``spm_model``), which loads in
-    0.35 s and ~30 MB instead of 0.65 s and ~300 MB — the difference between a cold query under
-    a second and over it — for texts with no whitespace at either end (what ``encode`` sends, and
-    most of what ``count_tokens`` is asked); other texts go to ``tokenizers``; a text that names a special token
-    (``<s>``…) to transformers itself, which strips the space before it. Each loads on first use."""
-
-    def __init__(self, path: Path, spm: Path | None = None) -> None:
-        self.path, self._tokenizers, self._transformers, self._max = path, None, None, None
-        self._spm = None
-        if spm is not None:
-            import sentencepiece
-
-            self._spm = sentencepiece.SentencePieceProcessor(model_file=str(spm))
-            self.pad_token_id = 1
-        else:
-            self.pad_token_id = self.tokenizers.token_to_id("<pad>") or 0
-
-    @property
-    def tokenizers(self) -> Any:
-        if self._tokenizers is None:
-            from tokenizers import Tokenizer
-
-            self._tokenizers = Tokenizer.from_file(str(self.path))
-            self._tokenizers.no_padding()
-        return self._tokenizers
-
-    def __call__(self, texts: Sequence[str], truncation: bool = False, max_length: int | None = None,
-                 add_special_tokens: bool = True, **_: Any) -> dict[str, list[list[int]]]:
-        limit = max_length if truncation else None
-        texts = list(texts)
-        if any(s in t for t in texts for s in SPECIAL_TEXTS):
-            if self._transformers is None:
-                from transformers import AutoTokenizer
-
-                self._transformers = AutoTokenizer.from_pretrained(str(self.path.parent), trust_remote_code=False)
-            found = self._transformers(texts, truncation=truncation, max_length=max_length,
-                                       add_special_tokens=add_special_tokens, return_attention_mask=False)
-            return {"input_ids": found["input_ids"]}
-        if self._spm is not None and all(t == t.strip() for t in texts):
-            if not add_special_tokens:
-                return {"input_ids": [ids[:limit] for ids in self._spm.encode(texts)]}
-            keep = None if limit is None else limit - 2
-            return {"input_ids": [[0, *ids[:keep], 2] for ids in self._spm.encode(texts)]}
-        if limit != self._max:  # the truncation setting is the tokenizer's state: change it only when asked
-            if limit is None:
-                self.tokenizers.no_truncation()
-            else:
-                self.tokenizers.enable_truncation(limit)
-            self._max = limit
-        encodings = self.tokenizers.encode_batch(texts, add_special_tokens=add_special_tokens)
-        return {"input_ids": [e.ids for e in encodings]}
-
-
-def _plain(text: str) -> bool:
-    return text == text.strip() and not any(s in text for s in SPECIAL_TEXTS)
-
-
-def spm_model(tokenizer_json: Path, folder: Path) -> Path | None:
-    """``folder/tokenizer.spm``: the Unigram tokenizer of ``tokenizer_json`` as a sentencepiece
-    model, built once and kept only if it gives the same ids as ``tokenizers`` on the check texts
-    (else None, and the exact tokenizer is used)."""
-    path = folder / SPM_FILE
-    if path.is_file():
-        return path
-    if (folder / (SPM_FILE + ".refused")).is_file():
-        return None
-    try:
-        import base64
-
-        import sentencepiece
-        from sentencepiece import sentencepiece_model_pb2 as pb
-        from tokenizers import Tokenizer
-    except ImportError:
-        return None
-    spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
-    model, normalizers = spec.get("model") or {}, (spec.get("normalizer") or {}).get("normalizers") or []
-    charsmaps = [n["precompiled_charsmap"] for n in normalizers if n.get("type") == "Precompiled"]
-    vocab = model.get("vocab") or []
-    if model.get("type") != "Unigram" or len(charsmaps) != 1 or [v[0] for v in vocab[:4]] != ["<s>", "<pad>", "</s>", "<unk>"]:
-        return None
-    proto = pb.ModelProto()
-    proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
-    proto.trainer_spec.vocab_size = len(vocab)
-    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 3, -1, -1
-    proto.trainer_spec.pad_id = -1
-    proto.normalizer_spec.name = "user_defined"
-    proto.normalizer_spec.precompiled_charsmap = base64.b64decode(charsmaps[0])
-    proto.normalizer_spec.add_dummy_prefix = True
-    proto.normalizer_spec.remove_extra_whitespaces = True
-    proto.normalizer_spec.escape_whitespaces = True
-    kinds = pb.ModelProto.SentencePiece
-    for i, (piece, score) in enumerate(vocab):
-        entry = proto.pieces.add()
-        entry.piece, entry.score = piece, score
-        entry.type = kinds.UNKNOWN if i == 3 else kinds.CONTROL if piece in SPECIAL_TEXTS else kinds.NORMAL
-    with file_lock(folder / f".{SPM_FILE}.lock"):
-        tmp = folder / f"{SPM_FILE}.tmp"
-        tmp.write_bytes(proto.SerializeToString())
-        fast, exact = sentencepiece.SentencePieceProcessor(model_file=str(tmp)), Tokenizer.from_file(str(tokenizer_json))
-        texts = [t for t in CHECK_TEXTS + SPM_CHECK_TEXTS if _plain(t)]
-        if fast.encode(texts) != [e.ids for e in exact.encode_batch(texts, add_special_tokens=False)]:
-            tmp.unlink()
-            (folder / (SPM_FILE + ".refused")).write_text("sentencepiece ids differ on the check texts\n")
-            logger.warning("the tokenizer of %s does not convert to sentencepiece exactly; using tokenizers",
-                           tokenizer_json.parent)
-            return None
-        os.replace(tmp, path)
-    return path
-
-
-SPM_CHECK_TEXTS = [
-    "query: 可爱的宝宝", "passage: Mixed 中文 and English, 123,456.78", "a  b\tc\nd", "Ünïcödé ｆｕｌｌ　ｗｉｄｔｈ",
-    "😀 emoji 😀", "ÀÉÎ õü ß ﬁ", "日本語のテキストも少し", "한국어 텍스트", "Ελληνικά και русский", "e-mail: a.b@c.d",
-    "https://example.com/a?b=c", "C++ & C# <tag> {json: 1}", "“quotes” ‘and’ — dashes …", "１２３ ＡＢＣ",
-]
 
 
 class LightModel:
@@ -367,7 +253,32 @@ def light_model(model_path: str, precision: str) -> tuple[LightModel, OnnxForwar
     if not (folder / "1_Pooling" / "config.json").is_file() or not is_exported(model_path, precision):
         return None
     export = _export_folder(model_path, precision)
-    return LightModel(folder, spm_model(folder / "tokenizer.json", export)), OnnxForward(export / "model.onnx")
+    return LightModel(folder, spm_model(folder / "tokenizer.json", export, CHECK_TEXTS)), OnnxForward(export / "model.onnx")
+
+
+class LightCrossEncoder:
+    """What ``score_pairs`` needs of a CrossEncoder folder, read from its files: the tokenizer
+    (pairs as transformers makes them) and the longest input (``max_seq_length``, as the
+    CrossEncoder was given it)."""
+
+    def __init__(self, folder: Path, max_length: int, spm: Path | None = None) -> None:
+        self.tokenizer = LightTokenizer(folder / "tokenizer.json", spm)
+        self.max_seq_length = max_length
+
+
+def light_cross_encoder(model_path: str, max_length: int) -> tuple[LightCrossEncoder, OnnxForward] | None:
+    """The reranker without torch — its tokenizer and its exported graph — when it was exported
+    already from a folder with a ``tokenizer.json``, and the export did not find the light
+    tokenizer's scores off torch's; else None (load it the full way, exporting on first use)."""
+    folder = Path(model_path)
+    if not (folder / "tokenizer.json").is_file() or not is_exported(model_path, "fp32"):
+        return None
+    export = _export_folder(model_path, "fp32")
+    info = json.loads((export / MARKER).read_text(encoding="utf-8"))
+    if info.get("kind") != "reranker" or info.get("light") is False:
+        return None
+    spm = spm_model(folder / "tokenizer.json", export, CHECK_TEXTS, pairs=True)
+    return LightCrossEncoder(folder, max_length, spm), OnnxForward(export / "model.onnx")
 
 
 def is_exported(model_path: str, precision: str) -> bool:
@@ -395,7 +306,7 @@ def load_reranker(model: Any, model_path: str, show_progress: bool = False) -> O
     def export() -> None:
         progress(f"exporting the reranker to ONNX (one time, ~10 s) into {folder}", show_progress)
         with building(folder) as tmp:
-            _export_reranker(model, tmp)
+            _export_reranker(model, model_path, tmp)
 
     _export_once(folder, export)
     model.model.to("meta")
@@ -412,10 +323,16 @@ def _export_once(folder: Path, export: Callable[[], None]) -> None:
                 export()
 
 
-def _export_reranker(model: Any, folder: Path) -> None:
-    """Export, check against torch (scores within MAX_SCORE_DIFF), mark."""
+def _export_reranker(model: Any, model_path: str, folder: Path) -> None:
+    """Export, check against torch (scores within MAX_SCORE_DIFF), mark. The graph is checked
+    with the CrossEncoder's own tokenizer and, where the folder has a ``tokenizer.json``, with the
+    light one a cold process uses (``light_cross_encoder``); the marker says whether that one may
+    be used. Exports older than that check have it unsaid: their graph was checked, and the light
+    tokenizer gives transformers' ids (``tokenizers``, or a sentencepiece model checked on pairs)."""
     start = time.perf_counter()
-    queries, passages = CHECK_TEXTS[:9], CHECK_TEXTS[9:18]
+    # short zh and en pairs, and one past max_length (both cut as transformers cuts them)
+    queries = [*CHECK_TEXTS[:9], CHECK_TEXTS[13]]
+    passages = [*CHECK_TEXTS[9:18], " ".join(CHECK_TEXTS * 6)]
     reference = np.asarray(model.predict(list(zip(queries, passages)), convert_to_numpy=True,
                                          show_progress_bar=False), dtype=np.float64).reshape(-1)
     graph = folder / "raw.onnx"
@@ -428,8 +345,18 @@ def _export_reranker(model: Any, folder: Path) -> None:
     if diff > MAX_SCORE_DIFF:
         raise ModelError(f"the ONNX export of this reranker does not reproduce it (largest score difference "
                          f"to torch {diff:.5f}) — use runtime torch")
-    info = {"precision": "fp32", "kind": "reranker", "export_version": EXPORT_VERSION,
-            "max_score_diff": round(diff, 7), "seconds": round(time.perf_counter() - start, 1)}
+    info: dict[str, Any] = {"precision": "fp32", "kind": "reranker", "export_version": EXPORT_VERSION,
+                            "max_score_diff": round(diff, 7)}
+    if (Path(model_path) / "tokenizer.json").is_file():
+        spm = spm_model(Path(model_path) / "tokenizer.json", folder, CHECK_TEXTS, pairs=True)
+        light = LightCrossEncoder(Path(model_path), _longest_input(model), spm)
+        light_diff = float(np.abs(score_pairs(light, OnnxForward(folder / "model.onnx"), queries, passages, 4)
+                                  - reference).max())
+        info.update(light=light_diff <= MAX_SCORE_DIFF, light_max_score_diff=round(light_diff, 7))
+        if light_diff > MAX_SCORE_DIFF:
+            logger.warning("the light tokenizer of reranker %s scores %.5f off torch; a cold process will load "
+                           "torch to tokenise", model_path, light_diff)
+    info["seconds"] = round(time.perf_counter() - start, 1)
     (folder / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 

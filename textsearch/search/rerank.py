@@ -119,20 +119,26 @@ _TOKENIZING = threading.Lock()  # one thread at a time in a fast tokenizer ("Alr
 
 
 def _load(path: str, device: str, max_length: int, runtime: str, show_progress: bool = False) -> tuple[Any, Any]:
-    """One (CrossEncoder, ONNX forward or None) per (path, device, runtime) per process: kept warm
-    between queries. On ONNX Runtime the CrossEncoder only tokenises."""
+    """One (CrossEncoder, ONNX forward or None) per (path, device, max_length, runtime) per
+    process: kept warm between queries. On ONNX Runtime, once exported, the reranker is its
+    tokenizer and its graph, with no torch (``runtime.light_cross_encoder``); on first use the
+    CrossEncoder loads to export it, and then only tokenises."""
 
     def make() -> tuple[Any, Any]:
+        if runtime == "onnx":
+            from ..models import runtime as onnx_runtime
+
+            light = onnx_runtime.light_cross_encoder(path, max_length)
+            if light is not None:  # exported already: tokenizer and ONNX Runtime, no torch
+                return light
         model = loading.cross_encoder(path, device, max_length, hint=f"give a CrossEncoder folder, or {HOW_TO_TRAIN}")
         if runtime == "onnx":
-            from ..models.runtime import load_reranker
-
-            return model, load_reranker(model, path, show_progress)
+            return model, onnx_runtime.load_reranker(model, path, show_progress)
         if device == "cuda":
             model.half()
         return model, None
 
-    return loading.cached(("reranker", path, device, runtime), make)  # type: ignore[no-any-return]
+    return loading.cached(("reranker", path, device, str(max_length), runtime), make)  # type: ignore[no-any-return]
 
 
 def read_prompts(folder: str | Path) -> dict[str, str]:
@@ -176,14 +182,15 @@ class CrossEncoderReranker(Reranker):
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        q = self.prompts.get("query", "") + query
-        p = self.prompts.get("passage", "")
+        # stripped on either runtime, as the encoder's texts are: the light tokenizer then takes
+        # them all (transformers 5 drops that whitespace anyway; transformers 4 would add a token)
+        q = (self.prompts.get("query", "") + query).strip()
+        texts = [(self.prompts.get("passage", "") + text).strip() for text in passages]
         if self._onnx is not None:
             from ..models.runtime import score_pairs
 
-            return score_pairs(self._model, self._onnx, [q] * len(passages), [p + text for text in passages],
-                               self.batch_size, _TOKENIZING)
+            return score_pairs(self._model, self._onnx, [q] * len(texts), texts, self.batch_size, _TOKENIZING)
         with _TOKENIZING:  # predict tokenises and runs in one call: the torch path is serial
-            scores = self._model.predict([(q, p + text) for text in passages], batch_size=self.batch_size,
+            scores = self._model.predict([(q, text) for text in texts], batch_size=self.batch_size,
                                          show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(scores, dtype=np.float32).reshape(-1)
