@@ -87,3 +87,16 @@ def test_wrong_first_counts_rows_whose_negative_beats_the_positive() -> None:
     rows = [{"anchor": "q1", "positive": "p1", "negative": ["n1", "x"]},
             {"anchor": "q2", "positive": "p2", "negative": ["n2"]}]
     assert wrong_first(encoder, rows) == 0.5
+
+
+def test_judged_rows_never_make_one_rows_document_anothers_answer() -> None:
+    found = _clusters()
+    a, b, c = "我可以借用你的车吗？", "你最喜欢的电影是哪部？", "今天天气很好。"
+    triples = [
+        {"anchor": a, "positive": "我可以用你的车吗？", "negative": [b]},
+        {"anchor": b, "positive": "What is your favourite movie?", "negative": [a]},  # b is row 1's negative
+        {"anchor": "我可以用你的车吗？", "positive": a, "negative": [c]},  # a's cluster has its query
+        {"anchor": c, "positive": "The weather is nice today.", "negative": ["你最喜欢的电台是什么？"]},
+    ]
+    assert ws.judged_rows(found, triples, 10) == [triples[0], triples[3]]
+    assert ws.judged_rows(found, triples, 1) == [triples[0]]

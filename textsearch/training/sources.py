@@ -293,15 +293,8 @@ def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int 
     for lang in ("zh", "en"):
         candidates = wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
         rng.shuffle(candidates)
-        rows: list[dict[str, Any]] = []
-        answered: set[str] = set()  # the queries' clusters: one query each
-        wrong: set[str] = set()  # the word-sharing negatives' clusters
-        for row in candidates:  # no document of one row may be a right answer to another
-            query, negative = clusters.cluster[row["anchor"]], clusters.cluster[row["negative"][0]]
-            if query not in answered | wrong and negative not in answered and len(rows) < n_queries:
-                rows.append(row)
-                answered.add(query)
-                wrong.add(negative)
+        rows = wordsharing.judged_rows(clusters, candidates, n_queries)
+        answered = {clusters.cluster[r["anchor"]] for r in rows}
         taken = {t for r in rows for t in (r["anchor"], r["positive"], *r["negative"])}
         # distractors: no sentence of a query's cluster (another translation would be a right answer)
         free = [t for t in rng.sample(pool, len(pool)) if t not in taken and clusters.cluster[t] not in answered][:n_corpus]

@@ -203,3 +203,19 @@ def triples(clusters: Clusters, negatives: list[tuple[str, str]], lang: str,
                 rows.append({"anchor": anchor, "positive": positive, "negative": [negative],
                              "lang": lang, "source": "tatoeba-wordshare"})
     return rows
+
+
+def judged_rows(clusters: Clusters, triples: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` of ``triples`` (in their order) to judge a model on: one query per cluster, and
+    no query of the cluster of another row's word-sharing negative, so that no text in the corpus is
+    a right answer to a query other than its own."""
+    rows: list[dict[str, Any]] = []
+    answered: set[str] = set()  # the queries' clusters
+    wrong: set[str] = set()  # the word-sharing negatives' clusters
+    for row in triples:
+        query, negative = clusters.cluster[row["anchor"]], clusters.cluster[row["negative"][0]]
+        if len(rows) < n and query not in answered | wrong and negative not in answered:
+            rows.append(row)
+            answered.add(query)
+            wrong.add(negative)
+    return rows
