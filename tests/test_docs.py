@@ -367,3 +367,23 @@ def test_the_load_table_is_serve_json() -> None:
         assert table[label] == {"queries/s": f"{got['queries_per_s']:.1f}", "p50 ms": f"{got['p50_ms']}",
                                 "p95 ms": f"{got['p95_ms']}", "p99 ms": f"{got['p99_ms']}",
                                 "errors": str(got["errors"])}, label
+
+
+def test_the_long_pdf_table_is_long_pdfs_json() -> None:
+    """docs/long-documents.md, "As PDFs": the held-out long documents printed to PDF, with and
+    without sentence units."""
+    result = _result("long-pdfs.json")
+    section = _section("As PDFs", "docs/long-documents.md")
+    assert f"`{result['command']}`" in _flat(section)
+    table = _table(section)
+    for column, setting in (("64-token passages", "passages"), ("passages + sentences (the default)", "passages+sentences")):
+        got = result["settings"][setting]
+        longdoc, news = got["splits"]["longdoc_zh"], got["splits"]["news_fact"]
+        assert table["longdoc_zh MRR@10 / Recall@1"][column] == f"{longdoc['mrr@10']:.3f} / {longdoc['recall@1']:.3f}"
+        assert table["news_fact MRR@10 / Recall@1"][column] == f"{news['mrr@10']:.3f} / {news['recall@1']:.3f}"
+        assert table["news_fact: first hit's page holds the sentence"][column] == f"{news['page_right@1']:.1%}"
+        assert table["news_fact: the sentence marked in the first hit"][column] == f"{news['sentence_marked@1']:.1%}"
+        assert table["units (vectors)"][column] == f"{got['units']:,}"
+        assert table["index on disk, MB"][column] == f"{got['index_megabytes']:.1f}"
+        assert table["indexing the folder, s"][column] == f"{got['index_s']:.1f}"
+        assert table["search p50 / p95, ms"][column] == f"{got['search_ms_p50']:.1f} / {got['search_ms_p95']:.1f}"
