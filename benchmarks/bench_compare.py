@@ -127,10 +127,10 @@ class TextsearchSystem:
         self.index.add(docs)
 
     def search(self, query: str) -> Hits:
-        return [(h.doc_id, h.text) for h in self.index.search(query, k=K, min_score=-1.0)]
+        return [(h.doc_id, h.text) for h in self.index.search(query, k=K, min_score=-1.0, collapse=False)]
 
-    def search_many(self, queries: list[str]) -> list[Hits]:
-        found = self.index.search_many(queries, k=K, min_score=-1.0)
+    def search_many(self, queries: list[str]) -> list[Hits]:  # every copy, as the others return them
+        found = self.index.search_many(queries, k=K, min_score=-1.0, collapse=False)
         return [[(h.doc_id, h.text) for h in hits] for hits in found]
 
     def close(self) -> dict[str, Any]:
