@@ -311,7 +311,10 @@ def test_reranker_loads_safetensors_only_without_remote_code(
     monkeypatch.setattr(loading, "_CACHE", {})
     with recording(monkeypatch, cross_encoder, "CrossEncoder") as calls:
         reranker = rerank_module.CrossEncoderReranker(str(folder), device="cpu")
-    assert [(c["trust_remote_code"], c["model_kwargs"]["use_safetensors"]) for c in calls] == [(False, True)]
+    # two loads today: the export's check pair of 320 tokens does not fit this tiny model's 64
+    # positions, so runtime "auto" falls back to torch and loads it again; every load is safe
+    assert {(c["trust_remote_code"], c["model_kwargs"]["use_safetensors"]) for c in calls} == {(False, True)}
+    assert 1 <= len(calls) <= 2
     scores = reranker.score("the cat", ["the dog", "the cat"])
     assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
     assert not (tmp_path / "pwned").exists() and unpickle_calls == []
