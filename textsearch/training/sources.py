@@ -366,8 +366,8 @@ def labelled_rows(seed: int = 0, n_idioms: int = 5000, n_words: int = 5000, most
     """Groups of texts that mean the same, from the training clusters and training idioms only, as
     labelled rows ``{"text", "label", "source"}`` (``textsearch train`` with a labelled loss): a
     Tatoeba cluster (a sentence and its translations, up to ``most``), an idiom and its meaning,
-    and a CC-CEDICT word with its first short English gloss and up to two training sentences that hold it
-    (what a keyword query should find)."""
+    and a CC-CEDICT word with its first short English gloss and up to two training sentences that
+    hold it (what a keyword query should find)."""
     rng = random.Random(seed)
     train = tatoeba_split("train")
     clusters = _clusters("train")
