@@ -279,6 +279,14 @@ def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[st
     return {name: len({r["anchor"] for r in rows}) for name, rows in sets.items()}
 
 
+def _base_encoder() -> Any:
+    """The base model: what the pivot's cosines are measured with."""
+    from ..models.encoder import SentenceTransformerEncoder
+    from ..models.registry import DEFAULT_BASE_MODEL
+
+    return SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+
+
 def _clusters(split: str) -> wordsharing.Clusters:
     return wordsharing.Clusters.of(tatoeba_split(split), _cluster_of())
 
@@ -308,11 +316,7 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
                     encoder: Any = None, seed: int = 0) -> dict[str, int]:
     """Write the ``WORDSHARE`` splits into the held-out and dev folders (from their own clusters;
     the pivot's cosines from the base model unless ``encoder``)."""
-    if encoder is None:
-        from ..models.encoder import SentenceTransformerEncoder
-        from ..models.registry import DEFAULT_BASE_MODEL
-
-        encoder = SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+    encoder = encoder or _base_encoder()
     counts = {}
     for split, folder, n in (("heldout", Path(heldout), 300), ("dev", Path(dev), 150)):
         for name, rows in wordshare_sets(random.Random(seed + 7), split, encoder, n).items():
@@ -330,11 +334,7 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     keep keyword-like and idiom queries from losing what the near misses teach against."""
     if not Path(base).is_file():
         build_training(base, seed=seed, n_keywords=3000, n_idioms=2000)
-    if encoder is None:
-        from ..models.encoder import SentenceTransformerEncoder
-        from ..models.registry import DEFAULT_BASE_MODEL
-
-        encoder = SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+    encoder = encoder or _base_encoder()
     rng = random.Random(seed)
     mined = wordshare_training_rows(encoder, seed, n_restate)
     rows = [json.loads(line) for line in Path(base).read_text(encoding="utf-8").splitlines() if line.strip()]
