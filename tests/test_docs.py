@@ -387,3 +387,21 @@ def test_the_long_pdf_table_is_long_pdfs_json() -> None:
         assert table["index on disk, MB"][column] == f"{got['index_megabytes']:.1f}"
         assert table["indexing the folder, s"][column] == f"{got['index_s']:.1f}"
         assert table["search p50 / p95, ms"][column] == f"{got['search_ms_p50']:.1f} / {got['search_ms_p95']:.1f}"
+
+
+def test_the_readme_quotes_the_long_pdf_short_text_and_word_sharing_runs() -> None:
+    pdfs = _result("long-pdfs.json")["settings"]
+    default, base = pdfs["passages+sentences"], pdfs["passages"]
+    limits = _flat(_section("Known limits"))
+    assert (f"PDFs: {default['splits']['longdoc_zh']['mrr@10']:.3f} too, the first hit's page right for "
+            f"{default['splits']['news_fact']['page_right@1']:.1%} of news queries, "
+            f"{default['index_megabytes'] / base['index_megabytes']:.1f}× the index size, "
+            f"search p50 {default['search_ms_p50']:.1f} ms") in limits
+    reports = {r["model"]: r for r in _result("quality-recipe-d.json")["reports"]}
+    wrong = [reports[m]["wordshare_zh"]["wrong_first"] for m in
+             ("zh-en-general", "multilingual-e5-small", "benchmarks/adapters/recipe-d")]
+    assert (f"{wrong[0]:.1%} of Chinese queries with the default and {wrong[1]:.1%} with the base model; "
+            f"a recipe trained on mined near misses brings it to {wrong[2]:.1%}") in limits
+    short = _result("compare-3000-short.json")["systems"]
+    assert (f"{short['textsearch']['ingest_passages_per_s']:.1f} passages/s against Chroma's "
+            f"{short['chroma']['ingest_passages_per_s']:.1f}") in _flat(_section("Speed"))
