@@ -100,3 +100,19 @@ def test_judged_rows_never_make_one_rows_document_anothers_answer() -> None:
     ]
     assert ws.judged_rows(found, triples, 10) == [triples[0], triples[3]]
     assert ws.judged_rows(found, triples, 1) == [triples[0]]
+
+
+def test_controls_put_a_restatement_that_shares_words_above_the_nearest_other_meaning() -> None:
+    found = _clusters()
+    same = ws.restatement_pairs(found, "zh")
+    a, b = "我可以借用你的车吗？", "我可以用你的车吗？"
+    # 今天天气很好。 is a's nearest; 我可以借你的车吗？ shares too much with a to be a control's negative
+    near = ws.controls(found, same, "zh", PivotEncoder([(a, "今天天气很好。")]))
+    assert near == [
+        {"anchor": a, "positive": b, "negative": ["今天天气很好。"], "lang": "zh", "source": "tatoeba-control"},
+        {"anchor": b, "positive": a, "negative": ["今天天气很好。"], "lang": "zh", "source": "tatoeba-control"},
+    ]
+    # when their translations say the same (pivot cosine 0.94), the next nearest is taken
+    pivot = PivotEncoder([(a, "今天天气很好。"), ("Can I borrow your car?", "The weather is nice today.")])
+    assert [r["negative"] for r in ws.controls(found, same, "zh", pivot)] == [["你最喜欢的电台是什么？"]] * 2
+    assert ws.controls(found, [], "zh", pivot) == []

@@ -43,13 +43,18 @@ PAIR_SPLITS = {
     "keyword_en_zh": "heldout/real/keyword_en_zh.jsonl",
     "wordshare_zh": "heldout/real/wordshare_zh.jsonl",
     "wordshare_en": "heldout/real/wordshare_en.jsonl",
+    "control_zh": "heldout/real/control_zh.jsonl",
+    "control_en": "heldout/real/control_en.jsonl",
     "handwritten_zh": "heldout/zh.jsonl",
     "handwritten_en": "heldout/en.jsonl",
     "handwritten_zh_en": "heldout/zh_en.jsonl",
 }
 WORDSHARE_SPLITS = ("wordshare_zh", "wordshare_en")  # also: how often the near miss comes first
+CONTROL_SPLITS = ("control_zh", "control_en")  # also: how often the other meaning that shares few words does
+WRONG_FIRST = {**dict.fromkeys(WORDSHARE_SPLITS, "the word-sharing wrong answer first"),
+               **dict.fromkeys(CONTROL_SPLITS, "the wrong answer that shares few words first")}
 DEV_SPLITS = ("idiom_meaning", "keyword_zh", "restate_en", "restate_zh", "xling_en_zh", "xling_zh_en",
-              *WORDSHARE_SPLITS)  # corpora/dev/real/NAME.jsonl: where recipes are chosen
+              *WORDSHARE_SPLITS, *CONTROL_SPLITS)  # corpora/dev/real/NAME.jsonl: where recipes are chosen
 DEMO_SPLITS = {"demo_questions": "demo_queries.jsonl", "demo_in_corpus": "queries/in_corpus.jsonl"}
 LONG_SPLITS = {"longdoc_zh": "heldout/real/longdoc_zh_queries.jsonl",  # over heldout/real/docs
                "news_fact": "heldout/real/news_fact_queries.jsonl"}
@@ -75,7 +80,7 @@ def _refused(index: Index, queries: list[str]) -> float:
 def _pair_row(encoder: Encoder, name: str, path: Path, log: Log) -> dict[str, Any]:
     rows = read_pairs(path).rows
     row = _row(evaluate_pairs(encoder, rows)["all"])
-    if name in WORDSHARE_SPLITS:
+    if name in WRONG_FIRST:
         row["wrong_first"] = round(wrong_first(encoder, rows), 4)
     log(f"{name:<20} MRR@10 {row['mrr@10']:.3f}  R@1 {row['recall@1']:.3f}"
         + (f"  wrong first {row['wrong_first']:.1%}" if "wrong_first" in row else ""))
@@ -137,16 +142,17 @@ def report(model: str | Encoder | None = None, corpora: str | Path = "corpora", 
 
 def table(reports: list[dict[str, Any]]) -> str:
     """The reports side by side (``report``s, or ``dev_report``s): MRR@10 / Recall@1 per split, how
-    often the word-sharing wrong answer comes first, then the refusal rates."""
+    often the word-sharing wrong answer (and, in the controls, the one sharing few words) comes
+    first, then the refusal rates."""
     held_out = any("demo_refusals" in r for r in reports)
     head = "| split | " + " | ".join(f"{r['model']} MRR@10 / R@1" for r in reports) + " |"
     lines = [head, "|---|" + "---|" * len(reports)]
     for split in [*PAIR_SPLITS, *DEMO_SPLITS, *LONG_SPLITS] if held_out else DEV_SPLITS:
         cells = [f"{r[split]['mrr@10']:.3f} / {r[split]['recall@1']:.3f}" if split in r else "—" for r in reports]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
-    for split in WORDSHARE_SPLITS:
+    for split, what in WRONG_FIRST.items():
         cells = [f"{r[split]['wrong_first']:.1%}" if "wrong_first" in r.get(split, {}) else "—" for r in reports]
-        lines.append(f"| {split}: the word-sharing wrong answer first | " + " | ".join(cells) + " |")
+        lines.append(f"| {split}: {what} | " + " | ".join(cells) + " |")
     for where in ("demo", "tatoeba") if held_out else ():
         for kind in ("out_of_corpus", "in_corpus"):
             cells = [f"{r[f'{where}_refusals'][kind]:.1%}" if f"{where}_refusals" in r else "—" for r in reports]

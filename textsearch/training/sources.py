@@ -23,6 +23,7 @@ import json
 import random
 import re
 import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,11 @@ WORDSHARE = {
     "wordshare_zh": "Tatoeba: a Chinese sentence finds its restatement (or translation) above a sentence of another "
                     "cluster that shares most of its characters (wordsharing.py)",
     "wordshare_en": "Tatoeba: the same for English sentences sharing most of their words, checked through Chinese",
+}
+CONTROLS = {
+    "control_zh": "Tatoeba: a Chinese sentence finds its restatement that shares most of its characters above the "
+                  "closest sentence of another meaning that shares few (sharing words is right: wordsharing.controls)",
+    "control_en": "Tatoeba: the same for English sentences, checked through Chinese",
 }
 LONG_DOCUMENTS = {  # an index over docs/NAME.jsonl, queries in NAME_queries.jsonl
     "longdoc_zh": "notes of 80 unrelated everyday sentences; the query restates one (another translation)",
@@ -291,56 +297,78 @@ def _clusters(split: str) -> wordsharing.Clusters:
     return wordsharing.Clusters.of(tatoeba_split(split), _cluster_of())
 
 
+def _judged(rng: random.Random, clusters: wordsharing.Clusters, candidates: list[dict[str, Any]], n_queries: int,
+            n_corpus: int) -> list[dict[str, Any]]:
+    """``n_queries`` of ``candidates`` (``wordsharing.judged_rows``), each row's own negative first,
+    then distractors of the split in both languages (the corpus is every text of the file)."""
+    pool = clusters.sentences("zh") + clusters.sentences("en")
+    rng.shuffle(candidates)
+    rows = wordsharing.judged_rows(clusters, candidates, n_queries)
+    answered = {clusters.cluster[r["anchor"]] for r in rows}
+    taken = {t for r in rows for t in (r["anchor"], r["positive"], *r["negative"])}
+    # distractors: no sentence of a query's cluster (another translation would be a right answer)
+    free = [t for t in rng.sample(pool, len(pool)) if t not in taken and clusters.cluster[t] not in answered][:n_corpus]
+    for i, row in enumerate(rows):
+        row["negative"] = row["negative"] + free[i::len(rows)]
+    return rows
+
+
 def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
                    ) -> dict[str, list[dict[str, Any]]]:
-    """``WORDSHARE``: one row per query, its word-sharing sentence first among its negatives, then
-    distractors of the split in both languages (the corpus is every text of the file)."""
+    """``WORDSHARE``: one row per query, its word-sharing sentence first among its negatives."""
     clusters = _clusters(split)
-    pool = clusters.sentences("zh") + clusters.sentences("en")
-    sets = {}
-    for lang in ("zh", "en"):
-        candidates = wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
-        rng.shuffle(candidates)
-        rows = wordsharing.judged_rows(clusters, candidates, n_queries)
-        answered = {clusters.cluster[r["anchor"]] for r in rows}
-        taken = {t for r in rows for t in (r["anchor"], r["positive"], *r["negative"])}
-        # distractors: no sentence of a query's cluster (another translation would be a right answer)
-        free = [t for t in rng.sample(pool, len(pool)) if t not in taken and clusters.cluster[t] not in answered][:n_corpus]
-        for i, row in enumerate(rows):
-            row["negative"] = row["negative"] + free[i::len(rows)]
-        sets[f"wordshare_{lang}"] = rows
-    return sets
+    return {f"wordshare_{lang}": _judged(rng, clusters, wordsharing.triples(
+        clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng), n_queries, n_corpus)
+        for lang in ("zh", "en")}
+
+
+def control_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """``CONTROLS``: one row per query, its restatement (which shares most of its words) the
+    positive, the nearest low-overlap sentence of another meaning first among its negatives."""
+    clusters = _clusters(split)
+    return {f"control_{lang}": _judged(rng, clusters, wordsharing.controls(
+        clusters, wordsharing.restatement_pairs(clusters, lang), lang, encoder), n_queries, n_corpus)
+        for lang in ("zh", "en")}
 
 
 def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Path = "corpora/dev/real",
                     encoder: Any = None, seed: int = 0) -> dict[str, int]:
-    """Write the ``WORDSHARE`` splits into the held-out and dev folders (from their own clusters;
-    the pivot's cosines from the base model unless ``encoder``)."""
+    """Write the ``WORDSHARE`` and ``CONTROLS`` splits into the held-out and dev folders (from their
+    own clusters; the pivot's cosines from the base model unless ``encoder``)."""
     encoder = encoder or _base_encoder()
     counts = {}
     for split, folder, n in (("heldout", Path(heldout), 300), ("dev", Path(dev), 150)):
-        for name, rows in wordshare_sets(random.Random(seed + 7), split, encoder, n).items():
+        sets = {**wordshare_sets(random.Random(seed + 7), split, encoder, n),
+                **control_sets(random.Random(seed + 11), split, encoder, n)}
+        for name, rows in sets.items():
             _write_jsonl(folder / f"{name}.jsonl", rows)
             counts[f"{split}/{name}"] = len(rows)
     return counts
 
 
-def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
-                             base: str | Path = "corpora/wordshare_base.jsonl", encoder: Any = None, seed: int = 0,
-                             n_each: int = 1500, n_restate: int = 2000) -> int:
-    """The rows of ``base`` plus ``n_each`` word-sharing triples per language and ``n_restate``
-    restatements that share words (``wordshare_training_rows``). ``base`` is written first when
-    missing: ``build_training`` with twice the keyword and idiom rows (3,000 and 2,000), which
-    keep keyword-like and idiom queries from losing what the near misses teach against."""
-    if not Path(base).is_file():
-        build_training(base, seed=seed, n_keywords=3000, n_idioms=2000)
+def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl", encoder: Any = None, seed: int = 0,
+                             n_each: int = 1500, n_restate: int = 2000, n_controls: int = 1000,
+                             handwritten: bool = False) -> int:
+    """The word-sharing recipe's rows: ``training_rows`` with 3,000 keyword and 2,000 idiom rows
+    (they keep keyword-like and idiom queries from losing what the near misses teach against),
+    ``n_each`` word-sharing triples per language, ``n_restate`` restatements that share words and
+    ``n_controls`` restatement controls per language (``wordshare_training_rows``). With
+    ``handwritten``, the hand-written triples too (``build_training``; recipe D had them and no
+    controls)."""
     encoder = encoder or _base_encoder()
     rng = random.Random(seed)
     mined = wordshare_training_rows(encoder, seed, n_restate)
-    rows = [json.loads(line) for line in Path(base).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if handwritten:
+        with tempfile.TemporaryDirectory() as tmp:
+            build_training(Path(tmp) / "base.jsonl", seed=seed, n_keywords=3000, n_idioms=2000)
+            rows = [json.loads(line) for line in (Path(tmp) / "base.jsonl").read_text(encoding="utf-8").splitlines()]
+    else:
+        rows = training_rows(seed, n_idioms=2000, n_keywords=3000)
     for lang in ("zh", "en"):
-        triples = [r for r in mined if r["source"] == "tatoeba-wordshare" and r["lang"] == lang]
-        rows += rng.sample(triples, min(n_each, len(triples)))
+        for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
+            found = [r for r in mined if r["source"] == source and r["lang"] == lang]
+            rows += rng.sample(found, min(n, len(found)))
     rows += [r for r in mined if r["source"] == "tatoeba-restate"]
     rng.shuffle(rows)
     _write_jsonl(Path(path), rows)
@@ -348,18 +376,20 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
 
 
 def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000) -> list[dict[str, Any]]:
-    """The training clusters' word-sharing triples in both languages (``wordsharing.triples``) and
-    as many restatements that share words (anchor, positive): sharing words is right as often as
-    it is wrong."""
+    """The training clusters' word-sharing triples in both languages (``wordsharing.triples``), as
+    many restatements that share words (anchor, positive), and their restatement controls
+    (``wordsharing.controls``): sharing words is right as often as it is wrong."""
     rng = random.Random(seed)
     clusters = _clusters("train")
     rows: list[dict[str, Any]] = []
+    controls: list[dict[str, Any]] = []
     for lang in ("zh", "en"):
         rows += wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
         same = wordsharing.restatement_pairs(clusters, lang)
         for a, b in rng.sample(same, min(n_restate // 2, len(same))):
             rows.append({"anchor": a, "positive": b, "lang": lang, "source": "tatoeba-restate"})
-    return rows
+        controls += wordsharing.controls(clusters, same, lang, encoder)
+    return rows + controls
 
 
 def labelled_rows(seed: int = 0, n_idioms: int = 5000, n_words: int = 5000, most: int = 6) -> list[dict[str, Any]]:

@@ -16,6 +16,10 @@ dev and held-out word-sharing splits come from clusters that training never saw.
 - **Restatements that share words**: two sentences of one cluster in one language (two
   translations of the same sentence) that share as much as the negatives do: sharing words is
   right there, so a model cannot learn overlap itself as a signal.
+- **Restatement controls** (``controls``): such a restatement as the positive against the sentence
+  of another cluster that the base model puts closest to the anchor while sharing little of its
+  words (under ``CONTROL_SHARED``), its translations saying something else (the same pivot check):
+  the mirror of a word-sharing triple, where the answer that shares words is the right one.
 
 A triple is (anchor, positive, negative): the anchor's restatement in its own language when its
 cluster has one (else its translation) is the positive, the word-sharing sentence the negative.
@@ -38,6 +42,8 @@ EN_SHARED = 0.5  # word Jaccard of two English sentences
 PIVOT_WORDS = 0.4  # their translations' word Jaccard stays under this (English pivot)
 PIVOT_CHARS = 0.5  # their translations' character overlap stays under this (Chinese pivot)
 PIVOT_COSINE = 0.90  # and their cosine with the base model stays under this
+CONTROL_SHARED = 0.3  # a control's negative shares less than this with its anchor
+CONTROL_CANDIDATES = 20  # the anchor's nearest sentences (base model) a control's negative is taken from
 MIN_ZH_CHARS = 5
 MIN_EN_WORDS = 4
 MAX_POSTINGS = 3000  # a gram in more sentences than this does not propose candidates
@@ -183,6 +189,43 @@ def restatement_pairs(clusters: Clusters, lang: str) -> list[tuple[str, str]]:
             for b in texts[i + 1:]:
                 if _bare(a) != _bare(b) and shared(a, b) >= least:
                     out.append((a, b))
+    return out
+
+
+def controls(clusters: Clusters, pairs: list[tuple[str, str]], lang: str, encoder: _Embeds) -> list[dict[str, Any]]:
+    """Restatement controls: for each restatement pair (``restatement_pairs``), both ways round,
+    (anchor, its restatement, the nearest sentence of another cluster by the base model that shares
+    under ``CONTROL_SHARED`` with the anchor and whose translations pass the pivot check); an anchor
+    with no such sentence among its ``CONTROL_CANDIDATES`` nearest gives no row."""
+    if not pairs:
+        return []
+    shared, pivot_shared = (zh_overlap, en_overlap) if lang == "zh" else (en_overlap, zh_overlap)
+    pivot_limit = PIVOT_WORDS if lang == "zh" else PIVOT_CHARS
+    texts = clusters.sentences(lang)
+    pivots = clusters.sentences("en" if lang == "zh" else "zh")
+    vectors = encoder.encode_queries(texts)
+    pivot_vectors = encoder.encode_queries(pivots)
+    row_of = {t: i for i, t in enumerate(texts)}
+    pivot_of = {t: i for i, t in enumerate(pivots)}
+    directed = [(a, b) for a, b in pairs for a, b in ((a, b), (b, a))]
+    anchors = vectors[[row_of[a] for a, _ in directed]]
+    out = []
+    for start in range(0, len(directed), 512):
+        scores = anchors[start:start + 512] @ vectors.T
+        nearest = np.argsort(-scores, axis=1, kind="stable")[:, :CONTROL_CANDIDATES]
+        for (anchor, positive), order in zip(directed[start:start + 512], nearest):
+            for j in order.tolist():
+                other = texts[j]
+                if clusters.cluster[other] == clusters.cluster[anchor] or shared(anchor, other) >= CONTROL_SHARED:
+                    continue
+                xs, ys = sorted(clusters.translations[anchor]), sorted(clusters.translations[other])
+                if any(pivot_shared(x, y) >= pivot_limit for x in xs for y in ys):
+                    continue
+                cos = pivot_vectors[[pivot_of[x] for x in xs]] @ pivot_vectors[[pivot_of[y] for y in ys]].T
+                if float(cos.max()) < PIVOT_COSINE:
+                    out.append({"anchor": anchor, "positive": positive, "negative": [other], "lang": lang,
+                                "source": "tatoeba-control"})
+                    break
     return out
 
 
