@@ -33,6 +33,25 @@ def test_a_five_file_corpus_answers_the_showcase_query(tmp_path: Path, real_enco
         assert idx.search("量子计算机的表面码纠错是怎么工作的") == []  # nothing here is about that
 
 
+@pytest.mark.xfail(strict=True, reason="known limit (README): the near miss still comes first with every "
+                   "model shipped; strict, so the day a default passes, this check says so")
+def test_the_showcase_paraphrase_ranks_above_the_word_sharing_near_miss(tmp_path: Path, real_encoder) -> None:
+    # a check on the default model, never a set it was chosen on
+    folder = tmp_path / "five"
+    folder.mkdir()
+    for name, text in {"kid.txt": "惹人喜欢的孩子", "toy.txt": "宝宝的可爱玩具坏了",
+                       "stocks.txt": "股市今天大跌，投资者很担心。", "noodles.txt": "这家餐厅的牛肉面很好吃。",
+                       "laptop.txt": "我的电脑坏了，需要修理。"}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    with Index.create(tmp_path / "five-idx", encoder=real_encoder) as idx:
+        idx.index_folder(folder)
+        assert ids(idx.search("可爱的宝宝", k=2, include_low_confidence=True)) == ["kid.txt", "toy.txt"]
+    with Index.create(tmp_path / "demo-idx", encoder=real_encoder) as idx:  # what `make demo` indexes
+        idx.index_folder(CORPORA / "demo")
+        found = ids(idx.search("可爱的宝宝", k=10, include_low_confidence=True))
+        assert found.index("family/family.jsonl#fam-001") < found.index("family/toys.txt")
+
+
 def test_keyword_like_queries_find_the_documents_that_mean_them(tmp_path: Path, real_encoder) -> None:
     docs = [{"id": f"zh{i}", "text": f"型号XK-{1000 + i}的笔记本电脑电池续航时间为{3 + i % 8}小时。"} for i in range(300)]
     docs += [{"id": f"en{i}", "text": f"Model QZ-{2000 + i} laptop battery lasts {2 + i % 9} hours."} for i in range(100)]

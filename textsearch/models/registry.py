@@ -55,8 +55,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 }
 TUNED_MODEL = "zh-en-tuned"  # LoRA adapter over multilingual-e5-small, shipped in textsearch/data
 GENERAL_MODEL = "zh-en-general"  # the same, trained on real text (README "Models")
+WORDSHARE_MODEL = "zh-en-wordshare"  # the same with real word-sharing near misses and their controls
 # LoRA adapters over multilingual-e5-small that ship in textsearch/data, by name
-SHIPPED_ADAPTERS = {name: Path(__file__).parents[1] / "data" / name for name in (GENERAL_MODEL, TUNED_MODEL)}
+SHIPPED_ADAPTERS = {name: Path(__file__).parents[1] / "data" / name
+                    for name in (WORDSHARE_MODEL, GENERAL_MODEL, TUNED_MODEL)}
 TUNED_ADAPTER = SHIPPED_ADAPTERS[TUNED_MODEL]
 # the tokenizer of multilingual-e5-small ships with textsearch, xz-compressed (17 MB → 2.4 MB;
 # MIT, notice in data/e5-tokenizer.NOTICE)

@@ -349,9 +349,9 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
 
 def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl", encoder: Any = None, seed: int = 0,
                              n_each: int = 1500, n_restate: int = 2000, n_controls: int = 1000,
-                             handwritten: bool = False) -> int:
-    """The word-sharing recipe's rows: ``training_rows`` with 3,000 keyword and 2,000 idiom rows
-    (they keep keyword-like and idiom queries from losing what the near misses teach against),
+                             n_idioms: int = 2000, handwritten: bool = False) -> int:
+    """The word-sharing recipe's rows: ``training_rows`` with 3,000 keyword and ``n_idioms`` idiom
+    rows (they keep keyword-like and idiom queries from losing what the near misses teach against),
     ``n_each`` word-sharing triples per language, ``n_restate`` restatements that share words and
     ``n_controls`` restatement controls per language (``wordshare_training_rows``). With
     ``handwritten``, the hand-written triples too (``build_training``; recipe D had them and no
@@ -361,10 +361,10 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     mined = wordshare_training_rows(encoder, seed, n_restate)
     if handwritten:
         with tempfile.TemporaryDirectory() as tmp:
-            build_training(Path(tmp) / "base.jsonl", seed=seed, n_keywords=3000, n_idioms=2000)
+            build_training(Path(tmp) / "base.jsonl", seed=seed, n_keywords=3000, n_idioms=n_idioms)
             rows = [json.loads(line) for line in (Path(tmp) / "base.jsonl").read_text(encoding="utf-8").splitlines()]
     else:
-        rows = training_rows(seed, n_idioms=2000, n_keywords=3000)
+        rows = training_rows(seed, n_idioms=n_idioms, n_keywords=3000)
     for lang in ("zh", "en"):
         for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
             found = [r for r in mined if r["source"] == source and r["lang"] == lang]

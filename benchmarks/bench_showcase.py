@@ -1,0 +1,65 @@
+"""The card's example, as a check (never a set a model is chosen on): "可爱的宝宝" on the demo corpus
+and on a five-file corpus, where "宝宝的可爱玩具坏了" (a broken toy) shares the query's words and the
+paraphrases ("惹人喜欢的孩子", the demo's family documents) share few. Writes each model's first hits
+with their scores (benchmarks/results/showcase.json).
+
+    python benchmarks/bench_showcase.py --models multilingual-e5-small zh-en-general zh-en-wordshare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from textsearch.index import Index
+from textsearch.models.encoder import SentenceTransformerEncoder
+from textsearch.models.registry import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERY = "可爱的宝宝"
+NEAR_MISS = {"demo": "family/toys.txt", "five": "toy.txt"}
+FIVE = {"kid.txt": "惹人喜欢的孩子", "toy.txt": "宝宝的可爱玩具坏了", "stocks.txt": "股市今天大跌，投资者很担心。",
+        "noodles.txt": "这家餐厅的牛肉面很好吃。", "laptop.txt": "我的电脑坏了，需要修理。"}
+
+
+def first_hits(index: Index, k: int) -> list[dict[str, object]]:
+    return [{"id": h.doc_id, "score": round(h.score, 4), "text": h.text[:40]}
+            for h in index.search(QUERY, k=k, include_low_confidence=True)]
+
+
+def measure(model: str) -> dict[str, object]:
+    encoder = SentenceTransformerEncoder(model)
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        five = Path(tmp) / "five"
+        five.mkdir()
+        for name, text in FIVE.items():
+            (five / name).write_text(text, encoding="utf-8")
+        for corpus, folder, k in (("demo", ROOT / "corpora" / "demo", 6), ("five", five, 3)):
+            with Index.create(Path(tmp) / f"{corpus}-index", encoder=encoder) as index:
+                index.index_folder(folder)
+                hits = first_hits(index, k)
+            out[corpus] = {"hits": hits, "near_miss_first": hits[0]["id"] == NEAR_MISS[corpus]}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["multilingual-e5-small", DEFAULT_MODEL])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "showcase.json")
+    args = parser.parse_args(argv)
+    result = {"query": QUERY, "models": {}}
+    for model in args.models:
+        result["models"][model] = got = measure(model)
+        for corpus in ("demo", "five"):
+            hits = ", ".join(f"{h['id']} {h['score']:.3f}" for h in got[corpus]["hits"][:3])
+            print(f"{model:<24} {corpus}: {hits}", flush=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
