@@ -103,10 +103,11 @@ def measure(run: str, rows: list[dict[str, Any]], args: argparse.Namespace, tmp:
                          epochs=args.steps / per_epoch, batch_size=args.batch_size, seed=args.seed,
                          save_every=10_000)
     out = tmp / f"model-{run.replace('/', '_').replace('+', '_')}"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = train(path, out, config)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"rows": n, "steps": result.steps, "train_seconds": round(result.seconds, 1), "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(cpu, 1),
             "per_second": round(result.pairs_per_second, 2), "unit": "pairs" if loss.startswith("mnrl") else "texts",
             "first_loss": result.first_loss, "last_loss": result.last_loss,
             "dev": dev_report(str(out), ROOT / "corpora")}
@@ -115,14 +116,16 @@ def measure(run: str, rows: list[dict[str, Any]], args: argparse.Namespace, tmp:
 def tables(result: dict[str, Any]) -> str:
     from textsearch.training.quality import DEV_SPLITS, WORDSHARE_SPLITS
 
-    head = ("| run | " + " | ".join(DEV_SPLITS) + " | wrong first zh / en | steps | throughput |")
-    lines = [head, "|---|" + "---|" * (len(DEV_SPLITS) + 3)]
+    head = ("| run | " + " | ".join(DEV_SPLITS) + " | mean | near miss first zh / en | steps | CPU s | throughput |")
+    lines = [head, "|---|" + "---|" * (len(DEV_SPLITS) + 5)]
     for run, got in result["runs"].items():
         dev = got["dev"]
         cells = [f"{dev[s]['mrr@10']:.3f}" for s in DEV_SPLITS]
+        mean = sum(dev[s]["mrr@10"] for s in DEV_SPLITS) / len(DEV_SPLITS)
         wrong = " / ".join(f"{dev[s]['wrong_first']:.1%}" for s in WORDSHARE_SPLITS)
         speed = f"{got['per_second']:.1f} {got['unit']}/s" if "per_second" in got else "—"
-        lines.append(f"| {run} | " + " | ".join(cells) + f" | {wrong} | {got.get('steps', '—')} | {speed} |")
+        lines.append(f"| {run} | " + " | ".join(cells) + f" | {mean:.3f} | {wrong} | {got.get('steps', '—')} | "
+                     f"{got.get('cpu_seconds', '—')} | {speed} |")
     return "\n".join(lines)
 
 
