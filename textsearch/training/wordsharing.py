@@ -207,7 +207,7 @@ def controls(clusters: Clusters, pairs: list[tuple[str, str]], lang: str, encode
     pivot_vectors = encoder.encode_queries(pivots)
     row_of = {t: i for i, t in enumerate(texts)}
     pivot_of = {t: i for i, t in enumerate(pivots)}
-    directed = [(a, b) for a, b in pairs for a, b in ((a, b), (b, a))]
+    directed = [(x, y) for a, b in pairs for x, y in ((a, b), (b, a))]
     anchors = vectors[[row_of[a] for a, _ in directed]]
     out = []
     for start in range(0, len(directed), 512):
