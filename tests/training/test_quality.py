@@ -19,13 +19,18 @@ def ids(hits) -> list[str]:  # type: ignore[no-untyped-def]
     return [h.doc_id for h in hits]
 
 
-def test_a_five_file_corpus_answers_the_showcase_query(tmp_path: Path, real_encoder) -> None:
-    folder = tmp_path / "five"
+def five_files(folder: Path, fifth: dict[str, str]) -> Path:
+    """The showcase's answer, three files about other things, and ``fifth`` (name → text)."""
     folder.mkdir()
-    for name, text in {"kid.txt": "惹人喜欢的孩子", "weather.txt": "今天的天气很好，适合出去散步。",
-                       "stocks.txt": "股市今天大跌，投资者很担心。", "noodles.txt": "这家餐厅的牛肉面很好吃。",
-                       "laptop.txt": "我的电脑坏了，需要修理。"}.items():
+    files = {"kid.txt": "惹人喜欢的孩子", **fifth, "stocks.txt": "股市今天大跌，投资者很担心。",
+             "noodles.txt": "这家餐厅的牛肉面很好吃。", "laptop.txt": "我的电脑坏了，需要修理。"}
+    for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_five_file_corpus_answers_the_showcase_query(tmp_path: Path, real_encoder) -> None:
+    folder = five_files(tmp_path / "five", {"weather.txt": "今天的天气很好，适合出去散步。"})
     with Index.create(tmp_path / "idx", encoder=real_encoder) as idx:
         idx.index_folder(folder)
         hits = idx.search("可爱的宝宝", k=5)
@@ -37,12 +42,7 @@ def test_a_five_file_corpus_answers_the_showcase_query(tmp_path: Path, real_enco
                    "model shipped; strict, so the day a default passes, this check says so")
 def test_the_showcase_paraphrase_ranks_above_the_word_sharing_near_miss(tmp_path: Path, real_encoder) -> None:
     # a check on the default model, never a set it was chosen on
-    folder = tmp_path / "five"
-    folder.mkdir()
-    for name, text in {"kid.txt": "惹人喜欢的孩子", "toy.txt": "宝宝的可爱玩具坏了",
-                       "stocks.txt": "股市今天大跌，投资者很担心。", "noodles.txt": "这家餐厅的牛肉面很好吃。",
-                       "laptop.txt": "我的电脑坏了，需要修理。"}.items():
-        (folder / name).write_text(text, encoding="utf-8")
+    folder = five_files(tmp_path / "five", {"toy.txt": "宝宝的可爱玩具坏了"})
     with Index.create(tmp_path / "five-idx", encoder=real_encoder) as idx:
         idx.index_folder(folder)
         assert ids(idx.search("可爱的宝宝", k=2, include_low_confidence=True)) == ["kid.txt", "toy.txt"]
