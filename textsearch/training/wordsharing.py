@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,6 +80,21 @@ def en_overlap(a: str, b: str) -> float:
     """Jaccard of the two word sets."""
     wa, wb = set(en_words(a)), set(en_words(b))
     return len(wa & wb) / len(wa | wb) if wa | wb else 0.0
+
+
+@dataclass(frozen=True)
+class _Measures:
+    """How one language's sentences are compared: their overlap and the least a near miss or a
+    restatement shares, and the same for their translations (the pivot) with its upper limit."""
+
+    shared: Callable[[str, str], float]
+    least: float
+    pivot_shared: Callable[[str, str], float]
+    pivot_limit: float
+
+
+MEASURES = {"zh": _Measures(zh_overlap, ZH_SHARED, en_overlap, PIVOT_WORDS),
+            "en": _Measures(en_overlap, EN_SHARED, zh_overlap, PIVOT_CHARS)}
 
 
 def _grams(text: str, lang: str) -> set[str]:
@@ -144,6 +159,12 @@ def _bare(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.lower())
 
 
+def _translations_differ(clusters: Clusters, a: str, b: str, measures: _Measures) -> bool:
+    """Every translation of ``a`` shares under the pivot's limit with every translation of ``b``."""
+    return all(measures.pivot_shared(x, y) < measures.pivot_limit
+               for x in clusters.translations[a] for y in clusters.translations[b])
+
+
 def _pivot_cosines(encoder: _Embeds, pairs: list[tuple[str, str]]) -> np.ndarray:
     texts = sorted({t for pair in pairs for t in pair})
     if not texts:
@@ -158,15 +179,13 @@ def mine_negatives(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tupl
     their translations (the pivot) say something else; each pair once, sorted."""
     texts = [t for t in clusters.sentences(lang)
              if (len(zh_chars(t)) >= MIN_ZH_CHARS if lang == "zh" else len(en_words(t)) >= MIN_EN_WORDS)]
-    shared, pivot_shared, least = ((zh_overlap, en_overlap, ZH_SHARED) if lang == "zh"
-                                   else (en_overlap, zh_overlap, EN_SHARED))
-    pivot_limit = PIVOT_WORDS if lang == "zh" else PIVOT_CHARS
+    measures = MEASURES[lang]
     found = []
     for i, j in candidate_pairs(texts, lang, min_shared=2):
         a, b = texts[i], texts[j]
-        if clusters.cluster[a] == clusters.cluster[b] or _bare(a) == _bare(b) or shared(a, b) < least:
+        if clusters.cluster[a] == clusters.cluster[b] or _bare(a) == _bare(b):
             continue
-        if all(pivot_shared(x, y) < pivot_limit for x in clusters.translations[a] for y in clusters.translations[b]):
+        if measures.shared(a, b) >= measures.least and _translations_differ(clusters, a, b, measures):
             found.append((a, b))
     # the pivot's meaning: every pair of translations under the cosine limit
     checks = [(x, y) for a, b in found for x in sorted(clusters.translations[a]) for y in sorted(clusters.translations[b])]
@@ -181,13 +200,13 @@ def mine_negatives(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tupl
 
 def restatement_pairs(clusters: Clusters, lang: str) -> list[tuple[str, str]]:
     """Two sentences of one cluster in ``lang`` that share as much as a mined negative does."""
-    shared, least = (zh_overlap, ZH_SHARED) if lang == "zh" else (en_overlap, EN_SHARED)
+    measures = MEASURES[lang]
     out = []
     for key in sorted(clusters.members):
         texts = sorted(clusters.members[key][lang])
         for i, a in enumerate(texts):
             for b in texts[i + 1:]:
-                if _bare(a) != _bare(b) and shared(a, b) >= least:
+                if _bare(a) != _bare(b) and measures.shared(a, b) >= measures.least:
                     out.append((a, b))
     return out
 
@@ -199,8 +218,7 @@ def controls(clusters: Clusters, pairs: list[tuple[str, str]], lang: str, encode
     with no such sentence among its ``CONTROL_CANDIDATES`` nearest gives no row."""
     if not pairs:
         return []
-    shared, pivot_shared = (zh_overlap, en_overlap) if lang == "zh" else (en_overlap, zh_overlap)
-    pivot_limit = PIVOT_WORDS if lang == "zh" else PIVOT_CHARS
+    measures = MEASURES[lang]
     texts = clusters.sentences(lang)
     pivots = clusters.sentences("en" if lang == "zh" else "zh")
     vectors = encoder.encode_queries(texts)
@@ -216,11 +234,11 @@ def controls(clusters: Clusters, pairs: list[tuple[str, str]], lang: str, encode
         for (anchor, positive), order in zip(directed[start:start + 512], nearest):
             for j in order.tolist():
                 other = texts[j]
-                if clusters.cluster[other] == clusters.cluster[anchor] or shared(anchor, other) >= CONTROL_SHARED:
+                if clusters.cluster[other] == clusters.cluster[anchor] or measures.shared(anchor, other) >= CONTROL_SHARED:
+                    continue
+                if not _translations_differ(clusters, anchor, other, measures):
                     continue
                 xs, ys = sorted(clusters.translations[anchor]), sorted(clusters.translations[other])
-                if any(pivot_shared(x, y) >= pivot_limit for x in xs for y in ys):
-                    continue
                 cos = pivot_vectors[[pivot_of[x] for x in xs]] @ pivot_vectors[[pivot_of[y] for y in ys]].T
                 if float(cos.max()) < PIVOT_COSINE:
                     out.append({"anchor": anchor, "positive": positive, "negative": [other], "lang": lang,
