@@ -23,7 +23,6 @@ import json
 import random
 import re
 import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -354,17 +353,15 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     rows (they keep keyword-like and idiom queries from losing what the near misses teach against),
     ``n_each`` word-sharing triples per language, ``n_restate`` restatements that share words and
     ``n_controls`` restatement controls per language (``wordshare_training_rows``). With
-    ``handwritten``, the hand-written triples too (``build_training``; recipe D had them and no
-    controls)."""
+    ``handwritten``, the hand-written triples too (``handwritten_triples``; recipe D had them and
+    no controls)."""
     encoder = encoder or _base_encoder()
     rng = random.Random(seed)
     mined = wordshare_training_rows(encoder, seed, n_restate)
-    if handwritten:
-        with tempfile.TemporaryDirectory() as tmp:
-            build_training(Path(tmp) / "base.jsonl", seed=seed, n_keywords=3000, n_idioms=n_idioms)
-            rows = [json.loads(line) for line in (Path(tmp) / "base.jsonl").read_text(encoding="utf-8").splitlines()]
-    else:
-        rows = training_rows(seed, n_idioms=n_idioms, n_keywords=3000)
+    rows = training_rows(seed, n_idioms=n_idioms, n_keywords=3000)
+    if handwritten:  # in the order build_training writes them
+        rows += handwritten_triples()
+        random.Random(seed).shuffle(rows)
     for lang in ("zh", "en"):
         for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
             found = [r for r in mined if r["source"] == source and r["lang"] == lang]
@@ -456,18 +453,24 @@ def training_rows(seed: int = 0, n_pairs: int = 2000, n_restate: int = 1500, n_i
     return rows
 
 
-def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
-                   seed: int = 0, n_keywords: int = 1500, n_idioms: int = 1000) -> int:
-    """``training_rows`` plus each distinct hand-written triple of ``handwritten`` once (their
-    word-sharing negatives are balanced by the restatements, where sharing words is right)."""
-    rows = training_rows(seed, n_idioms=n_idioms, n_keywords=n_keywords)
+def handwritten_triples(path: str | Path = "corpora/pairs/train.jsonl") -> list[dict[str, Any]]:
+    """Each distinct hand-written triple (anchor, positive, negative) of ``path`` once."""
+    rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
-    for line in Path(handwritten).read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         row = json.loads(line) if line.strip() else {}
         key = (row.get("anchor", ""), row.get("positive", ""))
         if row.get("negative") and key not in seen:
             seen.add(key)
             rows.append({k: row[k] for k in ("anchor", "positive", "negative", "source")})
+    return rows
+
+
+def build_training(path: str | Path = "corpora/real_train.jsonl", handwritten: str | Path = "corpora/pairs/train.jsonl",
+                   seed: int = 0, n_keywords: int = 1500, n_idioms: int = 1000) -> int:
+    """``training_rows`` plus ``handwritten_triples`` (their word-sharing negatives are balanced by
+    the restatements, where sharing words is right)."""
+    rows = training_rows(seed, n_idioms=n_idioms, n_keywords=n_keywords) + handwritten_triples(handwritten)
     random.Random(seed).shuffle(rows)
     _write_jsonl(Path(path), rows)
     return len(rows)
