@@ -285,11 +285,14 @@ def build_dev(folder: str | Path = "corpora/dev/real", seed: int = 0) -> dict[st
 
 
 def _base_encoder() -> Any:
-    """The base model: what the pivot's cosines are measured with."""
+    """The base model: what the pivot's cosines and the controls' neighbours are measured with.
+    Each text is embedded once: ``wordsharing.controls`` embeds a split's sentences of both
+    languages for each language, and the pivot checks embed some of them again."""
     from ..models.encoder import SentenceTransformerEncoder
     from ..models.registry import DEFAULT_BASE_MODEL
+    from .evaluate import CachedEncoder
 
-    return SentenceTransformerEncoder(DEFAULT_BASE_MODEL)
+    return CachedEncoder(SentenceTransformerEncoder(DEFAULT_BASE_MODEL))
 
 
 def _clusters(split: str) -> wordsharing.Clusters:
