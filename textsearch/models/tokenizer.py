@@ -79,7 +79,7 @@ class LightTokenizer:
         texts = list(texts)
         if text_pair is not None:
             return self._pairs(texts, list(text_pair), limit)
-        if any(s in t for t in texts for s in SPECIAL_TEXTS):
+        if _names_special(texts):
             found = self.transformers(texts, truncation=truncation, max_length=max_length,
                                       add_special_tokens=add_special_tokens, return_attention_mask=False)
             return {"input_ids": found["input_ids"]}
@@ -101,7 +101,7 @@ class LightTokenizer:
             budget = None if limit is None else limit - PAIR_ADDED
             cut = (longest_first(a, b, budget) for a, b in zip(self._spm.encode(first), self._spm.encode(second)))
             return {"input_ids": [[0, *a, 2, 2, *b, 2] for a, b in cut]}  # token types all 0 (checked)
-        if self._spm is not None or any(s in t for t in both for s in SPECIAL_TEXTS):
+        if self._spm is not None or _names_special(both):
             found = self.transformers(first, second, truncation=limit is not None, max_length=limit,
                                       return_attention_mask=False)
             return {name: found[name] for name in ("input_ids", "token_type_ids") if name in found}
@@ -151,8 +151,13 @@ def longest_first(a: list[int], b: list[int], budget: int | None) -> tuple[list[
     return a[:keep_a], b[:keep_b]
 
 
+def _names_special(texts: Sequence[str]) -> bool:
+    """Some text names a special token (``<s>``…): transformers tokenises it, as a model would."""
+    return any(s in t for t in texts for s in SPECIAL_TEXTS)
+
+
 def _plain(text: str) -> bool:
-    return text == text.strip() and not any(s in text for s in SPECIAL_TEXTS)
+    return text == text.strip() and not _names_special([text])
 
 
 def spm_model(tokenizer_json: Path, folder: Path, check_texts: Sequence[str], pairs: bool = False) -> Path | None:
