@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from textsearch.cli import app
+from textsearch.training.quality import DEV_SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -418,3 +419,19 @@ def test_the_readme_quotes_the_long_pdf_short_text_and_word_sharing_runs() -> No
     short = _result("compare-3000-short.json")["systems"]
     assert (f"{short['textsearch']['ingest_passages_per_s']:.1f} passages/s against Chroma's "
             f"{short['chroma']['ingest_passages_per_s']:.1f}") in _flat(_section("Speed"))
+
+
+def test_the_readme_quotes_the_loss_grid() -> None:
+    runs = _result("losses.json")["runs"]
+    dev = {run: got["dev"] for run, got in runs.items()}
+    ms, base, mnrl = dev["multi-similarity/multi-similarity"], dev["base"], dev["mnrl"]
+
+    def mean(report: dict) -> float:
+        return sum(report[s]["mrr@10"] for s in DEV_SPLITS) / len(DEV_SPLITS)
+
+    train = _flat(README.split("### `textsearch train FILE --out DIR`", 1)[1].split("###", 1)[0])
+    assert (f"(dev MRR@10 {ms['idiom_meaning']['mrr@10']:.3f} / {ms['keyword_zh']['mrr@10']:.3f} against "
+            f"{base['idiom_meaning']['mrr@10']:.3f} / {base['keyword_zh']['mrr@10']:.3f}) where MNRL loses "
+            f"{base['idiom_meaning']['mrr@10'] - mnrl['idiom_meaning']['mrr@10']:.3f} / "
+            f"{base['keyword_zh']['mrr@10'] - mnrl['keyword_zh']['mrr@10']:.3f}, and Proxy-Anchor collapses "
+            f"(dev mean {mean(dev['proxy-anchor/none']):.3f} against {mean(base):.3f})") in train
