@@ -307,3 +307,30 @@ def test_a_cold_reranked_query_imports_neither_torch_nor_transformers(real_encod
     assert [r.split(":")[0] for r in ranked] == [h.doc_id for h in here], done.stderr
     assert max(abs(float(r.split(":")[1]) - h.rerank_score) for r, h in zip(ranked, here)) < 1e-4
     assert [runtime_name, torch, transformers, sentence_transformers] == ["onnx", "False", "False", "False"]
+
+
+def test_a_reranker_with_a_short_position_table_takes_a_long_passage(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cross-encoder with 64 positions scores a passage of 200 tokens on both runtimes (cut to
+    its table, not to the default 320, which failed the export check and then torch itself)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from textsearch.models import loading
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog", "sun", "water"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                             num_labels=1)).save_pretrained(tmp_path / "ce")
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path / "ce")
+    monkeypatch.setenv("TEXTSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(loading, "_CACHE", {})
+    scores = {}
+    for runtime in ("onnx", "torch"):
+        reranker = CrossEncoderReranker(str(tmp_path / "ce"), runtime=runtime)
+        assert reranker.runtime == runtime
+        scores[runtime] = reranker.score("the cat", ["the dog " * 100, "sun water"])
+    assert scores["onnx"].shape == (2,)
+    assert np.abs(scores["onnx"] - scores["torch"]).max() < 1e-4

@@ -141,6 +141,20 @@ def _load(path: str, device: str, max_length: int, runtime: str, show_progress: 
     return loading.cached(("reranker", path, device, str(max_length), runtime), make)  # type: ignore[no-any-return]
 
 
+def longest_input(folder: str | Path, asked: int) -> int:
+    """``asked`` tokens, or the model's position table where that is shorter (a longer input has
+    no position to take). RoBERTa-style tables start after the padding index."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return asked
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    table = settings.get("max_position_embeddings")
+    if not isinstance(table, int) or table <= 0:
+        return asked
+    offset = (settings.get("pad_token_id") or 0) + 1 if settings.get("model_type") in ("roberta", "xlm-roberta") else 0
+    return max(1, min(asked, table - offset))
+
+
 def read_prompts(folder: str | Path) -> dict[str, str]:
     path = Path(folder) / PROMPTS_FILE
     if not path.is_file():
@@ -163,6 +177,7 @@ class CrossEncoderReranker(Reranker):
             check_weight(weight)  # before the model loads
         self.name = model or DEFAULT_RERANKER
         self.path = resolve_reranker(self.name, show_progress)
+        max_length = longest_input(self.path, max_length)
         self.device = device or loading.best_device()
         self.batch_size = batch_size or (128 if self.device == "cuda" else 16)
         chosen = "onnx" if runtime == "onnx" or (runtime == "auto" and self.device == "cpu") else "torch"
