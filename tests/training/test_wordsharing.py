@@ -116,3 +116,39 @@ def test_controls_put_a_restatement_that_shares_words_above_the_nearest_other_me
     pivot = PivotEncoder([(a, "今天天气很好。"), ("Can I borrow your car?", "The weather is nice today.")])
     assert [r["negative"] for r in ws.controls(found, same, "zh", pivot)] == [["你最喜欢的电台是什么？"]] * 2
     assert ws.controls(found, [], "zh", pivot) == []
+
+
+HELD = [  # a short sentence, a longer one of another meaning that holds its words, a filler
+    ("7", "她很漂亮。", "en7", "She is beautiful."),
+    ("8", "是呀，这个很漂亮。多少钱？", "en8", "Yes, this one is very pretty. How much is it?"),
+    ("9", "她真美。", "en7", "She is beautiful."),  # a restatement of 7
+    ("10", "我有很多书。", "en10", "I have a lot of books."),
+    ("11", "我有很多书要在今天读完。", "en11", "I have a lot of books to finish reading today."),
+    ("12", "天气很好。", "en12", "The weather is fine."),
+    ("13", "今天天气很好，我们去公园散步吧。", "en13", "The weather is fine today, so let's walk in the park."),
+    ("14", "她很忙碌。", "en14", "She is busy."),  # 她很 as common as 漂亮: each pair weighs the same
+]
+
+
+def test_contained_asks_for_the_rarer_pairs_of_a_shorter_sentence() -> None:
+    even = {}.get  # every pair weighs the same...
+    assert ws.contained("她很漂亮。", "是呀，这个很漂亮。多少钱？", "zh", lambda p: even(p, 1.0))
+    # ...unless the shared pair is a common one: 很漂 and 漂亮 carry little, 她很 all
+    weights = {("她", "很"): 10.0}
+    assert not ws.contained("她很漂亮。", "是呀，这个很漂亮。多少钱？", "zh", lambda p: weights.get(p, 1.0))
+    assert not ws.contained("她很漂亮。", "她很漂亮吗", "zh", lambda p: 1.0)  # not 1.5 times as long
+    assert not ws.contained("她很漂亮。", "是呀，这个很漂亮。多少钱？我们再去别的地方看看吧", "zh",
+                            lambda p: 1.0)  # over 3 times as long
+    assert ws.contained("I have a cat.", "I have a cat and a dog at home.", "en", lambda p: 1.0)
+
+
+def test_sentences_held_whole_are_negatives_only_when_the_pivot_says_so() -> None:
+    found = ws.Clusters.of(HELD, clusters(HELD))
+    # 我有很多书 is held by a sentence whose translation holds its translation: the same meaning and
+    # more (word Jaccard 0.5); 天气很好 in 今天天气很好… passes the overlap (0.36) but not the cosine
+    close = [("The weather is fine.", "The weather is fine today, so let's walk in the park.")]
+    pairs = ws.mine_containing(found, "zh", PivotEncoder(close))
+    assert pairs == [("她很漂亮。", "是呀，这个很漂亮。多少钱？")]
+    rows = ws.triples(found, pairs, "zh", random.Random(0), "tatoeba-contain", both_ways=False)
+    assert rows == [{"anchor": "她很漂亮。", "positive": "她真美。", "negative": ["是呀，这个很漂亮。多少钱？"],
+                     "lang": "zh", "source": "tatoeba-contain"}]

@@ -45,16 +45,18 @@ PAIR_SPLITS = {
     "wordshare_en": "heldout/real/wordshare_en.jsonl",
     "control_zh": "heldout/real/control_zh.jsonl",
     "control_en": "heldout/real/control_en.jsonl",
+    "contain_zh": "heldout/real/contain_zh.jsonl",
     "handwritten_zh": "heldout/zh.jsonl",
     "handwritten_en": "heldout/en.jsonl",
     "handwritten_zh_en": "heldout/zh_en.jsonl",
 }
 WORDSHARE_SPLITS = ("wordshare_zh", "wordshare_en")  # also: how often the near miss comes first
+CONTAIN_SPLITS = ("contain_zh",)  # the same, where the near miss holds the query whole
 CONTROL_SPLITS = ("control_zh", "control_en")  # also: how often the other meaning that shares few words does
-WRONG_FIRST = {**dict.fromkeys(WORDSHARE_SPLITS, "the word-sharing wrong answer first"),
+WRONG_FIRST = {**dict.fromkeys(WORDSHARE_SPLITS + CONTAIN_SPLITS, "the word-sharing wrong answer first"),
                **dict.fromkeys(CONTROL_SPLITS, "the wrong answer that shares few words first")}
 DEV_SPLITS = ("idiom_meaning", "keyword_zh", "restate_en", "restate_zh", "xling_en_zh", "xling_zh_en",
-              *WORDSHARE_SPLITS, *CONTROL_SPLITS)  # corpora/dev/real/NAME.jsonl: where recipes are chosen
+              *WORDSHARE_SPLITS, *CONTROL_SPLITS, *CONTAIN_SPLITS)  # corpora/dev/real/NAME.jsonl: where recipes are chosen
 DEMO_SPLITS = {"demo_questions": "demo_queries.jsonl", "demo_in_corpus": "queries/in_corpus.jsonl"}
 LONG_SPLITS = {"longdoc_zh": "heldout/real/longdoc_zh_queries.jsonl",  # over heldout/real/docs
                "news_fact": "heldout/real/news_fact_queries.jsonl"}

@@ -51,6 +51,10 @@ WORDSHARE = {
                     "cluster that shares most of its characters (wordsharing.py)",
     "wordshare_en": "Tatoeba: the same for English sentences sharing most of their words, checked through Chinese",
 }
+CONTAIN = {
+    "contain_zh": "Tatoeba: a short Chinese sentence finds its restatement (or translation) above a longer sentence "
+                  "of another cluster that holds its words and says something else (wordsharing.mine_containing)",
+}
 CONTROLS = {
     "control_zh": "Tatoeba: a Chinese sentence finds its restatement that shares most of its characters above the "
                   "closest sentence of another meaning that shares few (sharing words is right: wordsharing.controls)",
@@ -324,6 +328,15 @@ def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int 
         for lang in ("zh", "en")}
 
 
+def contain_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """``CONTAIN``: one row per query, the longer sentence that holds it first among its negatives."""
+    clusters = _clusters(split)
+    return {"contain_zh": _judged(rng, clusters, wordsharing.triples(
+        clusters, wordsharing.mine_containing(clusters, "zh", encoder), "zh", rng, "tatoeba-contain", both_ways=False),
+        n_queries, n_corpus)}
+
+
 def control_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
                  ) -> dict[str, list[dict[str, Any]]]:
     """``CONTROLS``: one row per query, its restatement (which shares most of its words) the
@@ -342,7 +355,8 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
     counts = {}
     for split, folder, n in (("heldout", Path(heldout), 300), ("dev", Path(dev), 150)):
         sets = {**wordshare_sets(random.Random(seed + 7), split, encoder, n),
-                **control_sets(random.Random(seed + 11), split, encoder, n)}
+                **control_sets(random.Random(seed + 11), split, encoder, n),
+                **contain_sets(random.Random(seed + 13), split, encoder, n)}
         for name, rows in sets.items():
             _write_jsonl(folder / f"{name}.jsonl", rows)
             counts[f"{split}/{name}"] = len(rows)
@@ -351,16 +365,17 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
 
 def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl", encoder: Any = None, seed: int = 0,
                              n_each: int = 1500, n_restate: int = 2000, n_controls: int = 1000,
-                             n_idioms: int = 2000, handwritten: bool = False) -> int:
+                             n_idioms: int = 2000, handwritten: bool = False, n_contain: int = 0) -> int:
     """The word-sharing recipe's rows: ``training_rows`` with 3,000 keyword and ``n_idioms`` idiom
     rows (they keep keyword-like and idiom queries from losing what the near misses teach against),
     ``n_each`` word-sharing triples per language, ``n_restate`` restatements that share words and
-    ``n_controls`` restatement controls per language (``wordshare_training_rows``). With
+    ``n_controls`` restatement controls per language (``wordshare_training_rows``), and
+    ``n_contain`` Chinese triples whose negative holds the anchor whole (``mine_containing``). With
     ``handwritten``, the hand-written triples too (``handwritten_triples``; recipe D had them and
     no controls)."""
     encoder = encoder or _base_encoder()
     rng = random.Random(seed)
-    mined = wordshare_training_rows(encoder, seed, n_restate)
+    mined = wordshare_training_rows(encoder, seed, n_restate, contain=bool(n_contain))
     rows = training_rows(seed, n_idioms=n_idioms, n_keywords=3000)
     if handwritten:  # in the order build_training writes them
         rows += handwritten_triples()
@@ -370,15 +385,39 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
             found = [r for r in mined if r["source"] == source and r["lang"] == lang]
             rows += rng.sample(found, min(n, len(found)))
     rows += [r for r in mined if r["source"] == "tatoeba-restate"]
+    if n_contain:
+        found = [r for r in mined if r["source"] == "tatoeba-contain"]
+        rows += rng.sample(found, min(n_contain, len(found)))
     rng.shuffle(rows)
     _write_jsonl(Path(path), rows)
     return len(rows)
 
 
-def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000) -> list[dict[str, Any]]:
+def build_rerank_training(path: str | Path = "corpora/rerank_train.jsonl", encoder: Any = None, seed: int = 0,
+                          n_each: int = 250, n_controls: int = 250) -> int:
+    """The reranker's rows: ``zh-en-general``'s real rows without the hand-written triples
+    (``training_rows`` with 1,500 keyword rows), ``n_each`` word-sharing triples and ``n_controls``
+    restatement controls per language (``wordshare_training_rows``). The mined rows carry their
+    own negatives, so ``train-reranker --max-rows 2000`` takes all of them first."""
+    encoder = encoder or _base_encoder()
+    rng = random.Random(seed)
+    mined = wordshare_training_rows(encoder, seed, n_restate=0)
+    rows = training_rows(seed, n_keywords=1500)
+    for lang in ("zh", "en"):
+        for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
+            found = [r for r in mined if r["source"] == source and r["lang"] == lang]
+            rows += rng.sample(found, min(n, len(found)))
+    rng.shuffle(rows)
+    _write_jsonl(Path(path), rows)
+    return len(rows)
+
+
+def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, contain: bool = False,
+                            ) -> list[dict[str, Any]]:
     """The training clusters' word-sharing triples in both languages (``wordsharing.triples``), as
     many restatements that share words (anchor, positive), and their restatement controls
-    (``wordsharing.controls``): sharing words is right as often as it is wrong."""
+    (``wordsharing.controls``): sharing words is right as often as it is wrong. With ``contain``,
+    the Chinese triples whose negative holds the anchor whole too (``wordsharing.mine_containing``)."""
     rng = random.Random(seed)
     clusters = _clusters("train")
     rows: list[dict[str, Any]] = []
@@ -389,6 +428,9 @@ def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000) 
         for a, b in rng.sample(same, min(n_restate // 2, len(same))):
             rows.append({"anchor": a, "positive": b, "lang": lang, "source": "tatoeba-restate"})
         controls += wordsharing.controls(clusters, same, lang, encoder)
+    if contain:  # a generator of its own: the rows above stay what they were without these
+        rows += wordsharing.triples(clusters, wordsharing.mine_containing(clusters, "zh", encoder), "zh",
+                                    random.Random(seed + 1), "tatoeba-contain", both_ways=False)
     return rows + controls
 
 

@@ -21,6 +21,10 @@ dev and held-out word-sharing splits come from clusters that training never saw.
   words (under ``CONTROL_SHARED``), its translations saying something else (the same pivot check):
   the mirror of a word-sharing triple, where the answer that shares words is the right one.
 
+- **Held whole** (``mine_containing``): a short sentence inside a longer one of another cluster
+  that holds its rarer character bigrams (or word pairs) and says something else ("她很漂亮。" in
+  "是呀，这个很漂亮。多少钱？"): the card's "可爱的宝宝" against "宝宝的可爱玩具坏了" is this shape.
+
 A triple is (anchor, positive, negative): the anchor's restatement in its own language when its
 cluster has one (else its translation) is the positive, the word-sharing sentence the negative.
 ``docs/training.md`` gives the false-negative rate measured by reading a sample.
@@ -28,6 +32,7 @@ cluster has one (else its translation) is the positive, the word-sharing sentenc
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter, defaultdict
@@ -45,6 +50,11 @@ PIVOT_COSINE = 0.90  # and their cosine with the base model stays under this
 CONTROL_SHARED = 0.3  # a control's negative shares less than this with its anchor
 CONTROL_CANDIDATES = 20  # the anchor's nearest sentences (base model) a control's negative is taken from
 MIN_ZH_CHARS = 5
+CONTAIN_LONGER = (1.5, 3.0)  # a sentence that holds another is this many times its length
+CONTAIN_SHARED = 0.6  # and has this share of its bigrams or word pairs, weighted by rarity (idf)
+CONTAIN_COSINE = 0.85  # its translations' cosine with the held one's stays under this
+MIN_CONTAIN_ZH, MAX_CONTAIN_ZH = 4, 12  # the held sentence's characters
+MIN_CONTAIN_EN, MAX_CONTAIN_EN = 3, 8  # the held sentence's words
 MIN_EN_WORDS = 4
 MAX_POSTINGS = 3000  # a gram in more sentences than this does not propose candidates
 
@@ -198,6 +208,46 @@ def mine_negatives(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tupl
     return kept
 
 
+def contained(a: str, b: str, lang: str, weight: Callable[[tuple[str, str]], float]) -> bool:
+    """``a`` held whole inside ``b``: ``b`` is ``CONTAIN_LONGER`` times as long as ``a`` (characters
+    or words) and has ``CONTAIN_SHARED`` of ``a``'s character bigrams or word pairs, each counted by
+    its ``weight`` (rarer pairs more: its content, not "这是我的" or "do you have")."""
+    units_a, units_b = (zh_chars(a), zh_chars(b)) if lang == "zh" else (en_words(a), en_words(b))
+    if len(units_a) < 2 or not CONTAIN_LONGER[0] * len(units_a) <= len(units_b) <= CONTAIN_LONGER[1] * len(units_a):
+        return False
+    pairs_a, pairs_b = set(zip(units_a, units_a[1:])), set(zip(units_b, units_b[1:]))
+    total = sum(weight(p) for p in pairs_a)
+    return sum(weight(p) for p in pairs_a & pairs_b) >= CONTAIN_SHARED * total
+
+
+def mine_containing(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tuple[str, str]]:
+    """(short sentence, longer sentence of another cluster that holds it whole, ``contained``) in
+    ``lang``, the longer one's translations saying something else: under the pivot's overlap limit
+    and a cosine under ``CONTAIN_COSINE`` (stricter than the near misses' ``PIVOT_COSINE``: a
+    sentence that holds another may just say more, "I have no time" in "I have no time now")."""
+    sizes = {t: (len(zh_chars(t)) if lang == "zh" else len(en_words(t))) for t in clusters.sentences(lang)}
+    texts = [t for t, n in sizes.items() if n >= (MIN_CONTAIN_ZH if lang == "zh" else MIN_CONTAIN_EN)]
+    measures = MEASURES[lang]
+    units = (zh_chars if lang == "zh" else en_words)
+    df = Counter(p for t in texts for p in set(zip(units(t), units(t)[1:])))
+    idf = {p: math.log(len(texts) / n) for p, n in df.items()}
+    found = []
+    for i, j in candidate_pairs(texts, lang, min_shared=2):
+        for a, b in ((texts[i], texts[j]), (texts[j], texts[i])):
+            if (sizes[a] <= (MAX_CONTAIN_ZH if lang == "zh" else MAX_CONTAIN_EN)
+                    and clusters.cluster[a] != clusters.cluster[b] and contained(a, b, lang, idf.__getitem__)
+                    and _translations_differ(clusters, a, b, measures)):
+                found.append((a, b))
+    checks = [(x, y) for a, b in found for x in sorted(clusters.translations[a]) for y in sorted(clusters.translations[b])]
+    cosines = iter(_pivot_cosines(encoder, checks).tolist())
+    kept = []
+    for a, b in found:
+        n = len(clusters.translations[a]) * len(clusters.translations[b])
+        if max(next(cosines) for _ in range(n)) < CONTAIN_COSINE:
+            kept.append((a, b))
+    return sorted(kept)
+
+
 def restatement_pairs(clusters: Clusters, lang: str) -> list[tuple[str, str]]:
     """Two sentences of one cluster in ``lang`` that share as much as a mined negative does."""
     measures = MEASURES[lang]
@@ -253,16 +303,17 @@ def positive_for(clusters: Clusters, text: str, lang: str, rng: random.Random) -
     return rng.choice(options) if options else None
 
 
-def triples(clusters: Clusters, negatives: list[tuple[str, str]], lang: str,
-            rng: random.Random) -> list[dict[str, Any]]:
-    """Both directions of each mined pair: (anchor, positive of the anchor, the other sentence)."""
+def triples(clusters: Clusters, negatives: list[tuple[str, str]], lang: str, rng: random.Random,
+            source: str = "tatoeba-wordshare", both_ways: bool = True) -> list[dict[str, Any]]:
+    """(anchor, positive of the anchor, the other sentence) for each mined pair, both ways round
+    unless not ``both_ways`` (a held sentence is the anchor, the sentence that holds it the negative)."""
     rows = []
     for a, b in negatives:
-        for anchor, negative in ((a, b), (b, a)):
+        for anchor, negative in ((a, b), (b, a)) if both_ways else ((a, b),):
             positive = positive_for(clusters, anchor, lang, rng)
             if positive is not None and positive != negative:
                 rows.append({"anchor": anchor, "positive": positive, "negative": [negative],
-                             "lang": lang, "source": "tatoeba-wordshare"})
+                             "lang": lang, "source": source})
     return rows
 
 
