@@ -30,7 +30,8 @@ from textsearch.search.rerank import CrossEncoderReranker, Memoized
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"
 DEV_SPLITS = {name: f"dev/real/{name}.jsonl" for name in
-              ("restate_en", "restate_zh", "idiom_meaning", "xling_zh_en", "xling_en_zh", "keyword_zh")}
+              ("restate_en", "restate_zh", "idiom_meaning", "xling_zh_en", "xling_en_zh", "keyword_zh",
+               "wordshare_zh", "wordshare_en", "control_zh", "control_en")}
 
 
 def capped(path: Path, n: int) -> IRSet:

@@ -4,6 +4,12 @@ peak RSS; the same while a writer upserts documents; and the in-process API with
 in the same run. Also the Python API's throughput with 1, 2, 4 and 8 threads sharing one Index.
 
     python benchmarks/bench_serve.py --seconds 30 --clients 8 32
+
+With ``--rerank-rounds N`` it measures only what reranking costs in a warm server instead: one
+client sends the demo questions one after another, N rounds, recall only and reranking 10 and 20
+candidates (``benchmarks/results/serve-rerank.json``).
+
+    python benchmarks/bench_serve.py --rerank-rounds 3
 """
 
 from __future__ import annotations
@@ -99,6 +105,30 @@ def http_load(port: int, clients: int, seconds: float, writer: bool) -> dict[str
     return _summary(latencies, errors[0], _run(threads))
 
 
+def sequential(port: int, rounds: int, params: dict[str, Any]) -> dict[str, Any]:
+    """One client, the demo questions one after another, ``rounds`` times, with ``params``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for query in QUERIES:
+            body = json.dumps({"query": query, "k": 10, **params}).encode("utf-8")
+            t = time.perf_counter()
+            conn.request("POST", "/indexes/demo/search", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                latencies.append(time.perf_counter() - t)
+            else:
+                errors += 1
+    return _summary(latencies, errors, time.perf_counter() - started)
+
+
+RERANK_RUNS = {"recall only": {}, "rerank 10 candidates": {"rerank": True, "candidates": 10},
+               "rerank 20 candidates": {"rerank": True, "candidates": 20}}
+
+
 def api_load(index: Any, threads: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = [0]
@@ -122,6 +152,42 @@ def api_load(index: Any, threads: int, seconds: float) -> dict[str, Any]:
     return _summary(latencies, errors[0], _run(pool))
 
 
+def start_server(env: dict[str, str], window: float, warm: dict[str, Any] | None = None,
+                 ) -> tuple[int, subprocess.Popen[bytes]]:
+    """``textsearch serve`` on a free loopback port, once it has answered a search (with ``warm``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "textsearch", "serve", "--port", str(port),
+                               "--batch-window-ms", str(window)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("POST", "/indexes/demo/search", json.dumps({"query": "warm up", **(warm or {})}),
+                         {"Content-Type": "application/json"})
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    return port, server
+
+
+def rerank_costs(env: dict[str, str], rounds: int) -> dict[str, Any]:
+    """``RERANK_RUNS`` in one warm server, each after a warm-up search of its own kind."""
+    port, server = start_server(env, 0.0, warm={"rerank": True})
+    try:
+        out = {}
+        for name, params in RERANK_RUNS.items():
+            out[name] = sequential(port, rounds, params)
+            print(f"{name}: {out[name]}", flush=True)
+        out["server_peak_rss_mb"] = peak_rss_mb(server.pid)
+        return out
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -136,8 +202,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--batch-window-ms", type=float, nargs="+", default=[0.0, 2.0],
                         help="server runs to compare: concurrent searches sharing one encoder call")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
+    parser.add_argument("--rerank-rounds", type=int, default=0,
+                        help="measure only what reranking costs a warm server, over this many rounds")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    results = ROOT / "benchmarks" / "results"
+    args.out = args.out or results / ("serve-rerank.json" if args.rerank_rounds else "serve.json")
 
     work = Path(tempfile.mkdtemp(prefix="textsearch-serve-"))
     env = {**os.environ, "TEXTSEARCH_INDEXES": str(work / "indexes")}
@@ -145,6 +215,12 @@ def main() -> None:
     try:
         subprocess.run([sys.executable, "-m", "textsearch", "index", str(ROOT / "corpora" / "demo"), "--quiet"],
                        env=env, check=True)
+        if args.rerank_rounds:
+            result = {"rounds": args.rerank_rounds, "queries": len(QUERIES), "cpus": os.cpu_count(),
+                      "machine": platform.machine(), "runs": rerank_costs(env, args.rerank_rounds)}
+            args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+            return
         from textsearch import Index
 
         with Index.open(work / "indexes" / "demo") as index:
@@ -155,22 +231,8 @@ def main() -> None:
                 print(f"API, {n} threads: {result['api_threads'][n]}", flush=True)
         result["http"] = {}
         for window in args.batch_window_ms:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            server = subprocess.Popen([sys.executable, "-m", "textsearch", "serve", "--port", str(port),
-                                       "--batch-window-ms", str(window)], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            port, server = start_server(env, window)
             try:
-                for _ in range(600):
-                    try:
-                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                        conn.request("POST", "/indexes/demo/search", json.dumps({"query": "warm up"}),
-                                     {"Content-Type": "application/json"})
-                        if conn.getresponse().status == 200:
-                            break
-                    except OSError:
-                        time.sleep(0.2)
                 for clients in args.clients:
                     for writer in (False, True):
                         name = f"{clients} clients" + (" + a writer" if writer else "") + f", batch window {window:g} ms"

@@ -4,6 +4,8 @@ paraphrases ("惹人喜欢的孩子", the demo's family documents) share few. Wr
 with their scores (benchmarks/results/showcase.json).
 
     python benchmarks/bench_showcase.py --models multilingual-e5-small zh-en-general zh-en-wordshare
+
+With ``--rerank-model``, each model's candidates are reranked too (``--rerank-weight``: the blend).
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ FIVE = {"kid.txt": "惹人喜欢的孩子", "toy.txt": "宝宝的可爱玩具坏
         "noodles.txt": "这家餐厅的牛肉面很好吃。", "laptop.txt": "我的电脑坏了，需要修理。"}
 
 
-def first_hits(index: Index, k: int) -> list[dict[str, object]]:
+def first_hits(index: Index, k: int, rerank: dict[str, object]) -> list[dict[str, object]]:
     return [{"id": h.doc_id, "score": round(h.score, 4), "text": h.text[:40]}
-            for h in index.search(QUERY, k=k, include_low_confidence=True)]
+            for h in index.search(QUERY, k=k, include_low_confidence=True, **rerank)]
 
 
-def measure(model: str) -> dict[str, object]:
+def measure(model: str, rerank: dict[str, object] | None = None) -> dict[str, object]:
     encoder = SentenceTransformerEncoder(model)
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -41,7 +43,7 @@ def measure(model: str) -> dict[str, object]:
         for corpus, folder, k in (("demo", ROOT / "corpora" / "demo", 6), ("five", five, 3)):
             with Index.create(Path(tmp) / f"{corpus}-index", encoder=encoder) as index:
                 index.index_folder(folder)
-                hits = first_hits(index, k)
+                hits = first_hits(index, k, rerank or {})
             out[corpus] = {"hits": hits, "near_miss_first": hits[0]["id"] == NEAR_MISS[corpus]}
     return out
 
@@ -49,11 +51,15 @@ def measure(model: str) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["multilingual-e5-small", DEFAULT_MODEL])
+    parser.add_argument("--rerank-model", default=None, help="rerank each model's candidates with this reranker")
+    parser.add_argument("--rerank-weight", type=float, default=None, help="default: the reranker's calibrated one")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "showcase.json")
     args = parser.parse_args(argv)
-    result = {"query": QUERY, "models": {}}
+    rerank = ({"rerank": True, "rerank_model": args.rerank_model, "rerank_weight": args.rerank_weight}
+              if args.rerank_model else {})
+    result = {"query": QUERY, "models": {}, **({"rerank": rerank} if rerank else {})}
     for model in args.models:
-        result["models"][model] = got = measure(model)
+        result["models"][model] = got = measure(model, rerank)
         for corpus in ("demo", "five"):
             hits = ", ".join(f"{h['id']} {h['score']:.3f}" for h in got[corpus]["hits"][:3])
             print(f"{model:<24} {corpus}: {hits}", flush=True)
