@@ -300,10 +300,13 @@ QUALITY_PAIRS = {  # row → (split, metric) for the two figures "a / b"
     "a fact in long notes / in news": (("longdoc_zh", "mrr@10"), ("news_fact", "mrr@10")),
     "word-sharing near miss zh / en (sharing words is wrong)": (("wordshare_zh", "mrr@10"), ("wordshare_en", "mrr@10")),
     "restatement controls zh / en (sharing words is right)": (("control_zh", "mrr@10"), ("control_en", "mrr@10")),
+    "a short sentence held whole in a longer one of another meaning, zh": (("contain_zh", "mrr@10"),
+                                                                          ("contain_zh", "recall@1")),
 }
 QUALITY_WRONG_FIRST = {  # row → the splits whose wrong_first it gives, zh / en
     "the near miss ranked first, zh / en": ("wordshare_zh", "wordshare_en"),
     "the other meaning ranked first in the controls, zh / en": ("control_zh", "control_en"),
+    "the longer sentence that holds the query ranked first, zh": ("contain_zh",),
 }
 QUALITY_REFUSALS = {  # row → refusal kind, for demo / Tatoeba
     '"no confident match": out-of-corpus refused, demo / Tatoeba': "out_of_corpus",
