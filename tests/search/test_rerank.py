@@ -16,9 +16,9 @@ from tests.training.test_train import ANIMALS
 from textsearch import Index
 from textsearch.cli import app
 from textsearch.errors import InvalidArgumentError, ModelNotFoundError
+from textsearch.search.rerank import RERANKER_ADAPTER, CrossEncoderReranker, Reranker
 from textsearch.training.evaluate import evaluate_retrieval
 from textsearch.training.pairs import IRSet
-from textsearch.search.rerank import RERANKER_ADAPTER, CrossEncoderReranker, Reranker
 
 DOCS = [
     {"id": "a", "text": "cat cat dog"},
@@ -251,8 +251,8 @@ def test_shipped_reranker_on_onnx_runtime_scores_as_torch(monkeypatch: pytest.Mo
                                                           caplog: pytest.LogCaptureFixture) -> None:
     """The first load exports (or finds the export); a later process's load is the light one: the
     tokenizer and the graph, no torch model. Both score every pair within 1e-4 of torch."""
-    from textsearch.models import loading, runtime
     from textsearch.errors import ModelError
+    from textsearch.models import loading, runtime
 
     first, slow = CrossEncoderReranker(device="cpu"), CrossEncoderReranker(device="cpu", runtime="torch")
     assert (first.runtime, slow.runtime) == ("onnx", "torch")  # ONNX Runtime is the CPU default

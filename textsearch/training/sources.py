@@ -349,7 +349,7 @@ def control_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 
 
 def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Path = "corpora/dev/real",
                     encoder: Any = None, seed: int = 0) -> dict[str, int]:
-    """Write the ``WORDSHARE`` and ``CONTROLS`` splits into the held-out and dev folders (from their
+    """Write the ``WORDSHARE``, ``CONTROLS`` and ``CONTAIN`` splits into the held-out and dev folders (from their
     own clusters; the pivot's cosines from the base model unless ``encoder``)."""
     encoder = encoder or _base_encoder()
     counts = {}

@@ -36,6 +36,7 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
+from itertools import pairwise
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -197,13 +198,18 @@ def mine_negatives(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tupl
             continue
         if measures.shared(a, b) >= measures.least and _translations_differ(clusters, a, b, measures):
             found.append((a, b))
-    # the pivot's meaning: every pair of translations under the cosine limit
+    return _pivot_apart(clusters, found, encoder, PIVOT_COSINE)
+
+
+def _pivot_apart(clusters: Clusters, found: list[tuple[str, str]], encoder: _Embeds,
+                 limit: float) -> list[tuple[str, str]]:
+    """The pairs of ``found`` whose every pair of translations (the pivot) has a cosine under ``limit``."""
     checks = [(x, y) for a, b in found for x in sorted(clusters.translations[a]) for y in sorted(clusters.translations[b])]
     cosines = iter(_pivot_cosines(encoder, checks).tolist())
     kept = []
     for a, b in found:
         n = len(clusters.translations[a]) * len(clusters.translations[b])
-        if max(next(cosines) for _ in range(n)) < PIVOT_COSINE:
+        if max(next(cosines) for _ in range(n)) < limit:
             kept.append((a, b))
     return kept
 
@@ -215,7 +221,7 @@ def contained(a: str, b: str, lang: str, weight: Callable[[tuple[str, str]], flo
     units_a, units_b = (zh_chars(a), zh_chars(b)) if lang == "zh" else (en_words(a), en_words(b))
     if len(units_a) < 2 or not CONTAIN_LONGER[0] * len(units_a) <= len(units_b) <= CONTAIN_LONGER[1] * len(units_a):
         return False
-    pairs_a, pairs_b = set(zip(units_a, units_a[1:])), set(zip(units_b, units_b[1:]))
+    pairs_a, pairs_b = set(pairwise(units_a)), set(pairwise(units_b))
     total = sum(weight(p) for p in pairs_a)
     return sum(weight(p) for p in pairs_a & pairs_b) >= CONTAIN_SHARED * total
 
@@ -229,7 +235,7 @@ def mine_containing(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tup
     texts = [t for t, n in sizes.items() if n >= (MIN_CONTAIN_ZH if lang == "zh" else MIN_CONTAIN_EN)]
     measures = MEASURES[lang]
     units = (zh_chars if lang == "zh" else en_words)
-    df = Counter(p for t in texts for p in set(zip(units(t), units(t)[1:])))
+    df = Counter(p for t in texts for p in set(pairwise(units(t))))
     idf = {p: math.log(len(texts) / n) for p, n in df.items()}
     found = []
     for i, j in candidate_pairs(texts, lang, min_shared=2):
@@ -238,14 +244,7 @@ def mine_containing(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tup
                     and clusters.cluster[a] != clusters.cluster[b] and contained(a, b, lang, idf.__getitem__)
                     and _translations_differ(clusters, a, b, measures)):
                 found.append((a, b))
-    checks = [(x, y) for a, b in found for x in sorted(clusters.translations[a]) for y in sorted(clusters.translations[b])]
-    cosines = iter(_pivot_cosines(encoder, checks).tolist())
-    kept = []
-    for a, b in found:
-        n = len(clusters.translations[a]) * len(clusters.translations[b])
-        if max(next(cosines) for _ in range(n)) < CONTAIN_COSINE:
-            kept.append((a, b))
-    return sorted(kept)
+    return sorted(_pivot_apart(clusters, found, encoder, CONTAIN_COSINE))
 
 
 def restatement_pairs(clusters: Clusters, lang: str) -> list[tuple[str, str]]:
