@@ -96,7 +96,8 @@ def test_the_table_shows_how_often_the_word_sharing_wrong_answer_comes_first() -
     # a dev report: the dev splits, no refusal rows
     assert [line.split(" |")[0] for line in dev[2:]] == [
         "| idiom_meaning", "| keyword_zh", "| restate_en", "| restate_zh", "| xling_en_zh", "| xling_zh_en",
-        "| wordshare_zh", "| wordshare_en", "| control_zh", "| control_en",
+        "| wordshare_zh", "| wordshare_en", "| control_zh", "| control_en", "| contain_zh",
         "| wordshare_zh: the word-sharing wrong answer first", "| wordshare_en: the word-sharing wrong answer first",
+        "| contain_zh: the word-sharing wrong answer first",
         "| control_zh: the wrong answer that shares few words first",
         "| control_en: the wrong answer that shares few words first"]
