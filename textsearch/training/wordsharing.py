@@ -36,9 +36,9 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
-from itertools import pairwise
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -219,11 +219,15 @@ def contained(a: str, b: str, lang: str, weight: Callable[[tuple[str, str]], flo
     or words) and has ``CONTAIN_SHARED`` of ``a``'s character bigrams or word pairs, each counted by
     its ``weight`` (rarer pairs more: its content, not "这是我的" or "do you have")."""
     units_a, units_b = (zh_chars(a), zh_chars(b)) if lang == "zh" else (en_words(a), en_words(b))
-    if len(units_a) < 2 or not CONTAIN_LONGER[0] * len(units_a) <= len(units_b) <= CONTAIN_LONGER[1] * len(units_a):
+    return _holds(len(units_a), set(pairwise(units_a)), len(units_b), set(pairwise(units_b)), weight)
+
+
+def _holds(n_a: int, pairs_a: set[tuple[str, str]], n_b: int, pairs_b: set[tuple[str, str]],
+           weight: Callable[[tuple[str, str]], float]) -> bool:
+    """``contained`` on the two texts' lengths and sets of successive units."""
+    if n_a < 2 or not CONTAIN_LONGER[0] * n_a <= n_b <= CONTAIN_LONGER[1] * n_a:
         return False
-    pairs_a, pairs_b = set(pairwise(units_a)), set(pairwise(units_b))
-    total = sum(weight(p) for p in pairs_a)
-    return sum(weight(p) for p in pairs_a & pairs_b) >= CONTAIN_SHARED * total
+    return sum(weight(p) for p in pairs_a & pairs_b) >= CONTAIN_SHARED * sum(weight(p) for p in pairs_a)
 
 
 def mine_containing(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tuple[str, str]]:
@@ -231,17 +235,19 @@ def mine_containing(clusters: Clusters, lang: str, encoder: _Embeds) -> list[tup
     ``lang``, the longer one's translations saying something else: under the pivot's overlap limit
     and a cosine under ``CONTAIN_COSINE`` (stricter than the near misses' ``PIVOT_COSINE``: a
     sentence that holds another may just say more, "I have no time" in "I have no time now")."""
-    sizes = {t: (len(zh_chars(t)) if lang == "zh" else len(en_words(t))) for t in clusters.sentences(lang)}
-    texts = [t for t, n in sizes.items() if n >= (MIN_CONTAIN_ZH if lang == "zh" else MIN_CONTAIN_EN)]
+    units = zh_chars if lang == "zh" else en_words
+    least, most = (MIN_CONTAIN_ZH, MAX_CONTAIN_ZH) if lang == "zh" else (MIN_CONTAIN_EN, MAX_CONTAIN_EN)
+    # each sentence's length and successive units, once (a sentence is in many candidate pairs)
+    shape = {t: (len(u), set(pairwise(u))) for t in clusters.sentences(lang) if len(u := units(t)) >= least}
+    texts = list(shape)
     measures = MEASURES[lang]
-    units = (zh_chars if lang == "zh" else en_words)
-    df = Counter(p for t in texts for p in set(pairwise(units(t))))
+    df = Counter(p for _, pairs in shape.values() for p in pairs)
     idf = {p: math.log(len(texts) / n) for p, n in df.items()}
     found = []
     for i, j in candidate_pairs(texts, lang, min_shared=2):
         for a, b in ((texts[i], texts[j]), (texts[j], texts[i])):
-            if (sizes[a] <= (MAX_CONTAIN_ZH if lang == "zh" else MAX_CONTAIN_EN)
-                    and clusters.cluster[a] != clusters.cluster[b] and contained(a, b, lang, idf.__getitem__)
+            if (shape[a][0] <= most and clusters.cluster[a] != clusters.cluster[b]
+                    and _holds(*shape[a], *shape[b], idf.__getitem__)
                     and _translations_differ(clusters, a, b, measures)):
                 found.append((a, b))
     return sorted(_pivot_apart(clusters, found, encoder, CONTAIN_COSINE))
