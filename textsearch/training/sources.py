@@ -380,10 +380,7 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     if handwritten:  # in the order build_training writes them
         rows += handwritten_triples()
         random.Random(seed).shuffle(rows)
-    for lang in ("zh", "en"):
-        for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
-            found = [r for r in mined if r["source"] == source and r["lang"] == lang]
-            rows += rng.sample(found, min(n, len(found)))
+    rows += _draw(rng, mined, n_each, n_controls)
     rows += [r for r in mined if r["source"] == "tatoeba-restate"]
     if n_contain:
         found = [r for r in mined if r["source"] == "tatoeba-contain"]
@@ -402,14 +399,21 @@ def build_rerank_training(path: str | Path = "corpora/rerank_train.jsonl", encod
     encoder = encoder or _base_encoder()
     rng = random.Random(seed)
     mined = wordshare_training_rows(encoder, seed, n_restate=0)
-    rows = training_rows(seed, n_keywords=1500)
+    rows = training_rows(seed, n_keywords=1500) + _draw(rng, mined, n_each, n_controls)
+    rng.shuffle(rows)
+    _write_jsonl(Path(path), rows)
+    return len(rows)
+
+
+def _draw(rng: random.Random, mined: list[dict[str, Any]], n_each: int, n_controls: int) -> list[dict[str, Any]]:
+    """Up to ``n_each`` word-sharing triples and ``n_controls`` restatement controls per language
+    of ``mined`` (``wordshare_training_rows``), drawn in that order."""
+    rows: list[dict[str, Any]] = []
     for lang in ("zh", "en"):
         for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
             found = [r for r in mined if r["source"] == source and r["lang"] == lang]
             rows += rng.sample(found, min(n, len(found)))
-    rng.shuffle(rows)
-    _write_jsonl(Path(path), rows)
-    return len(rows)
+    return rows
 
 
 def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, contain: bool = False,
