@@ -1,7 +1,8 @@
 """The card's example, as a check (never a set a model is chosen on): "可爱的宝宝" on the demo corpus
 and on a five-file corpus, where "宝宝的可爱玩具坏了" (a broken toy) shares the query's words and the
 paraphrases ("惹人喜欢的孩子", the demo's family documents) share few. Writes each model's first hits
-with their scores (benchmarks/results/showcase.json).
+with their scores (benchmarks/results/showcase.json), and the query's cosine with ``VARIANTS``: the
+paraphrase with one word at a time put back, which says which word a model misses.
 
     python benchmarks/bench_showcase.py --models multilingual-e5-small zh-en-general zh-en-wordshare
 
@@ -26,6 +27,9 @@ NEAR_MISS = {"demo": "family/toys.txt", "five": "toy.txt"}
 FIVE = {"kid.txt": "惹人喜欢的孩子", "toy.txt": "宝宝的可爱玩具坏了", "stocks.txt": "股市今天大跌，投资者很担心。",
         "noodles.txt": "这家餐厅的牛肉面很好吃。", "laptop.txt": "我的电脑坏了，需要修理。"}
 
+VARIANTS = {"paraphrase": "惹人喜欢的孩子", "noun swapped only": "可爱的孩子", "adjective swapped only": "惹人喜欢的宝宝",
+            "adjective swapped for the dictionary's synonym": "讨人喜欢的宝宝", "near miss": "宝宝的可爱玩具坏了"}
+
 
 def first_hits(index: Index, k: int, rerank: dict[str, object]) -> list[dict[str, object]]:
     return [{"id": h.doc_id, "score": round(h.score, 4), "text": h.text[:40]}
@@ -34,7 +38,8 @@ def first_hits(index: Index, k: int, rerank: dict[str, object]) -> list[dict[str
 
 def measure(model: str, rerank: dict[str, object] | None = None) -> dict[str, object]:
     encoder = SentenceTransformerEncoder(model)
-    out: dict[str, object] = {}
+    cosines = encoder.encode_passages(list(VARIANTS.values())) @ encoder.encode_queries([QUERY])[0]
+    out: dict[str, object] = {"variants": {text: round(float(c), 4) for text, c in zip(VARIANTS.values(), cosines)}}
     with tempfile.TemporaryDirectory() as tmp:
         five = Path(tmp) / "five"
         five.mkdir()
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for corpus in ("demo", "five"):
             hits = ", ".join(f"{h['id']} {h['score']:.3f}" for h in got[corpus]["hits"][:3])
             print(f"{model:<24} {corpus}: {hits}", flush=True)
+        print(f"{model:<24} " + ", ".join(f"{t} {c:.3f}" for t, c in got["variants"].items()), flush=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return 0
 

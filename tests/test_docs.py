@@ -438,6 +438,22 @@ def test_the_readme_quotes_the_long_pdf_short_text_and_word_sharing_runs() -> No
             f"{short['chroma']['ingest_passages_per_s']:.1f}") in _flat(_section("Speed"))
 
 
+def test_the_showcase_variants_say_which_word_the_models_miss() -> None:
+    models = {**_result("showcase.json")["models"], **_result("showcase-recipe-h.json")["models"]}
+    for got in models.values():  # 孩子 taken for 宝宝, 惹人喜欢 not for 可爱: what README's limits say
+        v = got["variants"]
+        near = v["宝宝的可爱玩具坏了"]
+        assert v["可爱的孩子"] - near > 0.03 and v["惹人喜欢的宝宝"] - near <= 0.002 and v["惹人喜欢的孩子"] < near
+    columns = {"base": "multilingual-e5-small", "zh-en-general": "zh-en-general", "zh-en-wordshare": "zh-en-wordshare",
+               "H": "benchmarks/adapters/recipe-h"}
+    section = _section("Recipe H: E with sentences swapped for synonyms", "docs/training.md")
+    table = _table(section.split("which says which word the models miss:", 1)[1])
+    assert len(table) == 5
+    for label, cells in table.items():
+        text = label.split(" ")[0]
+        assert {c: cells[c] for c in columns} == {c: f"{models[m]['variants'][text]:.3f}" for c, m in columns.items()}
+
+
 def test_the_readme_quotes_the_loss_grid() -> None:
     runs = _result("losses.json")["runs"]
     dev = {run: got["dev"] for run, got in runs.items()}

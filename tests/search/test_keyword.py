@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from textsearch.documents.corpus import Document, Passage
+from textsearch.search import keyword
 from textsearch.search.keyword import match_expression, segment
 from textsearch.storage.store import Store
 
@@ -50,6 +51,11 @@ def test_segment_cuts_chinese_in_search_mode() -> None:
     # search mode also yields the sub-words of a long word
     assert segment("北京大学生物系").split() == ["北京", "大学", "北京大学", "生物", "生物系"]
     assert segment("惹人喜欢的孩子") == "惹人 喜欢 的 孩子"
+
+
+def test_tags_give_each_dictionary_word_its_part_of_speech() -> None:
+    tags = keyword.tags()
+    assert (tags["电脑"], tags["漂亮"], tags["知道"], tags["非常"]) == ("n", "a", "v", "d")
 
 
 def test_segment_lowercases_keeps_codes_and_drops_punctuation() -> None:

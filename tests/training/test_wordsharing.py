@@ -4,6 +4,7 @@ whose cosines are set per pair of texts: no data package, no model."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -152,3 +153,55 @@ def test_sentences_held_whole_are_negatives_only_when_the_pivot_says_so() -> Non
     rows = ws.triples(found, pairs, "zh", random.Random(0), "tatoeba-contain", both_ways=False)
     assert rows == [{"anchor": "她很漂亮。", "positive": "她真美。", "negative": ["是呀，这个很漂亮。多少钱？"],
                      "lang": "zh", "source": "tatoeba-contain"}]
+
+
+GROUPS = [["电脑", "计算机", "微机"], ["不是", "过错"], ["可爱", "讨人喜欢"], ["医生", "大夫", "医师"]]
+GLOSSES = {"电脑": ["computer", "CL:臺|台[tai2]"], "计算机": ["(computer) computer", "calculator"], "微机": ["computer"],
+           "不是": ["fault", "is not"], "过错": ["fault"], "可爱": ["adorable", "lovely"], "讨人喜欢": ["lovely"],
+           "医生": ["doctor"], "大夫": ["doctor"], "医师": ["doctor"]}
+TAGS = {"电脑": "n", "计算机": "n", "微机": "n", "不是": "c", "过错": "n", "可爱": "a", "讨人喜欢": "a",
+        "医生": "n", "大夫": "n", "医师": "n"}
+
+
+def test_synonyms_share_a_group_a_gloss_and_a_part_of_speech_but_no_character() -> None:
+    uses = Counter({w: 5 for w in TAGS} | {"微机": 1})
+    # 不是/过错: one gloss but not one part of speech; 医师 shares 医 with 医生; 微机 is rare;
+    # 可爱/讨人喜欢 are the card's words, kept for the check
+    assert ws.synonym_pairs(GROUPS, GLOSSES, uses, TAGS) == {
+        "医师": ["大夫"], "大夫": ["医师", "医生"], "医生": ["大夫"], "电脑": ["计算机"], "计算机": ["电脑"]}
+
+
+def test_a_swap_replaces_every_word_with_a_synonym() -> None:
+    synonyms = {"电脑": ["计算机"], "医生": ["大夫"]}
+    assert ws.swapped(["医生", "的", "电脑", "坏", "了"], synonyms, random.Random(0)) == "大夫的计算机坏了"
+    assert ws.swapped(["我", "很", "忙"], synonyms, random.Random(0)) is None
+
+
+SWAPS = [
+    ("20", "电脑坏了。", "en20", "The computer is broken."),
+    ("21", "电脑坏了，我们今天不能上课。", "en21", "The computer broke, so we have no class today."),
+    ("22", "我的电脑很旧。", "en22", "My computer is old."),
+    ("23", "我的电脑很新。", "en23", "My computer is new."),
+    ("24", "今天天气很好。", "en24", "The weather is nice today."),
+]
+
+
+def test_a_sentence_swapped_for_synonyms_is_the_positive_against_its_near_miss() -> None:
+    found = ws.Clusters.of(SWAPS, clusters(SWAPS))
+    near = {"电脑坏了。": "电脑坏了，我们今天不能上课。", "我的电脑很旧。": "我的电脑很新。"}
+    cut = {"电脑坏了。": ["电脑", "坏", "了", "。"], "我的电脑很旧。": ["我", "的", "电脑", "很", "旧", "。"],
+           "电脑坏了，我们今天不能上课。": ["电脑", "坏", "了", "，", "我们", "今天", "不能", "上课", "。"],
+           "我的电脑很新。": ["我", "的", "电脑", "很", "新", "。"], "今天天气很好。": ["今天", "天气", "很", "好", "。"]}
+    synonyms = {"电脑": ["计算机"]}
+    rows = ws.swap_triples(found, near, synonyms, cut.__getitem__, random.Random(0))
+    # the swaps keep 4 of 6 and 2 of 4 of their anchors' characters, the near misses 5 of 6 and 4 of 4
+    assert rows == [
+        {"anchor": "我的电脑很旧。", "positive": "我的计算机很旧。", "lang": "zh", "source": "tatoeba-synonym",
+         "negative": ["我的电脑很新。"]},
+        {"anchor": "电脑坏了。", "positive": "计算机坏了。", "lang": "zh", "source": "tatoeba-synonym",
+         "negative": ["电脑坏了，我们今天不能上课。"]}]
+    # every sentence with a swap, the ones without a near miss as pairs
+    everyone = ws.swap_triples(found, near, synonyms, cut.__getitem__, random.Random(0), everyone=True)
+    assert [(r["anchor"], r.get("negative")) for r in everyone] == [
+        ("我的电脑很新。", None), ("我的电脑很旧。", ["我的电脑很新。"]), ("电脑坏了。", ["电脑坏了，我们今天不能上课。"]),
+        ("电脑坏了，我们今天不能上课。", None)]

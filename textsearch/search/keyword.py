@@ -71,6 +71,20 @@ def words(text: str) -> list[str]:
     return list(_loaded().cut(text))
 
 
+def tags() -> dict[str, str]:
+    """jieba's dictionary: word → its part of speech ("n", "v", "a", ...)."""
+    from pathlib import Path
+
+    import jieba
+
+    out = {}
+    for line in Path(jieba.__file__).with_name("dict.txt").read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            out[fields[0]] = fields[2]
+    return out
+
+
 def _latin_terms(word: str) -> list[str]:
     """A latin/digit word as written, plus its joined form when it holds letters and connectors."""
     if not _CONNECTOR.search(word):

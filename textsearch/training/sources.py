@@ -23,7 +23,7 @@ import json
 import random
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError
+from ..search import keyword
 from . import wordsharing
 from .pairs import _package_path, _write_jsonl, split_of
 
@@ -328,6 +329,30 @@ def wordshare_sets(rng: random.Random, split: str, encoder: Any, n_queries: int 
         for lang in ("zh", "en")}
 
 
+@lru_cache(maxsize=4)
+def synonyms(split: str) -> dict[str, list[str]]:
+    """``wordsharing.synonym_pairs`` for words used in Tatoeba's Chinese sentences, each pair of
+    words in one split only (by its own hash, like a cluster), so that a dev or held-out check can
+    swap in synonyms that training never swapped (docs/training.md, recipe H: too few dev sentences
+    have a near miss and a swap for such a split)."""
+    uses = Counter(w for _, zh, _, _ in tatoeba() for w in keyword.words(zh))
+    path = _package_path("cnsyn", "chinese_dictionary", "sim_words.txt")
+    groups = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    found = wordsharing.synonym_pairs(groups, cedict(), uses, keyword.tags())
+    kept = {w: [s for s in alts if split_of("|".join(sorted((w, s))), HELDOUT_SPLIT) == split] for w, alts in found.items()}
+    return {w: alts for w, alts in kept.items() if alts}
+
+
+def _near_misses(clusters: wordsharing.Clusters, encoder: Any) -> dict[str, str]:
+    """Chinese sentence → one near miss of it: the sentence that holds it whole
+    (``mine_containing``), else a word-sharing one (``mine_negatives``), the first in sorted order."""
+    pairs = wordsharing.mine_negatives(clusters, "zh", encoder)
+    near: dict[str, str] = {}
+    for a, b in wordsharing.mine_containing(clusters, "zh", encoder) + sorted([*pairs, *((b, a) for a, b in pairs)]):
+        near.setdefault(a, b)
+    return near
+
+
 def contain_sets(rng: random.Random, split: str, encoder: Any, n_queries: int = 300, n_corpus: int = 3000,
                  ) -> dict[str, list[dict[str, Any]]]:
     """``CONTAIN``: one row per query, the longer sentence that holds it first among its negatives."""
@@ -365,17 +390,19 @@ def build_wordshare(heldout: str | Path = "corpora/heldout/real", dev: str | Pat
 
 def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl", encoder: Any = None, seed: int = 0,
                              n_each: int = 1500, n_restate: int = 2000, n_controls: int = 1000,
-                             n_idioms: int = 2000, handwritten: bool = False, n_contain: int = 0) -> int:
+                             n_idioms: int = 2000, handwritten: bool = False, n_contain: int = 0,
+                             n_synonym: int = 0) -> int:
     """The word-sharing recipe's rows: ``training_rows`` with 3,000 keyword and ``n_idioms`` idiom
     rows (they keep keyword-like and idiom queries from losing what the near misses teach against),
     ``n_each`` word-sharing triples per language, ``n_restate`` restatements that share words and
     ``n_controls`` restatement controls per language (``wordshare_training_rows``), and
-    ``n_contain`` Chinese triples whose negative holds the anchor whole (``mine_containing``). With
+    ``n_contain`` Chinese triples whose negative holds the anchor whole (``mine_containing``),
+    ``n_synonym`` whose positive is the anchor swapped for synonyms (``swap_triples``). With
     ``handwritten``, the hand-written triples too (``handwritten_triples``; recipe D had them and
     no controls)."""
     encoder = encoder or _base_encoder()
     rng = random.Random(seed)
-    mined = wordshare_training_rows(encoder, seed, n_restate, contain=bool(n_contain))
+    mined = wordshare_training_rows(encoder, seed, n_restate, contain=bool(n_contain), swap=bool(n_synonym))
     rows = training_rows(seed, n_idioms=n_idioms, n_keywords=3000)
     if handwritten:  # in the order build_training writes them
         rows += handwritten_triples()
@@ -385,6 +412,9 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     if n_contain:
         found = [r for r in mined if r["source"] == "tatoeba-contain"]
         rows += rng.sample(found, min(n_contain, len(found)))
+    if n_synonym:
+        found = [r for r in mined if r["source"] == "tatoeba-synonym"]
+        rows += rng.sample(found, min(n_synonym, len(found)))
     rng.shuffle(rows)
     _write_jsonl(Path(path), rows)
     return len(rows)
@@ -417,11 +447,13 @@ def _draw(rng: random.Random, mined: list[dict[str, Any]], n_each: int, n_contro
 
 
 def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, contain: bool = False,
-                            ) -> list[dict[str, Any]]:
+                            swap: bool = False) -> list[dict[str, Any]]:
     """The training clusters' word-sharing triples in both languages (``wordsharing.triples``), as
     many restatements that share words (anchor, positive), and their restatement controls
     (``wordsharing.controls``): sharing words is right as often as it is wrong. With ``contain``,
-    the Chinese triples whose negative holds the anchor whole too (``wordsharing.mine_containing``)."""
+    the Chinese triples whose negative holds the anchor whole too (``wordsharing.mine_containing``).
+    With ``swap``, every Chinese sentence swapped for synonyms with its swap as the positive, its near
+    miss as the negative where that keeps more of it (``wordsharing.swap_triples``)."""
     rng = random.Random(seed)
     clusters = _clusters("train")
     rows: list[dict[str, Any]] = []
@@ -435,6 +467,9 @@ def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, 
     if contain:  # a generator of its own: the rows above stay what they were without these
         rows += wordsharing.triples(clusters, wordsharing.mine_containing(clusters, "zh", encoder), "zh",
                                     random.Random(seed + 1), "tatoeba-contain", both_ways=False)
+    if swap:  # the same: a generator of its own
+        rows += wordsharing.swap_triples(clusters, _near_misses(clusters, encoder), synonyms("train"), keyword.words,
+                                         random.Random(seed + 2), everyone=True)
     return rows + controls
 
 

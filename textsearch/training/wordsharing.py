@@ -25,6 +25,12 @@ dev and held-out word-sharing splits come from clusters that training never saw.
   that holds its rarer character bigrams (or word pairs) and says something else ("她很漂亮。" in
   "是呀，这个很漂亮。多少钱？"): the card's "可爱的宝宝" against "宝宝的可爱玩具坏了" is this shape.
 
+- **Swapped for synonyms** (``swapped``): a Chinese sentence with each word that has a synonym
+  replaced by it, so that the restatement shares fewer characters with the sentence than its near
+  miss does (synonyms: a cnsyn group and a CC-CEDICT gloss in common, ``synonym_pairs``): the
+  positive of a row whose negative is the sentence's mined near miss, the card's "惹人喜欢的孩子"
+  against "宝宝的可爱玩具坏了".
+
 A triple is (anchor, positive, negative): the anchor's restatement in its own language when its
 cluster has one (else its translation) is the positive, the word-sharing sentence the negative.
 ``docs/training.md`` gives the false-negative rate measured by reading a sample.
@@ -58,7 +64,12 @@ MIN_CONTAIN_ZH, MAX_CONTAIN_ZH = 4, 12  # the held sentence's characters
 MIN_CONTAIN_EN, MAX_CONTAIN_EN = 3, 8  # the held sentence's words
 MIN_EN_WORDS = 4
 MAX_POSTINGS = 3000  # a gram in more sentences than this does not propose candidates
+MIN_SYNONYM_USES = 3  # a word and its synonym are each this often in the clusters' segmented sentences
+SYNONYM_TAGS = frozenset({"n", "v", "a", "vn", "an"})  # jieba's parts of speech a synonym swap keeps
+CARD_WORDS = frozenset({"可爱", "宝宝", "惹人喜欢", "孩子"})  # the card's example is a check: never swapped
 
+_HAN_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
+_LOOSE_GLOSS = re.compile(r"variant of|^see |surname|used in|abbr\.|^old |^CL:|^pr\.|erhua")
 _ZH_CHAR = re.compile(r"[\u4e00-\u9fff0-9A-Za-z]")
 _EN_WORD = re.compile(r"[a-z0-9]+")
 _CONTRACTIONS = (("n't", " not"), ("'m", " am"), ("'re", " are"), ("'s", " is"), ("'ll", " will"),
@@ -87,6 +98,12 @@ def zh_overlap(a: str, b: str) -> float:
     return sum((ca & cb).values()) / longer if longer else 0.0
 
 
+def _kept(a: str, b: str) -> float:
+    """The share of ``a``'s characters (as a multiset) that ``b`` has too."""
+    ca, cb = Counter(zh_chars(a)), Counter(zh_chars(b))
+    return sum((ca & cb).values()) / sum(ca.values()) if ca else 0.0
+
+
 def en_overlap(a: str, b: str) -> float:
     """Jaccard of the two word sets."""
     wa, wb = set(en_words(a)), set(en_words(b))
@@ -111,7 +128,7 @@ MEASURES = {"zh": _Measures(zh_overlap, ZH_SHARED, en_overlap, PIVOT_WORDS),
 def _grams(text: str, lang: str) -> set[str]:
     if lang == "zh":
         chars = zh_chars(text)
-        return {a + b for a, b in zip(chars, chars[1:])}
+        return {a + b for a, b in pairwise(chars)}
     return set(en_words(text))
 
 
@@ -335,4 +352,63 @@ def judged_rows(clusters: Clusters, triples: list[dict[str, Any]], n: int) -> li
             rows.append(row)
             answered.add(query)
             wrong.add(negative)
+    return rows
+
+
+def synonym_pairs(groups: Iterable[Sequence[str]], glosses: dict[str, list[str]], uses: Counter[str],
+                  tags: dict[str, str]) -> dict[str, list[str]]:
+    """word → its synonyms: two Chinese words of one synonym group (``groups``, cnsyn) that also
+    share an English gloss (``glosses``, CC-CEDICT: "to " and bracketed notes dropped) and a part
+    of speech (``tags``: noun, verb or adjective), share no character, are each used
+    ``MIN_SYNONYM_USES`` times (``uses``) and are not ``CARD_WORDS``. Each source alone is loose
+    (cnsyn: 起床 ~ 康复; a shared gloss: 西装 ~ 适合, "suit"; both: 不是 ~ 过错, "not"/"fault")."""
+    def senses(word: str) -> set[str]:
+        found = set()
+        for gloss in glosses.get(word, ()):
+            if not _LOOSE_GLOSS.search(gloss):
+                found.add(re.sub(r"^to ", "", re.sub(r"\(.*?\)", "", gloss).strip().lower()))
+        return found - {""}
+
+    def usable(word: str) -> bool:
+        return bool(_HAN_WORD.fullmatch(word)) and uses[word] >= MIN_SYNONYM_USES and word not in CARD_WORDS
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for group in groups:
+        words = [w for w in dict.fromkeys(group) if usable(w)]
+        for a in words:
+            for b in words:
+                if (a != b and not set(a) & set(b) and tags.get(a) in SYNONYM_TAGS and tags.get(a) == tags.get(b)
+                        and senses(a) & senses(b)):
+                    out[a].add(b)
+    return {word: sorted(alts) for word, alts in sorted(out.items())}
+
+
+def swapped(words: Sequence[str], synonyms: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The sentence cut into ``words`` with every word that has synonyms replaced by one of them,
+    or None if none has."""
+    if not any(w in synonyms for w in words):
+        return None
+    return "".join(rng.choice(synonyms[w]) if w in synonyms else w for w in words)
+
+
+def swap_triples(clusters: Clusters, near: dict[str, str], synonyms: dict[str, list[str]],
+                 cut: Callable[[str], list[str]], rng: random.Random, everyone: bool = False,
+                 source: str = "tatoeba-synonym") -> list[dict[str, Any]]:
+    """(anchor, the anchor ``swapped`` for synonyms, its near miss ``near[anchor]``) for each Chinese
+    sentence of ``clusters`` with a near miss that keeps more of its characters than the swap does; with
+    ``everyone``, the sentences without one too, as (anchor, swap) pairs."""
+    rows = []
+    for anchor in clusters.sentences("zh"):
+        negative = near.get(anchor)
+        if negative is None and not everyone:
+            continue
+        positive = swapped(cut(anchor), synonyms, rng)
+        if positive is None or _bare(positive) in (_bare(anchor), _bare(negative or "")):
+            continue
+        row = {"anchor": anchor, "positive": positive, "lang": "zh", "source": source}
+        if negative is not None and _kept(anchor, positive) < _kept(anchor, negative):
+            row["negative"] = [negative]
+        elif not everyone:
+            continue
+        rows.append(row)
     return rows
