@@ -25,11 +25,11 @@ dev and held-out word-sharing splits come from clusters that training never saw.
   that holds its rarer character bigrams (or word pairs) and says something else ("她很漂亮。" in
   "是呀，这个很漂亮。多少钱？"): the card's "可爱的宝宝" against "宝宝的可爱玩具坏了" is this shape.
 
-- **Swapped for synonyms** (``swapped``): a Chinese sentence with each word that has a synonym
-  replaced by it, so that the restatement shares fewer characters with the sentence than its near
-  miss does (synonyms: a cnsyn group and a CC-CEDICT gloss in common, ``synonym_pairs``): the
-  positive of a row whose negative is the sentence's mined near miss, the card's "惹人喜欢的孩子"
-  against "宝宝的可爱玩具坏了".
+- **Swapped for synonyms** (``swap_triples``): a Chinese sentence with every word that has a
+  synonym replaced by it (a cnsyn group, a CC-CEDICT gloss and a part of speech in common:
+  ``synonym_pairs``) is the positive, and the sentence's near miss the negative where it keeps more
+  of the sentence's characters than the swap does: "惹人喜欢的孩子" against "宝宝的可爱玩具坏了" is this
+  shape (the card's own words are never swapped).
 
 A triple is (anchor, positive, negative): the anchor's restatement in its own language when its
 cluster has one (else its translation) is the positive, the word-sharing sentence the negative.
@@ -396,7 +396,7 @@ def swap_triples(clusters: Clusters, near: dict[str, str], synonyms: dict[str, l
                  source: str = "tatoeba-synonym") -> list[dict[str, Any]]:
     """(anchor, the anchor ``swapped`` for synonyms, its near miss ``near[anchor]``) for each Chinese
     sentence of ``clusters`` with a near miss that keeps more of its characters than the swap does; with
-    ``everyone``, the sentences without one too, as (anchor, swap) pairs."""
+    ``everyone``, every other sentence with a swap too, as an (anchor, swap) pair."""
     rows = []
     for anchor in clusters.sentences("zh"):
         negative = near.get(anchor)
