@@ -343,12 +343,12 @@ def synonyms(split: str) -> dict[str, list[str]]:
     return {w: alts for w, alts in kept.items() if alts}
 
 
-def _near_misses(clusters: wordsharing.Clusters, encoder: Any) -> dict[str, str]:
-    """Chinese sentence → one near miss of it: the sentence that holds it whole
-    (``mine_containing``), else a word-sharing one (``mine_negatives``), the first in sorted order."""
-    pairs = wordsharing.mine_negatives(clusters, "zh", encoder)
+def _near_misses(held: list[tuple[str, str]], pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Chinese sentence → one near miss of it: the sentence that holds it whole (``held``, from
+    ``mine_containing``), else a word-sharing one (``pairs``, from ``mine_negatives``), the first in
+    sorted order."""
     near: dict[str, str] = {}
-    for a, b in wordsharing.mine_containing(clusters, "zh", encoder) + sorted([*pairs, *((b, a) for a, b in pairs)]):
+    for a, b in sorted(held) + sorted([*pairs, *((b, a) for a, b in pairs)]):
         near.setdefault(a, b)
     return near
 
@@ -410,11 +410,9 @@ def build_wordshare_training(path: str | Path = "corpora/wordshare_train.jsonl",
     rows += _draw(rng, mined, n_each, n_controls)
     rows += [r for r in mined if r["source"] == "tatoeba-restate"]
     if n_contain:
-        found = [r for r in mined if r["source"] == "tatoeba-contain"]
-        rows += rng.sample(found, min(n_contain, len(found)))
+        rows += _take(rng, mined, "tatoeba-contain", n_contain)
     if n_synonym:
-        found = [r for r in mined if r["source"] == "tatoeba-synonym"]
-        rows += rng.sample(found, min(n_synonym, len(found)))
+        rows += _take(rng, mined, "tatoeba-synonym", n_synonym)
     rng.shuffle(rows)
     _write_jsonl(Path(path), rows)
     return len(rows)
@@ -438,12 +436,16 @@ def build_rerank_training(path: str | Path = "corpora/rerank_train.jsonl", encod
 def _draw(rng: random.Random, mined: list[dict[str, Any]], n_each: int, n_controls: int) -> list[dict[str, Any]]:
     """Up to ``n_each`` word-sharing triples and ``n_controls`` restatement controls per language
     of ``mined`` (``wordshare_training_rows``), drawn in that order."""
-    rows: list[dict[str, Any]] = []
-    for lang in ("zh", "en"):
-        for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls)):
-            found = [r for r in mined if r["source"] == source and r["lang"] == lang]
-            rows += rng.sample(found, min(n, len(found)))
-    return rows
+    return [r for lang in ("zh", "en")
+            for source, n in (("tatoeba-wordshare", n_each), ("tatoeba-control", n_controls))
+            for r in _take(rng, mined, source, n, lang)]
+
+
+def _take(rng: random.Random, mined: list[dict[str, Any]], source: str, n: int,
+          lang: str | None = None) -> list[dict[str, Any]]:
+    """Up to ``n`` rows of ``mined`` from ``source`` (in ``lang`` if given), drawn with ``rng``."""
+    found = [r for r in mined if r["source"] == source and lang in (None, r["lang"])]
+    return rng.sample(found, min(n, len(found)))
 
 
 def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, contain: bool = False,
@@ -458,18 +460,20 @@ def wordshare_training_rows(encoder: Any, seed: int = 0, n_restate: int = 2000, 
     clusters = _clusters("train")
     rows: list[dict[str, Any]] = []
     controls: list[dict[str, Any]] = []
+    negatives: dict[str, list[tuple[str, str]]] = {}
     for lang in ("zh", "en"):
-        rows += wordsharing.triples(clusters, wordsharing.mine_negatives(clusters, lang, encoder), lang, rng)
+        negatives[lang] = wordsharing.mine_negatives(clusters, lang, encoder)
+        rows += wordsharing.triples(clusters, negatives[lang], lang, rng)
         same = wordsharing.restatement_pairs(clusters, lang)
         for a, b in rng.sample(same, min(n_restate // 2, len(same))):
             rows.append({"anchor": a, "positive": b, "lang": lang, "source": "tatoeba-restate"})
         controls += wordsharing.controls(clusters, same, lang, encoder)
+    held = wordsharing.mine_containing(clusters, "zh", encoder) if contain or swap else []
     if contain:  # a generator of its own: the rows above stay what they were without these
-        rows += wordsharing.triples(clusters, wordsharing.mine_containing(clusters, "zh", encoder), "zh",
-                                    random.Random(seed + 1), "tatoeba-contain", both_ways=False)
+        rows += wordsharing.triples(clusters, held, "zh", random.Random(seed + 1), "tatoeba-contain", both_ways=False)
     if swap:  # the same: a generator of its own
-        rows += wordsharing.swap_triples(clusters, _near_misses(clusters, encoder), synonyms("train"), keyword.words,
-                                         random.Random(seed + 2), everyone=True)
+        rows += wordsharing.swap_triples(clusters, _near_misses(held, negatives["zh"]), synonyms("train"),
+                                         keyword.words, random.Random(seed + 2), everyone=True)
     return rows + controls
 
 

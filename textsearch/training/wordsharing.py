@@ -91,17 +91,22 @@ def en_words(text: str) -> list[str]:
     return _EN_WORD.findall(text)
 
 
+def _chars_shared(a: str, b: str) -> tuple[int, int, int]:
+    """The characters the two share (as multisets), and each one's count."""
+    ca, cb = Counter(zh_chars(a)), Counter(zh_chars(b))
+    return sum((ca & cb).values()), sum(ca.values()), sum(cb.values())
+
+
 def zh_overlap(a: str, b: str) -> float:
     """Characters the two share (as multisets) over the longer one's count."""
-    ca, cb = Counter(zh_chars(a)), Counter(zh_chars(b))
-    longer = max(sum(ca.values()), sum(cb.values()))
-    return sum((ca & cb).values()) / longer if longer else 0.0
+    shared, n_a, n_b = _chars_shared(a, b)
+    return shared / max(n_a, n_b) if n_a or n_b else 0.0
 
 
 def _kept(a: str, b: str) -> float:
     """The share of ``a``'s characters (as a multiset) that ``b`` has too."""
-    ca, cb = Counter(zh_chars(a)), Counter(zh_chars(b))
-    return sum((ca & cb).values()) / sum(ca.values()) if ca else 0.0
+    shared, n_a, _ = _chars_shared(a, b)
+    return shared / n_a if n_a else 0.0
 
 
 def en_overlap(a: str, b: str) -> float:
@@ -370,15 +375,15 @@ def synonym_pairs(groups: Iterable[Sequence[str]], glosses: dict[str, list[str]]
         return found - {""}
 
     def usable(word: str) -> bool:
-        return bool(_HAN_WORD.fullmatch(word)) and uses[word] >= MIN_SYNONYM_USES and word not in CARD_WORDS
+        return (bool(_HAN_WORD.fullmatch(word)) and uses[word] >= MIN_SYNONYM_USES and word not in CARD_WORDS
+                and tags.get(word) in SYNONYM_TAGS)
 
     out: dict[str, set[str]] = defaultdict(set)
     for group in groups:
-        words = [w for w in dict.fromkeys(group) if usable(w)]
-        for a in words:
-            for b in words:
-                if (a != b and not set(a) & set(b) and tags.get(a) in SYNONYM_TAGS and tags.get(a) == tags.get(b)
-                        and senses(a) & senses(b)):
+        sense = {w: senses(w) for w in dict.fromkeys(group) if usable(w)}
+        for a, of_a in sense.items():
+            for b, of_b in sense.items():
+                if a != b and not set(a) & set(b) and tags[a] == tags[b] and of_a & of_b:
                     out[a].add(b)
     return {word: sorted(alts) for word, alts in sorted(out.items())}
 
