@@ -444,6 +444,16 @@ def test_the_showcase_variants_say_which_word_the_models_miss() -> None:
         v = got["variants"]
         near = v["宝宝的可爱玩具坏了"]
         assert v["可爱的孩子"] - near > 0.03 and v["惹人喜欢的宝宝"] - near <= 0.002 and v["惹人喜欢的孩子"] < near
+    limits = _flat(_section("Known limits"))
+    h, default = models["benchmarks/adapters/recipe-h"], models["zh-en-general"]["variants"]
+    held = {r["model"]: r for r in _result("quality.json")["reports"]}["multilingual-e5-small"]
+    h_held = _result("quality-recipe-h.json")["reports"][0]
+    assert (f"(the synonym recipe: {h['five']['hits'][0]['score']:.3f} for the broken toy against "
+            f"{h['five']['hits'][1]['score']:.3f} on the five files, and "
+            f"{held['demo_questions']['mrr@10'] - h_held['demo_questions']['mrr@10']:.3f} under the base on the "
+            "demo's questions held out)") in limits
+    assert (f'(with the default, "可爱的孩子" {default["可爱的孩子"]:.3f} and "惹人喜欢的宝宝" {default["惹人喜欢的宝宝"]:.3f} '
+            f"against the near miss's {default['宝宝的可爱玩具坏了']:.3f})") in limits
     columns = {"base": "multilingual-e5-small", "zh-en-general": "zh-en-general", "zh-en-wordshare": "zh-en-wordshare",
                "H": "benchmarks/adapters/recipe-h"}
     section = _section("Recipe H: E with sentences swapped for synonyms", "docs/training.md")
