@@ -15,7 +15,9 @@ Every run starts from the base model with LoRA (r 16), lr 2e-4, batch 32, seed 0
 number of optimizer steps (``--steps``); each is judged with ``quality.dev_report`` on the dev
 splits (MRR@10, and how often the word-sharing wrong answer comes first). Results are written
 after each run and a rerun skips the runs already in the file, so the grid can be spread over
-several sittings:
+several sittings. Each run also takes the card's check (``bench_showcase.py``: "可爱的宝宝" against
+the paraphrase "惹人喜欢的孩子" and the near miss "宝宝的可爱玩具坏了", and which comes first on the
+demo and on the five files), as a check on the model, never a figure it is chosen on:
 
     flock /tmp/textsearch-cpu.lock .venv/bin/python benchmarks/bench_losses.py            # the whole grid
     flock /tmp/textsearch-cpu.lock .venv/bin/python benchmarks/bench_losses.py --runs multi-similarity/multi-similarity mnrl
@@ -93,7 +95,7 @@ def measure(run: str, rows: list[dict[str, Any]], args: argparse.Namespace, tmp:
     from textsearch.training.quality import dev_report
 
     if run == "base":
-        return {"dev": dev_report(DEFAULT_BASE_MODEL, ROOT / "corpora")}
+        return {"dev": dev_report(DEFAULT_BASE_MODEL, ROOT / "corpora"), "card": card(DEFAULT_BASE_MODEL)}
     loss, _, miner = run.partition("/")
     path = data_for(run, rows, args.steps, args.batch_size, tmp, args.seed)
     n = sum(1 for _ in path.open(encoding="utf-8"))
@@ -110,7 +112,17 @@ def measure(run: str, rows: list[dict[str, Any]], args: argparse.Namespace, tmp:
             "cpu_seconds": round(cpu, 1),
             "per_second": round(result.pairs_per_second, 2), "unit": "pairs" if loss.startswith("mnrl") else "texts",
             "first_loss": result.first_loss, "last_loss": result.last_loss,
-            "dev": dev_report(str(out), ROOT / "corpora")}
+            "dev": dev_report(str(out), ROOT / "corpora"), "card": card(str(out))}
+
+
+def card(model: str) -> dict[str, Any]:
+    """The card's example on this model (bench_showcase.measure), in brief."""
+    from bench_showcase import VARIANTS
+    from bench_showcase import measure as showcase
+
+    got = showcase(model)
+    return {"paraphrase": got["variants"][VARIANTS["paraphrase"]], "near_miss": got["variants"][VARIANTS["near miss"]],
+            "near_miss_first": {corpus: got[corpus]["near_miss_first"] for corpus in ("demo", "five")}}
 
 
 def tables(result: dict[str, Any]) -> str:
@@ -118,16 +130,25 @@ def tables(result: dict[str, Any]) -> str:
 
     # the dev splits every run was judged on (a split added later has no figures for the grid)
     splits = [s for s in DEV_SPLITS if all(s in got["dev"] for got in result["runs"].values())]
-    head = ("| run | " + " | ".join(splits) + " | mean | near miss first zh / en | steps | CPU s | throughput |")
-    lines = [head, "|---|" + "---|" * (len(splits) + 5)]
+    cards = any("card" in got for got in result["runs"].values())
+    head = ("| run | " + " | ".join(splits) + " | mean | near miss first zh / en | steps | CPU s | throughput |"
+            + (" card: paraphrase − near miss | card: near miss first (demo / five) |" if cards else ""))
+    lines = [head, "|---|" + "---|" * (len(splits) + 5 + 2 * cards)]
     for run, got in result["runs"].items():
         dev = got["dev"]
         cells = [f"{dev[s]['mrr@10']:.3f}" for s in splits]
         mean = sum(dev[s]["mrr@10"] for s in splits) / len(splits)
         wrong = " / ".join(f"{dev[s]['wrong_first']:.1%}" for s in WORDSHARE_SPLITS)
         speed = f"{got['per_second']:.1f} {got['unit']}/s" if "per_second" in got else "—"
-        lines.append(f"| {run} | " + " | ".join(cells) + f" | {mean:.3f} | {wrong} | {got.get('steps', '—')} | "
-                     f"{got.get('cpu_seconds', '—')} | {speed} |")
+        line = (f"| {run} | " + " | ".join(cells) + f" | {mean:.3f} | {wrong} | {got.get('steps', '—')} | "
+                f"{got.get('cpu_seconds', '—')} | {speed} |")
+        if cards and "card" in got:
+            first = got["card"]["near_miss_first"]
+            line += (f" {got['card']['paraphrase'] - got['card']['near_miss']:+.3f} | "
+                     f"{'yes' if first['demo'] else 'no'} / {'yes' if first['five'] else 'no'} |")
+        elif cards:
+            line += " — | — |"
+        lines.append(line)
     return "\n".join(lines)
 
 
