@@ -10,7 +10,8 @@ With ``--rerank-model``, each model's candidates are reranked too (``--rerank-we
 
 With ``--interpolate``, each LoRA adapter named in ``--models`` is measured at these shares of its
 trained change instead (W = W_base + α·ΔW, what ``textsearch train --interpolate`` writes; α 0 is
-the base model), to see whether any point between the base model and the adapter passes:
+the base model), to see whether any point between the base model and the adapter passes. Each
+copy is merged into the model cache like any adapter, and stays there (about 0.5 GB each):
 
     python benchmarks/bench_showcase.py --models zh-en-general zh-en-wordshare \
         --interpolate 0 0.1 0.25 0.5 0.75 1 --out benchmarks/results/showcase-interpolated.json
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
