@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -479,3 +480,64 @@ def test_the_readme_quotes_the_loss_grid() -> None:
             f"{base['idiom_meaning']['mrr@10'] - mnrl['idiom_meaning']['mrr@10']:.3f} / "
             f"{base['keyword_zh']['mrr@10'] - mnrl['keyword_zh']['mrr@10']:.3f}, and Proxy-Anchor collapses "
             f"(dev mean {mean(dev['proxy-anchor/none']):.3f} against {mean(base):.3f})") in train
+
+
+def test_the_card_check_against_the_floor_is_showcase_interpolated_and_losses_json() -> None:
+    section = _section("The card's example against the floor", "docs/training.md")
+    flat = _flat(section)
+    paraphrase, near = "惹人喜欢的孩子", "宝宝的可爱玩具坏了"
+
+    def first(got: dict) -> str:
+        return " / ".join("yes" if got[corpus]["near_miss_first"] else "no" for corpus in ("demo", "five"))
+
+    sweep = _result("showcase-interpolated.json")
+    table = _table(section)
+    assert list(table) == [f"{a:g}" for a in sweep["alphas"]]
+    gaps = []
+    for alpha, cells in table.items():
+        for model in ("zh-en-general", "zh-en-wordshare"):
+            got = sweep["models"][model][alpha]
+            v = got["variants"]
+            assert cells[f"{model}: paraphrase / near miss"] == f"{v[paraphrase]:.3f} / {v[near]:.3f}"
+            gaps.append(v[near] - v[paraphrase])
+            assert cells[f"{model}: near miss first (demo / five)"] == first(got)
+    assert min(gaps) > 0  # "no point on either line puts the paraphrase first on the five files"
+    for start in (0, 1):  # "and by more at every step towards either adapter"
+        assert gaps[start::2] == sorted(gaps[start::2])
+    full = {m: sweep["models"][m]["1"]["variants"] for m in ("zh-en-general", "zh-en-wordshare")}
+    assert (f"the near miss leads by {gaps[0]:.3f} at the base model and by more at every step towards either adapter "
+            f"(by {full['zh-en-general'][near] - full['zh-en-general'][paraphrase]:.3f} at `zh-en-general`'s full "
+            f"change, {full['zh-en-wordshare'][near] - full['zh-en-wordshare'][paraphrase]:.3f} at "
+            "`zh-en-wordshare`'s)") in flat
+
+    runs = _result("losses.json")["runs"]
+    table = _table(section.split("The dev figures that matter here, with the card, by keyword_zh:", 1)[1])
+    assert list(table) == sorted(runs, key=lambda r: -runs[r]["dev"]["keyword_zh"]["mrr@10"])
+    for run, cells in table.items():
+        got, dev = runs[run]["card"], runs[run]["dev"]
+        assert cells == {"keyword_zh": f"{dev['keyword_zh']['mrr@10']:.3f}",
+                         "idiom_meaning": f"{dev['idiom_meaning']['mrr@10']:.3f}",
+                         "card: paraphrase − near miss": f"{got['paraphrase'] - got['near_miss']:+.3f}",
+                         "near miss first (demo / five)": " / ".join(
+                             "yes" if got["near_miss_first"][c] else "no" for c in ("demo", "five"))}
+    passing = [run for run, got in runs.items() if not got["card"]["near_miss_first"]["five"]]
+    within = [run for run, got in runs.items() if got["dev"]["keyword_zh"]["mrr@10"] >= runs["base"]["dev"]["keyword_zh"]["mrr@10"] - 0.01]
+    assert passing and not set(passing) & set(within)
+    assert (f"The {len(passing)} runs that rank the paraphrase first on the five files are at most {max(runs[r]['dev']['keyword_zh']['mrr@10'] for r in passing):.3f} on "
+            f"keyword_zh and {max(runs[r]['dev']['idiom_meaning']['mrr@10'] for r in passing):.3f} on idiom meanings") in flat
+    ms = runs["multi-similarity/multi-similarity"]
+    assert max(runs, key=lambda r: runs[r]["card"]["near_miss"] - runs[r]["card"]["paraphrase"]) == "multi-similarity/multi-similarity"
+    assert (f"multi-similarity with its own miner ({ms['dev']['keyword_zh']['mrr@10']:.3f}), ranks the near miss first "
+            f"by the widest margin of all ({ms['card']['near_miss'] - ms['card']['paraphrase']:.3f})") in flat
+    assert within == ["base", "multi-similarity/multi-similarity"]  # "the one trained run within the keyword floor"
+    recipes = [r["keyword_zh"]["mrr@10"] for name in ("quality-dev-recipe-g.json", "quality-dev-recipe-h.json")
+               for r in _result(name)["reports"] if r["model"] != "multilingual-e5-small"]
+    assert f"on dev ({min(recipes):.3f}–{max(recipes):.3f}) and ranks the near miss first" in flat
+    limits = _flat(_section("Known limits"))
+    assert (f"and the {len(passing)} loss-grid runs that do not are at most "
+            f"{max(runs[r]['dev']['keyword_zh']['mrr@10'] for r in passing):.3f} on keyword-like queries on dev, "
+            f"against the base's {runs['base']['dev']['keyword_zh']['mrr@10']:.3f}") in limits
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_losses
+
+    assert bench_losses.tables(_result("losses.json")) in _section("Loss families compared", "docs/training.md")
