@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import bench_losses  # noqa: E402
-import bench_showcase  # noqa: E402
+import bench_losses
+import bench_showcase
 
 
 def adapter(folder: Path, kind: str = "lora", trained: int = 32, shipped: float = 16.0) -> Path:
@@ -52,4 +52,5 @@ def test_the_loss_table_shows_the_card_where_a_run_took_it() -> None:
     assert lines[0].endswith("| throughput | card: paraphrase − near miss | card: near miss first (demo / five) |")
     assert lines[1] == "|---|" + "---|" * 10
     assert lines[2] == "| old | 0.500 | 0.250 | 0.750 | 0.500 | 50.0% / 12.5% | — | — | — | — | — |"
-    assert lines[3] == "| new | 0.500 | 0.250 | 0.750 | 0.500 | 50.0% / 12.5% | 60 | 100.0 | 30.0 texts/s | +0.010 | yes / no |"
+    assert lines[3] == ("| new | 0.500 | 0.250 | 0.750 | 0.500 | 50.0% / 12.5% | 60 | 100.0 | 30.0 texts/s | "
+                        "+0.010 | yes / no |")
