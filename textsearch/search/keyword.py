@@ -72,17 +72,10 @@ def words(text: str) -> list[str]:
 
 
 def tags() -> dict[str, str]:
-    """jieba's dictionary: word → its part of speech ("n", "v", "a", ...)."""
-    from pathlib import Path
+    """jieba's dictionary: word → its part of speech ("n", "v", "a", ...), as jieba.posseg reads it."""
+    import jieba.posseg
 
-    import jieba
-
-    out = {}
-    for line in Path(jieba.__file__).with_name("dict.txt").read_text(encoding="utf-8").splitlines():
-        fields = line.split()
-        if len(fields) == 3:
-            out[fields[0]] = fields[2]
-    return out
+    return dict(jieba.posseg.dt.word_tag_tab)
 
 
 def _latin_terms(word: str) -> list[str]:
