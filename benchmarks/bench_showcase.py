@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from textsearch.index import Index
+from textsearch.models.adapters import keep_share
 from textsearch.models.encoder import SentenceTransformerEncoder
 from textsearch.models.registry import DEFAULT_BASE_MODEL, DEFAULT_MODEL, SHIPPED_ADAPTERS
 
@@ -76,12 +77,9 @@ def interpolated(model: str, alpha: float, tmp: Path) -> str:
     marker = json.loads((folder / "textsearch_model.json").read_text(encoding="utf-8"))
     if marker.get("kind") != "lora" or marker.get("base") != DEFAULT_BASE_MODEL:
         raise SystemExit(f"--interpolate takes LoRA adapters over {DEFAULT_BASE_MODEL}: {model} is not one")
-    trained = marker["config"]["lora_alpha"]  # before --interpolate scaled it
     copy = tmp / f"{folder.name}-{alpha:g}"
     shutil.copytree(folder, copy)
-    config = json.loads((copy / "adapter_config.json").read_text(encoding="utf-8"))
-    config["lora_alpha"] = trained * alpha
-    (copy / "adapter_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    keep_share(copy, alpha, marker["config"]["lora_alpha"])  # the alpha before --interpolate scaled it
     return str(copy)
 
 

@@ -49,6 +49,16 @@ def read_marker(folder: Path) -> dict[str, Any]:
         raise ModelBuildError(f"{folder / ADAPTER_MARKER} is unreadable ({exc})") from exc
 
 
+def keep_share(folder: Path, share: float, trained_alpha: float) -> None:
+    """Make the LoRA adapter in ``folder`` keep ``share`` of its trained change (W = W_base +
+    share·ΔW, WiSE-FT): ``lora_alpha`` scales the whole update, so it becomes ``share`` × the alpha
+    the adapter was trained with."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["lora_alpha"] = trained_alpha * share
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
 def materialize(folder: Path, resolve_base: Callable[[str], Path], show_progress: bool = False) -> Path:
     """The loadable model folder for a trained model folder: itself for a full model, the merged
     copy in the cache for a LoRA adapter (built once). A bi-encoder adapter (kind ``lora``) gives a

@@ -19,7 +19,6 @@ checkpoint.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections import defaultdict
@@ -30,6 +29,7 @@ from typing import Any
 
 from . import labelled, lora
 from ..errors import InvalidArgumentError
+from ..models.adapters import keep_share
 from ..models.loading import SAFE_LOAD, quiet_transformers
 from ..models.registry import DEFAULT_BASE_MODEL, resolve_model
 from .labelled import LabelledSet
@@ -237,10 +237,8 @@ def _save(model: Any, final: Path, config: TrainConfig) -> None:
         model.save_pretrained(str(final))
         return
     model.transformers_model.save_pretrained(str(final))  # adapter_config + adapter weights only
-    if config.interpolate != 1.0:  # lora_alpha scales the whole update: α × it is α × ΔW
-        adapter_config = json.loads((final / "adapter_config.json").read_text(encoding="utf-8"))
-        adapter_config["lora_alpha"] = adapter_config["lora_alpha"] * config.interpolate
-        (final / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")
+    if config.interpolate != 1.0:
+        keep_share(final, config.interpolate, config.lora_alpha)
 
 
 def train(
